@@ -1,0 +1,62 @@
+"""gpu-dask: read the stack config once, build the components, export what clients need."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cluster import GkeCluster, GkeClusterArgs
+from components.dask_cluster import GpuDaskCluster, GpuDaskClusterArgs
+from components.driver import NvidiaDriverArgs, NvidiaDriverInstaller
+from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
+from components.network import Network, NetworkArgs
+from components.operator import DaskOperator, DaskOperatorArgs
+from components.settings import TOP_KEYS, parse_settings
+
+config = pulumi.Config()
+# Raises SettingsError listing every problem before any resource is declared.
+settings = parse_settings({key: config.get(key) for key in TOP_KEYS}, project=pulumi.Config("gcp").get("project"))
+
+network = Network("network", NetworkArgs(settings))
+gke = GkeCluster("gke", GkeClusterArgs(settings, network))
+
+gpu_pools = {
+    pool_name: GpuNodePool(
+        f"gpu-{pool_name}",
+        GpuNodePoolArgs(settings, pool, gke.cluster.id, gke.node_service_account.email),
+    )
+    for pool_name, pool in settings.gpu_node_pools.items()
+}
+
+# Built from the endpoint and CA only (stable across cluster updates). Waiting for the
+# system pool gives the operator somewhere to run; nothing Kubernetes waits for GPU pools.
+provider = k8s.Provider(
+    "gke",
+    kubeconfig=gke.kubeconfig,
+    enable_server_side_apply=True,
+    opts=pulumi.ResourceOptions(depends_on=[gke.system_pool]),
+)
+on_gke = pulumi.ResourceOptions(providers=[provider])
+
+if settings.uses_driver_daemonset:
+    NvidiaDriverInstaller("nvidia-driver", NvidiaDriverArgs(), on_gke)
+
+operator = DaskOperator("dask-operator", DaskOperatorArgs(settings), on_gke)
+dask = GpuDaskCluster(
+    "dask",
+    GpuDaskClusterArgs(settings.dask),
+    # The operator (and its CRDs) only: GPU nodes arrive on their own when workers are pending.
+    pulumi.ResourceOptions(providers=[provider], depends_on=[operator.release]),
+)
+
+pulumi.export("schedulerAddress", dask.scheduler_address)
+pulumi.export("dashboardUrl", dask.dashboard_url)
+pulumi.export("daskClusterName", settings.dask.name)
+pulumi.export("daskNamespace", settings.dask.namespace)
+pulumi.export("clusterName", gke.name)
+pulumi.export("location", settings.location)
+pulumi.export("project", settings.project)
+pulumi.export("gpuNodePools", {name: pool.name for name, pool in gpu_pools.items()})
+pulumi.export("kubeconfig", gke.kubeconfig)
+if dask.internal_load_balancer_ip is not None:
+    pulumi.export("internalLoadBalancerIp", dask.internal_load_balancer_ip)

@@ -1,0 +1,1 @@
+"""gpu-dask Pulumi components: what to build (settings, *_spec builders) and how (ComponentResources)."""

@@ -1,0 +1,96 @@
+"""Machine catalogs: what a node of each type offers.
+
+Sources (see GOTCHAS.md): the Compute Engine A2 machine table and
+GoogleCloudPlatform/cluster-toolkit gpu_definition.tf for the A100 types; GKE's
+"node allocatable resources" formula for what Kubernetes can schedule on them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+A100_40GB = "nvidia-tesla-a100"
+A100_80GB = "nvidia-a100-80gb"
+
+
+@dataclass(frozen=True)
+class MachineType:
+    name: str
+    vcpu: int
+    memory_gb: int
+    accelerator: str | None = None
+    gpus: int = 0
+
+    @property
+    def allocatable_cpu(self) -> float:
+        """vCPUs Kubernetes can schedule after GKE's kubelet/system reservation."""
+        return round(self.vcpu - _reserved_cpu(self.vcpu), 3)
+
+    @property
+    def allocatable_memory_gb(self) -> float:
+        """GiB Kubernetes can schedule after GKE's reservation and eviction threshold."""
+        return round(self.memory_gb - _reserved_memory_gb(self.memory_gb) - 0.1, 3)
+
+
+def _reserved_cpu(vcpu: int) -> float:
+    # 6% of the first core, 1% of the next, 0.5% of the next two, 0.25% above four.
+    tiers = ((1, 0.06), (1, 0.01), (2, 0.005), (math.inf, 0.0025))
+    return _tiered(vcpu, tiers)
+
+
+def _reserved_memory_gb(memory_gb: int) -> float:
+    # 25% of the first 4 GiB, 20% of the next 4, 10% of the next 8, 6% of the next 112, 2% above 128.
+    tiers = ((4, 0.25), (4, 0.20), (8, 0.10), (112, 0.06), (math.inf, 0.02))
+    return _tiered(memory_gb, tiers)
+
+
+def _tiered(amount: float, tiers: tuple[tuple[float, float], ...]) -> float:
+    reserved, left = 0.0, float(amount)
+    for size, share in tiers:
+        step = min(left, size)
+        reserved += step * share
+        left -= step
+        if left <= 0:
+            break
+    return reserved
+
+
+def _a2(name: str, gpus: int, vcpu: int, memory_gb: int, accelerator: str) -> MachineType:
+    return MachineType(name, vcpu, memory_gb, accelerator, gpus)
+
+
+A100_MACHINE_TYPES: dict[str, MachineType] = {
+    m.name: m
+    for m in (
+        _a2("a2-highgpu-1g", 1, 12, 85, A100_40GB),
+        _a2("a2-highgpu-2g", 2, 24, 170, A100_40GB),
+        _a2("a2-highgpu-4g", 4, 48, 340, A100_40GB),
+        _a2("a2-highgpu-8g", 8, 96, 680, A100_40GB),
+        _a2("a2-megagpu-16g", 16, 96, 1360, A100_40GB),
+        _a2("a2-ultragpu-1g", 1, 12, 170, A100_80GB),
+        _a2("a2-ultragpu-2g", 2, 24, 340, A100_80GB),
+        _a2("a2-ultragpu-4g", 4, 48, 680, A100_80GB),
+        _a2("a2-ultragpu-8g", 8, 96, 1360, A100_80GB),
+    )
+}
+
+# CPU machine types offered for the system pool (operator, scheduler, system pods).
+CPU_MACHINE_TYPES: dict[str, MachineType] = {
+    m.name: m
+    for m in (
+        MachineType("e2-standard-2", 2, 8),
+        MachineType("e2-standard-4", 4, 16),
+        MachineType("e2-standard-8", 8, 32),
+        MachineType("e2-standard-16", 16, 64),
+        MachineType("n2-standard-2", 2, 8),
+        MachineType("n2-standard-4", 4, 16),
+        MachineType("n2-standard-8", 8, 32),
+        MachineType("n2-standard-16", 16, 64),
+    )
+}
+
+# Room left on every GPU node for GKE's own DaemonSets (kube-proxy, logging,
+# metadata server, device plugin, the driver installer): what worker pods must not claim.
+NODE_OVERHEAD_CPU = 1.0
+NODE_OVERHEAD_MEMORY_GB = 3.0

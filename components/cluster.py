@@ -1,0 +1,121 @@
+"""The GKE cluster: private, shielded, Workload Identity, its own node service account,
+and a small on-demand CPU pool for the operator, the Dask scheduler and system pods."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components import gke_spec
+from components.kubeconfig import kubeconfig
+from components.network import PODS_RANGE, SERVICES_RANGE, Network
+from components.settings import SYSTEM_POOL_NAME, StackSettings
+
+# What GKE nodes need, and nothing more (GKE hardening guide: least-privilege node SA).
+NODE_ROLES = {
+    "log-writer": "roles/logging.logWriter",
+    "metric-writer": "roles/monitoring.metricWriter",
+    "monitoring-viewer": "roles/monitoring.viewer",
+    "metadata-writer": "roles/stackdriver.resourceMetadata.writer",
+    "autoscaling-metrics": "roles/autoscaling.metricsWriter",
+    "registry-reader": "roles/artifactregistry.reader",
+}
+
+
+@dataclass(frozen=True)
+class GkeClusterArgs:
+    settings: StackSettings
+    network: Network
+
+
+class GkeCluster(pulumi.ComponentResource):
+    """A private GKE Standard cluster with its default pool removed and a system pool added."""
+
+    cluster: gcp.container.Cluster
+    system_pool: gcp.container.NodePool
+    node_service_account: gcp.serviceaccount.Account
+    name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-dask:gke:Cluster", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.node_service_account = gcp.serviceaccount.Account(
+            f"{name}-nodes",
+            account_id=f"{s.cluster_name}-nodes",
+            display_name=f"GKE nodes of {s.cluster_name} (gpu-dask)",
+            project=s.project,
+            opts=child,
+        )
+        member = self.node_service_account.email.apply(lambda email: f"serviceAccount:{email}")
+        for role_key, role in NODE_ROLES.items():
+            gcp.projects.IAMMember(f"{name}-nodes-{role_key}", project=s.project, role=role, member=member, opts=child)
+
+        self.cluster = gcp.container.Cluster(
+            f"{name}-cluster",
+            name=s.cluster_name,
+            project=s.project,
+            location=s.location,
+            network=args.network.vpc.id,
+            subnetwork=args.network.subnet.id,
+            # Pools are separate resources; no cluster-level node_config (with
+            # remove_default_node_pool it forces a replace on every `up`, pulumi/pulumi-gcp#744).
+            remove_default_node_pool=True,
+            initial_node_count=1,
+            ip_allocation_policy={
+                "cluster_secondary_range_name": PODS_RANGE,
+                "services_secondary_range_name": SERVICES_RANGE,
+            },
+            private_cluster_config={
+                "enable_private_nodes": True,
+                "enable_private_endpoint": False,
+                "master_ipv4_cidr_block": s.network.master_cidr,
+            },
+            master_authorized_networks_config={
+                "cidr_blocks": [
+                    {"cidr_block": cidr, "display_name": f"authorized-{cidr}"} for cidr in s.authorized_networks
+                ],
+            },
+            release_channel={"channel": s.release_channel},
+            workload_identity_config={"workload_pool": f"{s.project}.svc.id.goog"},
+            # Dataplane V2: enforces NetworkPolicy without the Calico add-on.
+            datapath_provider="ADVANCED_DATAPATH",
+            enable_shielded_nodes=True,
+            enable_legacy_abac=False,
+            master_auth={"client_certificate_config": {"issue_client_certificate": False}},
+            deletion_protection=s.protect,
+            resource_labels={"app": "gpu-dask", **s.labels},
+            opts=pulumi.ResourceOptions(parent=self, protect=s.protect),
+        )
+
+        self.system_pool = gcp.container.NodePool(
+            f"{name}-system-pool",
+            name=SYSTEM_POOL_NAME,  # scheduler and operator select it by this name
+            project=s.project,
+            cluster=self.cluster.id,
+            location=s.location,
+            initial_node_count=s.system_min_nodes if not s.regional else 1,
+            autoscaling=gke_spec.autoscaling(s.system_min_nodes, s.system_max_nodes),
+            management=gke_spec.management(),
+            node_config=gke_spec.system_node_config(s, self.node_service_account.email),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=s.protect,
+                ignore_changes=gke_spec.NODE_COUNT_IGNORE_CHANGES,
+                delete_before_replace=True,  # fixed name: the new pool cannot exist beside the old
+            ),
+        )
+
+        self.name = self.cluster.name
+        self.endpoint = self.cluster.endpoint
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(self.cluster.endpoint, self.cluster.master_auth.cluster_ca_certificate).apply(
+                lambda parts: kubeconfig(f"gke_{s.project}_{s.location}_{s.cluster_name}", parts[0], parts[1] or "")
+            )
+        )
+        self.register_outputs({"name": self.name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig})

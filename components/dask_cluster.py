@@ -1,0 +1,112 @@
+"""The RAPIDS DaskCluster, its extra worker groups and its autoscaler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import dask_spec
+from components.settings import DaskSettings
+
+
+@dataclass(frozen=True)
+class GpuDaskClusterArgs:
+    dask: DaskSettings
+
+
+class GpuDaskCluster(pulumi.ComponentResource):
+    """A `DaskCluster` whose GPU workers pack onto the same nodes, plus optional groups and autoscaler."""
+
+    namespace: k8s.core.v1.Namespace | None
+    dask_cluster: k8s.apiextensions.CustomResource
+    worker_groups: dict[str, k8s.apiextensions.CustomResource]
+    autoscaler: k8s.apiextensions.CustomResource | None
+    scheduler_address: pulumi.Output[str]
+    dashboard_url: pulumi.Output[str]
+    internal_load_balancer_ip: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: GpuDaskClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-dask:dask:GpuDaskCluster", name, None, opts)
+        dask = args.dask
+
+        self.namespace = None
+        if dask.namespace != "default":
+            self.namespace = k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata={"name": dask.namespace, "labels": {"app.kubernetes.io/part-of": "gpu-dask"}},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        after_namespace = [self.namespace] if self.namespace else []
+
+        body = dask_spec.dask_cluster(dask)
+        self.dask_cluster = _custom_resource(
+            f"{name}-cluster",
+            body,
+            pulumi.ResourceOptions(
+                parent=self,
+                depends_on=after_namespace,
+                replace_on_changes=dask_spec.CLUSTER_REPLACE_ON_CHANGES,
+                # A fixed name: the old cluster must go before the new one is created.
+                delete_before_replace=True,
+                # With an autoscaler the replica count is its to change, not Pulumi's.
+                ignore_changes=["spec.worker.replicas"] if dask.autoscale else None,
+            ),
+        )
+
+        # The operator adopts groups and autoscalers (ownerReferences to the DaskCluster): when
+        # the cluster is replaced or deleted, Kubernetes deletes them too, so Pulumi must
+        # recreate them with it and not try to delete them a second time.
+        owned = pulumi.ResourceOptions(
+            parent=self,
+            depends_on=[self.dask_cluster],
+            replace_with=[self.dask_cluster],
+            deleted_with=self.dask_cluster,
+            delete_before_replace=True,
+        )
+        self.worker_groups = {
+            group_name: _custom_resource(
+                f"{name}-group-{group_name}",
+                dask_spec.dask_worker_group(dask, group),
+                pulumi.ResourceOptions.merge(
+                    owned, pulumi.ResourceOptions(replace_on_changes=dask_spec.WORKER_GROUP_REPLACE_ON_CHANGES)
+                ),
+            )
+            for group_name, group in dask.worker_groups.items()
+        }
+        autoscaler_body = dask_spec.dask_autoscaler(dask)
+        self.autoscaler = _custom_resource(f"{name}-autoscaler", autoscaler_body, owned) if autoscaler_body else None
+
+        self.scheduler_address = pulumi.Output.from_input(dask.scheduler_address)
+        self.dashboard_url = pulumi.Output.from_input(dask.dashboard_url)
+        self.internal_load_balancer_ip = None
+        outputs: dict[str, Any] = {"schedulerAddress": self.scheduler_address, "dashboardUrl": self.dashboard_url}
+        if dask.scheduler_service == "InternalLoadBalancer":
+            # The operator creates the scheduler Service; read it once the cluster is Running.
+            # The id waits on the DaskCluster, so a first preview skips the read.
+            service_id = self.dask_cluster.id.apply(lambda _: f"{dask.namespace}/{dask.name}-scheduler")
+            service = k8s.core.v1.Service.get(
+                f"{name}-scheduler-service", service_id, opts=pulumi.ResourceOptions(parent=self)
+            )
+            self.internal_load_balancer_ip = service.status.apply(_first_ingress_ip)
+            outputs["internalLoadBalancerIp"] = self.internal_load_balancer_ip
+        self.register_outputs(outputs)
+
+
+def _first_ingress_ip(status: Any) -> str:
+    ingress = (status.load_balancer.ingress if status and status.load_balancer else None) or []
+    return (ingress[0].ip or "") if ingress else ""
+
+
+def _custom_resource(name: str, body: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    extra = {key: value for key, value in body.items() if key not in ("apiVersion", "kind", "metadata")}
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version=body["apiVersion"],
+        kind=body["kind"],
+        metadata=body["metadata"],
+        opts=opts,
+        **extra,
+    )

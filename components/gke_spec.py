@@ -1,0 +1,106 @@
+"""Pure builders for GKE node pool arguments, typed with pulumi-gcp's own TypedDicts.
+
+They return plain dicts (no resources are declared), so they are tested without the
+Pulumi runtime, and pyright checks every key against the provider SDK.
+"""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_gcp.container import (
+    NodePoolAutoscalingArgsDict,
+    NodePoolManagementArgsDict,
+    NodePoolNodeConfigArgsDict,
+    NodePoolNodeConfigTaintArgsDict,
+    NodePoolUpgradeSettingsArgsDict,
+)
+
+from components.settings import GpuPoolSettings, StackSettings
+
+GPU_TAINT: NodePoolNodeConfigTaintArgsDict = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
+OAUTH_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]  # access is governed by IAM roles
+IMAGE_TYPE = "COS_CONTAINERD"
+
+# The autoscaler and GKE change node counts; Pulumi must not report (or revert) that drift.
+NODE_COUNT_IGNORE_CHANGES = ["nodeCount", "initialNodeCount"]
+
+# NodePool fields whose change makes GKE (and so Pulumi) replace the pool: every node is
+# recreated and running workers are lost. Shown in reviews; source: GOTCHAS.md.
+NODE_POOL_REPLACE_FIELDS = (
+    "nodeConfig.machineType",
+    "nodeConfig.guestAccelerators",
+    "nodeConfig.spot",
+    "nodeConfig.diskSizeGb",
+    "nodeConfig.serviceAccount",
+    "nodeConfig.imageType",
+    "nodeLocations",
+    "name",
+)
+
+
+def _common_node_config(settings: StackSettings, service_account: pulumi.Input[str]) -> NodePoolNodeConfigArgsDict:
+    return {
+        "image_type": IMAGE_TYPE,
+        "service_account": service_account,
+        "oauth_scopes": list(OAUTH_SCOPES),
+        "workload_metadata_config": {"mode": "GKE_METADATA"},
+        "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
+        "metadata": {"disable-legacy-endpoints": "true"},
+        "resource_labels": {"app": "gpu-dask", **settings.labels},
+    }
+
+
+def gpu_node_config(
+    settings: StackSettings, pool: GpuPoolSettings, service_account: pulumi.Input[str]
+) -> NodePoolNodeConfigArgsDict:
+    config = _common_node_config(settings, service_account)
+    config.update(
+        {
+            "machine_type": pool.machine_type,
+            "spot": pool.spot,
+            "disk_size_gb": pool.disk_size_gb,
+            "disk_type": "pd-ssd",  # the RAPIDS image is ~14 GB: disk throughput bounds its pull
+            "guest_accelerators": [
+                {
+                    "type": pool.accelerator_type,
+                    "count": pool.gpus_per_node,
+                    # With the DaemonSet this MUST be INSTALLATION_DISABLED: left unset on GKE >= 1.30
+                    # GKE installs its own driver and the DaemonSet never schedules.
+                    "gpu_driver_installation_config": {"gpu_driver_version": settings.gke_driver_version},
+                }
+            ],
+            "taints": [GPU_TAINT.copy()],
+            # Image streaming: workers start before the whole image is pulled.
+            "gcfs_config": {"enabled": True},
+            "labels": {"gpu-dask/pool": pool.name},
+        }
+    )
+    return config
+
+
+def system_node_config(settings: StackSettings, service_account: pulumi.Input[str]) -> NodePoolNodeConfigArgsDict:
+    config = _common_node_config(settings, service_account)
+    config.update(
+        {
+            "machine_type": settings.system_machine_type,
+            "spot": False,  # the operator and the scheduler must survive spot reclaims
+            "disk_size_gb": 100,
+            "disk_type": "pd-balanced",
+            "labels": {"gpu-dask/pool": "system"},
+        }
+    )
+    return config
+
+
+def autoscaling(min_nodes: int, max_nodes: int) -> NodePoolAutoscalingArgsDict:
+    # total_* counts the whole pool in zonal and regional clusters alike.
+    return {"total_min_node_count": min_nodes, "total_max_node_count": max_nodes, "location_policy": "ANY"}
+
+
+def management() -> NodePoolManagementArgsDict:
+    return {"auto_repair": True, "auto_upgrade": True}
+
+
+def gpu_upgrade_settings() -> NodePoolUpgradeSettingsArgsDict:
+    # Surge upgrades would need an extra A100 node's quota; replace one node at a time instead.
+    return {"strategy": "SURGE", "max_surge": 0, "max_unavailable": 1}

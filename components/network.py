@@ -1,0 +1,75 @@
+"""A dedicated VPC for the cluster: subnet with pod/service ranges, and Cloud NAT so that
+private nodes can pull public images (RAPIDS from Docker Hub, the operator from ghcr.io)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.settings import StackSettings
+
+PODS_RANGE = "pods"
+SERVICES_RANGE = "services"
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    settings: StackSettings
+
+
+class Network(pulumi.ComponentResource):
+    """VPC, subnet (with secondary ranges for VPC-native pods/services), router and NAT."""
+
+    vpc: gcp.compute.Network
+    subnet: gcp.compute.Subnetwork
+    nat: gcp.compute.RouterNat
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-dask:gcp:Network", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        self.vpc = gcp.compute.Network(
+            f"{name}-vpc",
+            name=f"{s.cluster_name}-vpc",
+            project=s.project,
+            auto_create_subnetworks=False,
+            routing_mode="REGIONAL",
+            opts=child,
+        )
+        self.subnet = gcp.compute.Subnetwork(
+            f"{name}-subnet",
+            name=f"{s.cluster_name}-nodes",
+            project=s.project,
+            region=s.region,
+            network=self.vpc.id,
+            ip_cidr_range=s.network.subnet_cidr,
+            # Nodes have no public IPs: reach Google APIs (Artifact Registry, GCS) privately.
+            private_ip_google_access=True,
+            secondary_ip_ranges=[
+                {"range_name": PODS_RANGE, "ip_cidr_range": s.network.pods_cidr},
+                {"range_name": SERVICES_RANGE, "ip_cidr_range": s.network.services_cidr},
+            ],
+            opts=child,
+        )
+        router = gcp.compute.Router(
+            f"{name}-router",
+            name=f"{s.cluster_name}-router",
+            project=s.project,
+            region=s.region,
+            network=self.vpc.id,
+            opts=child,
+        )
+        self.nat = gcp.compute.RouterNat(
+            f"{name}-nat",
+            name=f"{s.cluster_name}-nat",
+            project=s.project,
+            region=s.region,
+            router=router.name,
+            nat_ip_allocate_option="AUTO_ONLY",
+            source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+            log_config={"enable": True, "filter": "ERRORS_ONLY"},
+            opts=child,
+        )
+        self.register_outputs({"vpc": self.vpc.id, "subnet": self.subnet.id})

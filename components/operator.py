@@ -1,0 +1,50 @@
+"""The Dask Kubernetes operator, installed from its pinned Helm chart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.operator_spec import CHART, NAMESPACE, REPOSITORY, operator_values
+from components.settings import StackSettings
+
+
+@dataclass(frozen=True)
+class DaskOperatorArgs:
+    settings: StackSettings
+
+
+class DaskOperator(pulumi.ComponentResource):
+    """Namespace `dask-operator` and the `dask-kubernetes-operator` release (its CRDs come with it)."""
+
+    namespace: k8s.core.v1.Namespace
+    release: k8s.helm.v3.Release
+    version: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DaskOperatorArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-dask:dask:Operator", name, None, opts)
+        s = args.settings
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "gpu-dask"}},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=CHART,
+            chart=CHART,
+            version=s.operator_version,  # pinned: chart version = operator image tag
+            repository_opts={"repo": REPOSITORY},
+            namespace=self.namespace.metadata.name,
+            values=operator_values(s),
+            # Helm installs the CRDs in crds/ once and never upgrades them (GOTCHAS.md).
+            skip_crds=False,
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=600,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.version = self.release.version.apply(lambda v: v or s.operator_version)
+        self.register_outputs({"version": self.version})

@@ -1,0 +1,646 @@
+"""The stack's one settings object: parsed and validated before anything is declared.
+
+`parse_settings` takes the raw config values (strings as Pulumi stores them, or
+already-decoded values) and either returns a frozen `StackSettings` or raises
+`SettingsError` listing every problem at once: the key, the value received and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dask_kubernetes.exceptions import ValidationError as DaskNameError
+from dask_kubernetes.operator.validation import validate_cluster_name
+
+from components.catalog import (
+    A100_MACHINE_TYPES,
+    CPU_MACHINE_TYPES,
+    NODE_OVERHEAD_CPU,
+    NODE_OVERHEAD_MEMORY_GB,
+    MachineType,
+)
+
+# --- enums: the config word -> what GKE / Kubernetes / the operator calls it -------------
+DRIVER_MODES: dict[str, str] = {
+    # our config value -> GKE gpuDriverInstallationConfig.gpuDriverVersion
+    "daemonset": "INSTALLATION_DISABLED",
+    "gke-default": "DEFAULT",
+    "gke-latest": "LATEST",
+}
+RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
+COLOCATION_MODES = ("preferred", "required", "none")
+SCHEDULER_SERVICES = ("ClusterIP", "InternalLoadBalancer")
+
+DEFAULT_RAPIDS_IMAGE = "rapidsai/base:25.10-cuda12.9-py3.12"
+SYSTEM_POOL_NAME = "system"
+
+_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+_GKE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")  # clusters and node pools: <= 40
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_PROJECT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+class SettingsError(ValueError):
+    """Bad stack config. `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid stack config:\n  - " + "\n  - ".join(problems))
+
+
+# --- the settings object ---------------------------------------------------------------
+@dataclass(frozen=True)
+class GpuPoolSettings:
+    """One A100 node pool. Accelerator type and count follow the machine type."""
+
+    name: str
+    machine_type: str
+    min_nodes: int
+    max_nodes: int
+    spot: bool
+    disk_size_gb: int
+    zones: tuple[str, ...]
+    """Omitted -> the cluster's location (a zonal cluster's zone, or GKE's choice in a region)."""
+
+    @property
+    def machine(self) -> MachineType:
+        return A100_MACHINE_TYPES[self.machine_type]
+
+    @property
+    def accelerator_type(self) -> str:
+        accelerator = self.machine.accelerator
+        assert accelerator is not None
+        return accelerator
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.machine.gpus
+
+
+@dataclass(frozen=True)
+class WorkerGroupSettings:
+    """An extra DaskWorkerGroup (e.g. CPU workers next to the GPU ones)."""
+
+    name: str
+    replicas: int
+    gpus_per_worker: int
+    """0 -> a CPU worker (`dask worker`) on the system pool."""
+    cpu: float
+    memory_gb: float
+    image: str
+    pool: str | None
+    """Omitted -> any pool that fits (GPU workers: any A100 pool; CPU workers: the system pool)."""
+
+
+@dataclass(frozen=True)
+class AutoscaleSettings:
+    minimum: int
+    maximum: int
+
+
+@dataclass(frozen=True)
+class DaskSettings:
+    name: str
+    namespace: str
+    image: str
+    workers: int
+    gpus_per_worker: int
+    worker_cpu: float
+    worker_memory_gb: float
+    colocation: str
+    pool: str | None
+    """Omitted -> the default workers go to any A100 pool."""
+    scheduler_gpu: bool
+    scheduler_service: str
+    scheduler_cpu: float
+    scheduler_memory_gb: float
+    client_cidrs: tuple[str, ...]
+    worker_groups: dict[str, WorkerGroupSettings]
+    autoscale: AutoscaleSettings | None
+    """Omitted -> Pulumi owns `workers`; set -> a DaskAutoscaler owns the replica count."""
+
+    @property
+    def scheduler_address(self) -> str:
+        # Exactly what the operator injects into workers as DASK_SCHEDULER_ADDRESS.
+        return f"tcp://{self.name}-scheduler.{self.namespace}.svc.cluster.local:8786"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.name}-scheduler.{self.namespace}.svc.cluster.local:8787"
+
+    @property
+    def default_group_name(self) -> str:
+        return f"{self.name}-default"
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    subnet_cidr: str
+    pods_cidr: str
+    services_cidr: str
+    master_cidr: str
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    project: str
+    location: str
+    cluster_name: str
+    authorized_networks: tuple[str, ...]
+    driver: str
+    release_channel: str
+    operator_version: str
+    protect: bool
+    system_machine_type: str
+    system_min_nodes: int
+    system_max_nodes: int
+    network: NetworkSettings
+    gpu_node_pools: dict[str, GpuPoolSettings]
+    dask: DaskSettings
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def regional(self) -> bool:
+        return bool(_REGION.match(self.location))
+
+    @property
+    def region(self) -> str:
+        return self.location if self.regional else self.location.rsplit("-", 1)[0]
+
+    @property
+    def gke_driver_version(self) -> str:
+        """The value every A100 pool sets for gpuDriverInstallationConfig.gpuDriverVersion."""
+        return DRIVER_MODES[self.driver]
+
+    @property
+    def uses_driver_daemonset(self) -> bool:
+        return self.driver == "daemonset"
+
+    @property
+    def system_machine(self) -> MachineType:
+        return CPU_MACHINE_TYPES[self.system_machine_type]
+
+
+# --- parsing -----------------------------------------------------------------------------
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, key: str, value: Any, allowed: str) -> None:
+        self.items.append(f"{key}: {value!r} {allowed}")
+
+
+def _decode(raw: Any) -> Any:
+    """Pulumi hands config values over as strings; objects and arrays are JSON."""
+    if isinstance(raw, str):
+        stripped = raw.strip()
+        if stripped[:1] in ("{", "[") or stripped in ("true", "false") or re.fullmatch(r"-?\d+(\.\d+)?", stripped):
+            try:
+                return json.loads(stripped)
+            except json.JSONDecodeError:
+                return raw
+    return raw
+
+
+class _Reader:
+    """Typed access to one config object, recording problems under the full key path."""
+
+    def __init__(self, problems: _Problems, prefix: str, data: Mapping[str, Any], known: set[str]):
+        self.problems, self.prefix, self.data = problems, prefix, data
+        for key in sorted(set(data) - known):
+            problems.add(f"{prefix}{key}", data[key], f"is not a known key; known keys: {', '.join(sorted(known))}")
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def string(self, name: str, default: str | None = None, *, required: bool = False) -> str:
+        value = _decode(self.data.get(name))
+        if value is None:
+            if required:
+                self.problems.add(self.key(name), None, "is required")
+            return default or ""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value:
+            self.problems.add(self.key(name), value, "must be a non-empty string")
+            return default or ""
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        value = _decode(self.data.get(name))
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.problems.add(self.key(name), value, f"must be an integer >= {minimum}")
+            return default
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        value = _decode(self.data.get(name))
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= minimum:
+            self.problems.add(self.key(name), value, f"must be a number > {minimum}")
+            return default
+        return float(value)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = _decode(self.data.get(name))
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.problems.add(self.key(name), value, "must be true or false")
+            return default
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self.string(name, default)
+        if value not in allowed:
+            self.problems.add(self.key(name), value, f"is not allowed; one of {', '.join(allowed)}")
+            return default
+        return value
+
+    def strings(self, name: str, *, required: bool = False) -> tuple[str, ...]:
+        value = _decode(self.data.get(name))
+        if value is None:
+            if required:
+                self.problems.add(self.key(name), None, "is required (a list of strings)")
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problems.add(self.key(name), value, "must be a list of strings")
+            return ()
+        return tuple(value)
+
+    def mapping(self, name: str) -> dict[str, Any]:
+        value = _decode(self.data.get(name))
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problems.add(self.key(name), value, "must be a map")
+            return {}
+        return value
+
+
+def _check_cidrs(problems: _Problems, key: str, cidrs: tuple[str, ...], *, allow_empty: bool) -> None:
+    if not cidrs and not allow_empty:
+        problems.add(key, [], "must list at least one CIDR (e.g. your office or VPN range)")
+    for i, cidr in enumerate(cidrs):
+        try:
+            network = ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            problems.add(f"{key}[{i}]", cidr, "is not a valid CIDR (like 203.0.113.0/24)")
+            continue
+        if network.prefixlen == 0:
+            problems.add(f"{key}[{i}]", cidr, "opens the range to the whole internet; list specific ranges")
+
+
+def _check_image(problems: _Problems, key: str, image: str) -> None:
+    if not image:
+        return
+    if "@sha256:" in image:
+        return
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        problems.add(key, image, "has no tag; pin a version (e.g. rapidsai/base:25.10-cuda12.9-py3.12)")
+    elif last.endswith(":latest"):
+        problems.add(key, image, "uses :latest; pin a version so every node runs the same image")
+
+
+POOL_KEYS = {"machineType", "minNodes", "maxNodes", "spot", "diskSizeGb", "zones"}
+GROUP_KEYS = {"replicas", "gpusPerWorker", "cpu", "memoryGb", "image", "pool"}
+DASK_KEYS = {
+    "name", "namespace", "image", "workers", "gpusPerWorker", "workerCpu", "workerMemoryGb", "colocation",
+    "pool", "schedulerGpu", "schedulerService", "schedulerCpu", "schedulerMemoryGb", "clientCidrs",
+    "workerGroups", "autoscale",
+}  # fmt: skip
+SCALAR_KEYS = {
+    "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "protect",
+    "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr", "masterCidr",
+}  # fmt: skip
+TOP_KEYS = {
+    "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "protect",
+    "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr",
+    "masterCidr", "gpuNodePools", "dask", "labels",
+}  # fmt: skip
+
+
+def _parse_pools(problems: _Problems, location: str, raw: dict[str, Any]) -> dict[str, GpuPoolSettings]:
+    pools: dict[str, GpuPoolSettings] = {}
+    if not raw:
+        problems.add(
+            "gpuNodePools", raw, "must define at least one A100 pool (e.g. a100: {machineType: a2-highgpu-1g})"
+        )
+    region = location if _REGION.match(location) else location.rsplit("-", 1)[0]
+    for name, body in raw.items():
+        prefix = f"gpuNodePools.{name}"
+        if not _GKE_NAME.match(name) or name == SYSTEM_POOL_NAME:
+            problems.add(
+                prefix, name, "is not a valid pool name: lowercase letters, digits and '-', at most 40, not 'system'"
+            )
+        if not isinstance(body, dict):
+            problems.add(prefix, body, "must be a map with machineType, minNodes, maxNodes, spot")
+            continue
+        r = _Reader(problems, f"{prefix}.", body, POOL_KEYS)
+        machine_type = r.string("machineType", required=True)
+        if machine_type and machine_type not in A100_MACHINE_TYPES:
+            problems.add(
+                r.key("machineType"),
+                machine_type,
+                f"is not an A100 machine type; one of {', '.join(A100_MACHINE_TYPES)}",
+            )
+            machine_type = ""
+        min_nodes = r.integer("minNodes", 0)
+        max_nodes = r.integer("maxNodes", 1)
+        if max_nodes == 0:
+            problems.add(r.key("maxNodes"), 0, "means this pool can never hold a node; use >= 1")
+        if min_nodes > max_nodes:
+            problems.add(r.key("minNodes"), min_nodes, f"is greater than maxNodes ({max_nodes})")
+        zones = r.strings("zones")
+        for i, zone in enumerate(zones):
+            if not _ZONE.match(zone) or not zone.startswith(region + "-"):
+                problems.add(f"{r.key('zones')}[{i}]", zone, f"is not a zone of the cluster's region {region}")
+        if zones and _ZONE.match(location) and zones != (location,):
+            problems.add(r.key("zones"), list(zones), f"must be omitted or [{location}] for a zonal cluster")
+        pools[name] = GpuPoolSettings(
+            name=name,
+            machine_type=machine_type,
+            min_nodes=min_nodes,
+            max_nodes=max_nodes,
+            spot=r.boolean("spot", False),
+            disk_size_gb=r.integer("diskSizeGb", 200, minimum=100),
+            zones=zones,
+        )
+    return pools
+
+
+def _worker_share(pools: list[GpuPoolSettings], gpus: int) -> tuple[float, float]:
+    """Default CPU and memory for a worker holding `gpus` GPUs: its share of the smallest target node."""
+    usable = [p for p in pools if p.machine_type and p.gpus_per_node >= gpus]
+    if not usable or gpus <= 0:
+        return 1.0, 4.0
+    m = min((p.machine for p in usable), key=lambda m: m.allocatable_cpu / m.gpus)
+    share = gpus / m.gpus
+    cpu = max(1.0, int((m.allocatable_cpu - NODE_OVERHEAD_CPU) * share * 10) / 10)
+    memory = max(4.0, float(int((m.allocatable_memory_gb - NODE_OVERHEAD_MEMORY_GB) * share)))
+    return cpu, memory
+
+
+def _target_pools(
+    problems: _Problems, key: str, pool: str | None, pools: dict[str, GpuPoolSettings]
+) -> list[GpuPoolSettings]:
+    if pool is None:
+        return [p for p in pools.values() if p.machine_type]
+    if pool not in pools:
+        problems.add(key, pool, f"is not a GPU pool of this stack; one of {', '.join(pools) or '(none)'}")
+        return []
+    return [pools[pool]] if pools[pool].machine_type else []
+
+
+def _check_gpu_fit(
+    problems: _Problems,
+    key: str,
+    gpus: int,
+    replicas: int,
+    targets: list[GpuPoolSettings],
+    colocation: str = "none",
+) -> None:
+    if not targets:
+        return
+    biggest = max(p.gpus_per_node for p in targets)
+    if gpus > biggest:
+        problems.add(
+            key,
+            gpus,
+            f"GPUs per worker exceed the largest node ({biggest} GPUs) in pools {', '.join(p.name for p in targets)}",
+        )
+        return
+    capacity = sum((p.gpus_per_node // gpus) * p.max_nodes for p in targets)
+    if replicas > capacity:
+        problems.add(
+            key.rsplit(".", 1)[0] + ".workers" if key.endswith("gpusPerWorker") else key,
+            replicas,
+            f"workers x {gpus} GPUs do not fit in maxNodes of pools {', '.join(p.name for p in targets)} (room for {capacity})",
+        )
+    if colocation == "required" and replicas * gpus > biggest:
+        problems.add(
+            key.rsplit(".", 1)[0] + ".colocation",
+            "required",
+            f"needs {replicas} workers x {gpus} GPUs = {replicas * gpus} GPUs on one node, but the largest node has {biggest}",
+        )
+
+
+def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPoolSettings]) -> DaskSettings:
+    r = _Reader(problems, "dask.", raw, DASK_KEYS)
+    name = r.string("name", "rapids")
+    try:
+        validate_cluster_name(name)
+    except DaskNameError:
+        problems.add(
+            r.key("name"),
+            name,
+            "is not a valid DaskCluster name: DNS-1123 (lowercase, digits, '-'), at most 53 characters",
+        )
+    namespace = r.string("namespace", "dask")
+    if not _DNS_LABEL.match(namespace):
+        problems.add(r.key("namespace"), namespace, "is not a DNS-1123 label (lowercase, digits, '-', at most 63)")
+    image = r.string("image", DEFAULT_RAPIDS_IMAGE)
+    _check_image(problems, r.key("image"), image)
+    workers = r.integer("workers", 1)
+    gpus = r.integer("gpusPerWorker", 1, minimum=1)
+    colocation = r.choice("colocation", "preferred", COLOCATION_MODES)
+    pool = r.string("pool") or None
+    targets = _target_pools(problems, r.key("pool"), pool, pools)
+    service = r.string("schedulerService", "ClusterIP")
+    if service == "LoadBalancer":
+        problems.add(
+            r.key("schedulerService"),
+            service,
+            "would expose the scheduler (remote code execution) publicly; use InternalLoadBalancer or ClusterIP",
+        )
+    elif service not in SCHEDULER_SERVICES:
+        problems.add(r.key("schedulerService"), service, f"is not allowed; one of {', '.join(SCHEDULER_SERVICES)}")
+    client_cidrs = r.strings("clientCidrs")
+    _check_cidrs(problems, r.key("clientCidrs"), client_cidrs, allow_empty=True)
+    if service == "InternalLoadBalancer" and not client_cidrs:
+        problems.add(r.key("clientCidrs"), [], "must list the client ranges allowed through the internal load balancer")
+
+    autoscale = None
+    raw_autoscale = r.mapping("autoscale")
+    if raw_autoscale:
+        a = _Reader(problems, "dask.autoscale.", raw_autoscale, {"minimum", "maximum"})
+        autoscale = AutoscaleSettings(
+            minimum=a.integer("minimum", 0), maximum=a.integer("maximum", max(workers, 1), minimum=1)
+        )
+        if autoscale.minimum > autoscale.maximum:
+            problems.add(a.key("minimum"), autoscale.minimum, f"is greater than maximum ({autoscale.maximum})")
+    peak = max(workers, autoscale.maximum if autoscale else 0)
+    _check_gpu_fit(problems, r.key("gpusPerWorker"), gpus, peak, targets, colocation)
+    default_cpu, default_memory = _worker_share(targets, gpus)
+
+    groups: dict[str, WorkerGroupSettings] = {}
+    for group_name, body in r.mapping("workerGroups").items():
+        prefix = f"dask.workerGroups.{group_name}"
+        if not _DNS_LABEL.match(group_name) or len(f"{name}-{group_name}") > 53 or group_name == "default":
+            problems.add(
+                prefix,
+                group_name,
+                "is not a valid worker group name: DNS-1123, not 'default', and '<dask.name>-<group>' at most 53 characters",
+            )
+        if not isinstance(body, dict):
+            problems.add(prefix, body, "must be a map with replicas, gpusPerWorker, ...")
+            continue
+        g = _Reader(problems, f"{prefix}.", body, GROUP_KEYS)
+        group_gpus = g.integer("gpusPerWorker", 0)
+        group_replicas = g.integer("replicas", 1)
+        group_pool = g.string("pool") or None
+        if group_gpus:
+            group_targets = _target_pools(problems, g.key("pool"), group_pool, pools)
+            _check_gpu_fit(problems, g.key("gpusPerWorker"), group_gpus, group_replicas, group_targets)
+            cpu_default, memory_default = _worker_share(group_targets, group_gpus)
+        else:
+            if group_pool not in (None, SYSTEM_POOL_NAME):
+                problems.add(
+                    g.key("pool"), group_pool, f"CPU workers (gpusPerWorker: 0) run on the '{SYSTEM_POOL_NAME}' pool"
+                )
+            cpu_default, memory_default = 1.0, 4.0
+        group_image = g.string("image", image)
+        _check_image(problems, g.key("image"), group_image)
+        groups[group_name] = WorkerGroupSettings(
+            name=group_name,
+            replicas=group_replicas,
+            gpus_per_worker=group_gpus,
+            cpu=g.number("cpu", cpu_default),
+            memory_gb=g.number("memoryGb", memory_default),
+            image=group_image,
+            pool=group_pool,
+        )
+
+    return DaskSettings(
+        name=name,
+        namespace=namespace,
+        image=image,
+        workers=workers,
+        gpus_per_worker=gpus,
+        worker_cpu=r.number("workerCpu", default_cpu),
+        worker_memory_gb=r.number("workerMemoryGb", default_memory),
+        colocation=colocation,
+        pool=pool,
+        scheduler_gpu=r.boolean("schedulerGpu", False),
+        scheduler_service=service if service in SCHEDULER_SERVICES else "ClusterIP",
+        scheduler_cpu=r.number("schedulerCpu", 1.0),
+        scheduler_memory_gb=r.number("schedulerMemoryGb", 4.0),
+        client_cidrs=client_cidrs,
+        worker_groups=groups,
+        autoscale=autoscale,
+    )
+
+
+def _check_networks(problems: _Problems, network: NetworkSettings) -> None:
+    parsed: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
+    for key, cidr in (
+        ("subnetCidr", network.subnet_cidr),
+        ("podsCidr", network.pods_cidr),
+        ("servicesCidr", network.services_cidr),
+        ("masterCidr", network.master_cidr),
+    ):
+        try:
+            net = ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            problems.add(key, cidr, "is not a valid CIDR (like 10.10.0.0/20)")
+            continue
+        if not net.is_private:
+            problems.add(key, cidr, "must be a private (RFC 1918) range")
+        if key == "masterCidr" and net.prefixlen != 28:
+            problems.add(key, cidr, "must be a /28 (GKE's control-plane range size)")
+        for other_key, other in parsed.items():
+            if net.overlaps(other):
+                problems.add(key, cidr, f"overlaps {other_key} ({other})")
+        parsed[key] = net
+
+
+def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings:
+    """Validate the stack config; every problem is reported at once."""
+    problems = _Problems()
+    if not project or not _PROJECT_ID.match(project):
+        problems.add("gcp:project", project, "is required: your GCP project id (6-30 lowercase letters, digits, '-')")
+    present = {k: v for k, v in raw.items() if v is not None}
+    # Scalar defaults live in Pulumi.yaml only; the Pulumi CLI (or gpudask's engine) fills them in.
+    for key in sorted(SCALAR_KEYS - set(present)):
+        problems.add(key, None, "is required (Pulumi.yaml declares the defaults; set it in the stack file)")
+    r = _Reader(problems, "", present, TOP_KEYS)
+
+    location = r.string("location")
+    if location and not (_ZONE.match(location) or _REGION.match(location)):
+        problems.add("location", location, "is neither a zone (us-central1-c) nor a region (us-central1)")
+    cluster_name = r.string("clusterName", "gpu-dask")
+    if not _GKE_NAME.match(cluster_name) or len(cluster_name) > 24:
+        problems.add(
+            "clusterName",
+            cluster_name,
+            "must be lowercase letters, digits and '-', start with a letter, at most 24 characters (the node service account is named after it)",
+        )
+    authorized = r.strings("authorizedNetworks")
+    _check_cidrs(problems, "authorizedNetworks", authorized, allow_empty=False)
+    driver = r.choice("driver", "daemonset", tuple(DRIVER_MODES))
+    release_channel = r.choice("releaseChannel", "STABLE", RELEASE_CHANNELS)
+    operator_version = r.string("operatorVersion")
+    if not _VERSION.match(operator_version):
+        problems.add("operatorVersion", operator_version, "must be an exact chart version like 2026.3.0 (no ranges)")
+    system_machine_type = r.string("systemMachineType", "e2-standard-4")
+    if system_machine_type not in CPU_MACHINE_TYPES:
+        problems.add(
+            "systemMachineType",
+            system_machine_type,
+            f"is not a supported CPU machine type; one of {', '.join(CPU_MACHINE_TYPES)}",
+        )
+        system_machine_type = "e2-standard-4"
+    system_min = r.integer("systemMinNodes", 1, minimum=1)
+    system_max = r.integer("systemMaxNodes", 3, minimum=1)
+    if system_min > system_max:
+        problems.add("systemMinNodes", system_min, f"is greater than systemMaxNodes ({system_max})")
+    network = NetworkSettings(
+        subnet_cidr=r.string("subnetCidr", "10.10.0.0/20"),
+        pods_cidr=r.string("podsCidr", "10.16.0.0/14"),
+        services_cidr=r.string("servicesCidr", "10.12.0.0/20"),
+        master_cidr=r.string("masterCidr", "172.16.0.32/28"),
+    )
+    _check_networks(problems, network)
+    labels = {str(k): str(v) for k, v in r.mapping("labels").items()}
+    for key, value in labels.items():
+        if not _DNS_LABEL.match(key) or not re.fullmatch(r"[a-z0-9_-]{0,63}", value):
+            problems.add(
+                f"labels.{key}", value, "GCP labels: lowercase keys and values, digits, '-' and '_', at most 63"
+            )
+
+    pools = _parse_pools(problems, location or "", r.mapping("gpuNodePools"))
+    dask = _parse_dask(problems, r.mapping("dask"), pools)
+    if dask.scheduler_gpu:
+        _check_gpu_fit(problems, "dask.schedulerGpu", 1, 1, [p for p in pools.values() if p.machine_type])
+
+    if problems.items:
+        raise SettingsError(problems.items)
+    return StackSettings(
+        project=project or "",
+        location=location,
+        cluster_name=cluster_name,
+        authorized_networks=authorized,
+        driver=driver,
+        release_channel=release_channel,
+        operator_version=operator_version,
+        protect=r.boolean("protect", False),
+        system_machine_type=system_machine_type,
+        system_min_nodes=system_min,
+        system_max_nodes=system_max,
+        network=network,
+        gpu_node_pools=pools,
+        dask=dask,
+        labels=labels,
+    )
