@@ -590,6 +590,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
     authorized = r.strings("authorizedNetworks")
     _check_cidrs(problems, "authorizedNetworks", authorized, allow_empty=False)
     driver = r.choice("driver", "daemonset", tuple(DRIVER_MODES))
+    protect = r.boolean("protect", False)
     release_channel = r.choice("releaseChannel", "STABLE", RELEASE_CHANNELS)
     operator_version = r.string("operatorVersion")
     if not _VERSION.match(operator_version):
@@ -635,7 +636,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         driver=driver,
         release_channel=release_channel,
         operator_version=operator_version,
-        protect=r.boolean("protect", False),
+        protect=protect,
         system_machine_type=system_machine_type,
         system_min_nodes=system_min,
         system_max_nodes=system_max,

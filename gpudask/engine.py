@@ -50,6 +50,7 @@ class Recorded:
     deleted_with: str = ""
     replace_with: list[str] = field(default_factory=list)
     read: bool = False
+    secret_inputs: list[str] = field(default_factory=list)
 
 
 class ProgramFailed(Exception):
@@ -101,6 +102,24 @@ class Recording:
                     seen.add(nxt)
                     stack.append(nxt)
         return seen
+
+
+_SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    """Replace Pulumi's wire form of a secret ({sig: secret, value: ...}) with its value."""
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG[0]) == _SECRET_SIG[1]:
+            return _unwrap_secrets(value.get("value"))
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    return value
+
+
+def _secret_keys(props: dict[str, Any]) -> list[str]:
+    return sorted(k for k, v in props.items() if isinstance(v, dict) and v.get(_SECRET_SIG[0]) == _SECRET_SIG[1])
 
 
 def _urn_of_provider_ref(ref: str) -> str:
@@ -180,14 +199,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             return response
         urn = response.urn
         registration = self.resources.get(urn)
+        raw_inputs = rpc.deserialize_properties(request.object) if request.object else {}
         self.recorded[urn] = Recorded(
             urn=urn,
             type=request.type,
             name=request.name,
             parent=request.parent,
             custom=bool(request.custom),
-            inputs=rpc.deserialize_properties(request.object) if request.object else {},
-            outputs=dict(registration.state) if registration else {},
+            inputs=_unwrap_secrets(raw_inputs),
+            secret_inputs=_secret_keys(raw_inputs),
+            outputs=_unwrap_secrets(dict(registration.state)) if registration else {},
             id=registration.id if registration else None,
             provider=request.provider,
             dependencies=list(request.dependencies),

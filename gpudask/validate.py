@@ -108,7 +108,9 @@ def helm_value_findings(values: dict[str, Any], known: dict[str, Any] | None = N
     return findings
 
 
-def operator_objects(cluster: dict[str, Any], worker_groups: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def operator_objects(
+    cluster: dict[str, Any], worker_groups: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The Deployments and Service the operator would create for a DaskCluster (and groups),
     built by the operator's own functions, one worker Deployment per replica."""
     from dask_kubernetes.operator.controller import controller

@@ -1,0 +1,47 @@
+"""Shared fixtures: the real program under Pulumi's mocks, recorded (gpudask.engine)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from components.settings import TOP_KEYS, StackSettings, parse_settings
+from gpudask.engine import Recording, load_config, run_program, stacks
+
+STACKS = stacks()
+PROJECT = "gpu-dask"
+
+
+def raw_config(stack: str, **overrides: Any) -> tuple[dict[str, Any], str | None]:
+    """The raw values __main__.py hands to parse_settings for `stack`, with overrides applied."""
+    config = load_config(stack)
+    raw: dict[str, Any] = {key: config.get(f"{PROJECT}:{key}") for key in TOP_KEYS}
+    for key, value in overrides.items():
+        raw[key] = value
+    return raw, config.get("gcp:project")
+
+
+def settings_for(stack: str, **overrides: Any) -> StackSettings:
+    raw, project = raw_config(stack, **overrides)
+    return parse_settings(raw, project)
+
+
+_cache: dict[str, Recording] = {}
+
+
+@pytest.fixture
+def recorded() -> Callable[..., Recording]:
+    """`recorded("dev")` runs the program for a stack under mocks (cached per stack);
+    `recorded("dev", overrides={"gpu-dask:driver": "gke-latest"})` runs a variant afresh."""
+
+    def run(stack: str, overrides: dict[str, Any] | None = None) -> Recording:
+        if overrides:
+            return run_program(stack, overrides=copy.deepcopy(overrides))
+        if stack not in _cache:
+            _cache[stack] = run_program(stack)
+        return _cache[stack]
+
+    return run

@@ -1,0 +1,274 @@
+"""Settings: the config contract, its defaults and every bad input it must refuse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from google.cloud.container_v1 import types as gke
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from components.catalog import A100_40GB, A100_80GB, A100_MACHINE_TYPES, CPU_MACHINE_TYPES
+from components.settings import (
+    COLOCATION_MODES,
+    DRIVER_MODES,
+    RELEASE_CHANNELS,
+    SCALAR_KEYS,
+    SettingsError,
+    parse_settings,
+)
+from gpudask.engine import PROJECT_DIR
+from tests.conftest import STACKS, raw_config, settings_for
+
+POOL = {"machineType": "a2-highgpu-1g", "minNodes": 0, "maxNodes": 2, "spot": True}
+
+
+def _dask(**extra: Any) -> dict[str, Any]:
+    return {"name": "rapids", "image": "rapidsai/base:25.10-cuda12.9-py3.12", **extra}
+
+
+def problems_of(**overrides: Any) -> list[str]:
+    raw, project = raw_config("dev", **overrides)
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw, project)
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_shipped_stack_parses(stack: str) -> None:
+    s = settings_for(stack)
+    assert s.gpu_node_pools, "a stack without GPU pools is refused"
+    assert s.dask.scheduler_address == f"tcp://{s.dask.name}-scheduler.{s.dask.namespace}.svc.cluster.local:8786"
+
+
+def test_dev_and_prod_differ_where_the_issue_asks() -> None:
+    dev, prod = settings_for("dev"), settings_for("prod")
+    assert dev.gpu_node_pools["a100"].machine_type == "a2-highgpu-1g"
+    assert dev.gpu_node_pools["a100"].spot and dev.gpu_node_pools["a100"].min_nodes == 0
+    assert dev.driver == "daemonset" and not dev.protect
+    assert prod.protect and not any(p.spot for p in prod.gpu_node_pools.values())
+    assert all(p.gpus_per_node >= 2 for p in prod.gpu_node_pools.values())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"gpuNodePools": {"a100": {**POOL, "machineType": "a2-highgpu-3g"}}},
+            "gpuNodePools.a100.machineType: 'a2-highgpu-3g' is not an A100 machine type; one of a2-highgpu-1g",
+        ),
+        (
+            {"gpuNodePools": {"a100": {**POOL, "machineType": "n1-standard-8"}}},
+            "gpuNodePools.a100.machineType: 'n1-standard-8' is not an A100",
+        ),
+        ({"gpuNodePools": {"a100": {**POOL, "machineType": "a2-ultragpu-16g"}}}, "'a2-ultragpu-16g' is not an A100"),
+        (
+            {"gpuNodePools": {"a100": {**POOL, "minNodes": 3, "maxNodes": 2}}},
+            "gpuNodePools.a100.minNodes: 3 is greater than maxNodes (2)",
+        ),
+        (
+            {"gpuNodePools": {"a100": {**POOL, "minNodes": -1}}},
+            "gpuNodePools.a100.minNodes: -1 must be an integer >= 0",
+        ),
+        (
+            {"gpuNodePools": {"a100": {**POOL, "maxNodes": 0}}},
+            "gpuNodePools.a100.maxNodes: 0 means this pool can never hold a node",
+        ),
+        ({"gpuNodePools": {"a100": {**POOL, "spot": "yes"}}}, "gpuNodePools.a100.spot: 'yes' must be true or false"),
+        (
+            {"gpuNodePools": {"a100": {**POOL, "machinetype": "a2-highgpu-1g"}}},
+            "gpuNodePools.a100.machinetype: 'a2-highgpu-1g' is not a known key",
+        ),
+        (
+            {"gpuNodePools": {"a100": {**POOL, "zones": ["europe-west4-a"]}}},
+            "gpuNodePools.a100.zones: ['europe-west4-a'] must be omitted or [us-central1-c]",
+        ),
+        ({"gpuNodePools": {}}, "gpuNodePools: {} must define at least one A100 pool"),
+        ({"gpuNodePools": {"System": POOL}}, "gpuNodePools.System: 'System' is not a valid pool name"),
+        (
+            {"dask": _dask(gpusPerWorker=2)},
+            "dask.gpusPerWorker: 2 GPUs per worker exceed the largest node (1 GPUs) in pools a100",
+        ),
+        ({"dask": _dask(gpusPerWorker=0)}, "dask.gpusPerWorker: 0 must be an integer >= 1"),
+        ({"dask": _dask(workers=-2)}, "dask.workers: -2 must be an integer >= 0"),
+        (
+            {"dask": _dask(workers=3)},
+            "dask.workers: 3 workers x 1 GPUs do not fit in maxNodes of pools a100 (room for 2)",
+        ),
+        (
+            {"dask": _dask(workers=2, colocation="required")},
+            "dask.colocation: 'required' needs 2 workers x 1 GPUs = 2 GPUs on one node, but the largest node has 1",
+        ),
+        (
+            {"dask": _dask(colocation="sometimes")},
+            "dask.colocation: 'sometimes' is not allowed; one of preferred, required, none",
+        ),
+        ({"dask": _dask(name="Rapids_GPU")}, "dask.name: 'Rapids_GPU' is not a valid DaskCluster name"),
+        ({"dask": _dask(name="r" * 54)}, "at most 53 characters"),
+        ({"dask": _dask(namespace="Dask NS")}, "dask.namespace: 'Dask NS' is not a DNS-1123 label"),
+        ({"dask": _dask(image="rapidsai/base")}, "dask.image: 'rapidsai/base' has no tag"),
+        ({"dask": _dask(image="rapidsai/base:latest")}, "dask.image: 'rapidsai/base:latest' uses :latest"),
+        (
+            {"dask": _dask(schedulerService="LoadBalancer")},
+            "dask.schedulerService: 'LoadBalancer' would expose the scheduler",
+        ),
+        (
+            {"dask": _dask(schedulerService="NodePort")},
+            "dask.schedulerService: 'NodePort' is not allowed; one of ClusterIP, InternalLoadBalancer",
+        ),
+        ({"dask": _dask(schedulerService="InternalLoadBalancer")}, "dask.clientCidrs: [] must list the client ranges"),
+        ({"dask": _dask(pool="h100")}, "dask.pool: 'h100' is not a GPU pool of this stack; one of a100"),
+        (
+            {"dask": _dask(autoscale={"minimum": 3, "maximum": 1})},
+            "dask.autoscale.minimum: 3 is greater than maximum (1)",
+        ),
+        (
+            {"dask": _dask(workerGroups={"cpu": {"replicas": 1, "gpusPerWorker": 0, "pool": "a100"}})},
+            "dask.workerGroups.cpu.pool: 'a100' CPU workers (gpusPerWorker: 0) run on the 'system' pool",
+        ),
+        (
+            {"dask": _dask(workerGroups={"big": {"gpusPerWorker": 4}})},
+            "dask.workerGroups.big.gpusPerWorker: 4 GPUs per worker exceed the largest node",
+        ),
+        (
+            {"dask": _dask(workerGroups={"default": {"gpusPerWorker": 0}})},
+            "dask.workerGroups.default: 'default' is not a valid worker group name",
+        ),
+        ({"dask": _dask(wokers=2)}, "dask.wokers: 2 is not a known key"),
+        (
+            {"authorizedNetworks": ["0.0.0.0/0"]},
+            "authorizedNetworks[0]: '0.0.0.0/0' opens the range to the whole internet",
+        ),
+        ({"authorizedNetworks": ["::/0"]}, "authorizedNetworks[0]: '::/0' opens the range to the whole internet"),
+        ({"authorizedNetworks": ["10.0.0.300/24"]}, "authorizedNetworks[0]: '10.0.0.300/24' is not a valid CIDR"),
+        ({"authorizedNetworks": ["10.0.0.1/24"]}, "authorizedNetworks[0]: '10.0.0.1/24' is not a valid CIDR"),
+        ({"authorizedNetworks": []}, "authorizedNetworks: [] must list at least one CIDR"),
+        (
+            {"driver": "nvidia-operator"},
+            "driver: 'nvidia-operator' is not allowed; one of daemonset, gke-default, gke-latest",
+        ),
+        (
+            {"releaseChannel": "stable"},
+            "releaseChannel: 'stable' is not allowed; one of RAPID, REGULAR, STABLE, EXTENDED",
+        ),
+        ({"operatorVersion": ">=2026.3"}, "operatorVersion: '>=2026.3' must be an exact chart version"),
+        ({"location": "us-central"}, "location: 'us-central' is neither a zone"),
+        ({"clusterName": "GPU"}, "clusterName: 'GPU' must be lowercase"),
+        (
+            {"systemMachineType": "a2-highgpu-1g"},
+            "systemMachineType: 'a2-highgpu-1g' is not a supported CPU machine type",
+        ),
+        ({"systemMinNodes": 4}, "systemMinNodes: 4 is greater than systemMaxNodes (3)"),
+        ({"podsCidr": "10.10.0.0/16"}, "podsCidr: '10.10.0.0/16' overlaps subnetCidr (10.10.0.0/20)"),
+        ({"masterCidr": "172.16.0.0/24"}, "masterCidr: '172.16.0.0/24' must be a /28"),
+        ({"subnetCidr": "8.8.0.0/20"}, "subnetCidr: '8.8.0.0/20' must be a private"),
+        ({"protect": "maybe"}, "protect: 'maybe' must be true or false"),
+        ({"location": None}, "location: None is required"),
+    ],
+)
+def test_bad_input_names_key_value_and_what_is_allowed(overrides: dict[str, Any], expected: str) -> None:
+    found = problems_of(**overrides)
+    assert any(expected in p for p in found), f"expected {expected!r} among:\n" + "\n".join(found)
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    found = problems_of(
+        authorizedNetworks=["0.0.0.0/0"],
+        driver="sometimes",
+        gpuNodePools={"a100": {**POOL, "machineType": "a2-highgpu-3g"}},
+        dask=_dask(name="BAD", image="x:latest"),
+    )
+    keys = {p.split(":", 1)[0] for p in found}
+    assert {"authorizedNetworks[0]", "driver", "gpuNodePools.a100.machineType", "dask.name", "dask.image"} <= keys
+    message = str(SettingsError(found))
+    assert message.count("\n  - ") == len(found)
+
+
+def test_missing_gcp_project_is_reported() -> None:
+    raw, _ = raw_config("dev")
+    with pytest.raises(SettingsError, match=r"gcp:project: None is required"):
+        parse_settings(raw, None)
+
+
+@pytest.mark.parametrize("name", sorted(A100_MACHINE_TYPES))
+def test_accelerator_type_and_count_follow_the_machine_type(name: str) -> None:
+    s = settings_for("dev", gpuNodePools={"a100": {**POOL, "machineType": name}}, dask=_dask(workers=1))
+    pool = s.gpu_node_pools["a100"]
+    family, size = name.split("-")[1], int(name.split("-")[2].rstrip("g"))
+    assert pool.gpus_per_node == size
+    assert pool.accelerator_type == (A100_80GB if family == "ultragpu" else A100_40GB)
+
+
+def test_machine_catalog_matches_the_published_table() -> None:
+    # FACTS.md / Compute Engine A2 table: (GPUs, vCPU, GB).
+    table = {
+        "a2-highgpu-1g": (1, 12, 85), "a2-highgpu-2g": (2, 24, 170), "a2-highgpu-4g": (4, 48, 340),
+        "a2-highgpu-8g": (8, 96, 680), "a2-megagpu-16g": (16, 96, 1360), "a2-ultragpu-1g": (1, 12, 170),
+        "a2-ultragpu-2g": (2, 24, 340), "a2-ultragpu-4g": (4, 48, 680), "a2-ultragpu-8g": (8, 96, 1360),
+    }  # fmt: skip
+    assert {n: (m.gpus, m.vcpu, m.memory_gb) for n, m in A100_MACHINE_TYPES.items()} == table
+
+
+def test_allocatable_follows_gkes_reservation_formula() -> None:
+    e2 = CPU_MACHINE_TYPES["e2-standard-4"]  # 4 vCPU, 16 GiB
+    assert e2.allocatable_cpu == pytest.approx(4 - (0.06 + 0.01 + 2 * 0.005))
+    assert e2.allocatable_memory_gb == pytest.approx(16 - (1 + 0.8 + 0.8) - 0.1)
+    a2 = A100_MACHINE_TYPES["a2-highgpu-1g"]  # 85 GiB: 1 + 0.8 + 0.8 + 69 * 0.06
+    assert a2.allocatable_memory_gb == pytest.approx(85 - (2.6 + 69 * 0.06) - 0.1)
+
+
+def test_default_worker_resources_fit_the_node() -> None:
+    s = settings_for("prod")
+    machine = s.gpu_node_pools["a100"].machine
+    per_node = machine.gpus // s.dask.gpus_per_worker
+    assert s.dask.worker_cpu * per_node <= machine.allocatable_cpu - 1
+    assert s.dask.worker_memory_gb * per_node <= machine.allocatable_memory_gb - 3
+
+
+def test_scalar_defaults_live_only_in_pulumi_yaml() -> None:
+    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+    declared = set(project["config"])
+    assert declared == SCALAR_KEYS
+    assert project["stackConfigDir"] == "stacks" and project["name"] == "gpu-dask"
+    for key, spec in project["config"].items():
+        assert spec["type"] in {"string", "integer", "boolean", "array"}, key
+        assert spec.get("description"), key
+    assert "default" not in project["config"]["authorizedNetworks"], "no default that could open the control plane"
+
+
+def test_enums_are_gkes_own_names() -> None:
+    assert set(DRIVER_MODES.values()) <= {e.name for e in gke.GPUDriverInstallationConfig.GPUDriverVersion}
+    assert set(RELEASE_CHANNELS) <= {e.name for e in gke.ReleaseChannel.Channel}
+    assert DRIVER_MODES["daemonset"] == "INSTALLATION_DISABLED"
+    assert COLOCATION_MODES == ("preferred", "required", "none")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    machine=st.sampled_from(sorted(A100_MACHINE_TYPES)),
+    max_nodes=st.integers(min_value=1, max_value=4),
+    workers=st.integers(min_value=0, max_value=40),
+    gpus=st.integers(min_value=1, max_value=16),
+    colocation=st.sampled_from(COLOCATION_MODES),
+)
+def test_accepted_settings_always_fit_the_pools(
+    machine: str, max_nodes: int, workers: int, gpus: int, colocation: str
+) -> None:
+    pools = {"a100": {**POOL, "machineType": machine, "maxNodes": max_nodes}}
+    raw, project = raw_config(
+        "dev", gpuNodePools=pools, dask=_dask(workers=workers, gpusPerWorker=gpus, colocation=colocation)
+    )
+    try:
+        s = parse_settings(raw, project)
+    except SettingsError as err:
+        problems = err.problems
+        assert problems, "a refusal must say why"
+        return
+    node_gpus = A100_MACHINE_TYPES[machine].gpus
+    assert gpus <= node_gpus
+    assert workers <= (node_gpus // gpus) * max_nodes
+    if colocation == "required":
+        assert workers * gpus <= node_gpus
+    assert s.dask.worker_cpu >= 1

@@ -1,0 +1,217 @@
+"""Pure builders, checked without the Pulumi runtime against upstream schemas and code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from google.cloud.container_v1 import types as gke
+
+from components import dask_spec, driver_spec, gke_spec
+from components.kubeconfig import kubeconfig
+from components.operator_spec import operator_values
+from gpudask.validate import crd_findings, helm_value_findings, kubernetes_findings, operator_objects
+from tests.conftest import STACKS, settings_for
+
+
+def _bodies(stack: str, **overrides: Any) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    s = settings_for(stack, **overrides)
+    groups = [dask_spec.dask_worker_group(s.dask, g) for g in s.dask.worker_groups.values()]
+    return s, dask_spec.dask_cluster(s.dask), groups
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_dask_resources_match_the_operator_crds_strictly(stack: str) -> None:
+    s, cluster, groups = _bodies(stack)
+    assert crd_findings(cluster) == []
+    for group in groups:
+        assert crd_findings(group) == []
+    autoscaler = dask_spec.dask_autoscaler(s.dask)
+    if autoscaler:
+        assert crd_findings(autoscaler) == []
+
+
+def test_crd_check_catches_a_misspelt_field() -> None:
+    _, cluster, _ = _bodies("dev")
+    cluster["spec"]["worker"]["spec"]["affinty"] = cluster["spec"]["worker"]["spec"].pop("affinity")
+    findings = crd_findings(cluster)
+    assert any(f.startswith("spec.worker.spec: unknown field") and "affinty" in f for f in findings), findings
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_what_the_operator_builds_is_valid_kubernetes(stack: str) -> None:
+    s, cluster, groups = _bodies(stack)
+    objects = operator_objects(cluster, groups)
+    assert [o["kind"] for o in objects[:2]] == ["Deployment", "Service"]
+    for obj in objects:
+        assert kubernetes_findings(obj) == [], obj["metadata"]["name"]
+    for worker in objects[2:]:
+        env = {e["name"]: e["value"] for e in worker["spec"]["template"]["spec"]["containers"][0]["env"]}
+        # The stack output clients use is exactly the address workers are given.
+        assert env["DASK_SCHEDULER_ADDRESS"] == s.dask.scheduler_address
+        assert env["DASK_WORKER_NAME"] == worker["metadata"]["name"]
+
+
+def test_gpu_workers_run_dask_cuda_with_gpu_resources_and_limits() -> None:
+    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "workers": 2, "gpusPerWorker": 1})
+    container = cluster["spec"]["worker"]["spec"]["containers"][0]
+    assert container["args"][:3] == ["dask-cuda-worker", "--name", "$(DASK_WORKER_NAME)"]
+    assert container["args"][3:5] == ["--resources", "GPU=1"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["resources"]["limits"]["memory"] == container["resources"]["requests"]["memory"]
+    assert cluster["spec"]["worker"]["replicas"] == 2
+    assert cluster["spec"]["idleTimeout"] == 0
+
+
+def test_worker_gpu_count_follows_gpus_per_worker() -> None:
+    pools = {"a100": {"machineType": "a2-highgpu-4g", "maxNodes": 2}}
+    _, cluster, _ = _bodies("dev", gpuNodePools=pools, dask={"name": "rapids", "workers": 2, "gpusPerWorker": 2})
+    container = cluster["spec"]["worker"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert "GPU=2" in container["args"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "key"),
+    [
+        ("preferred", "preferredDuringSchedulingIgnoredDuringExecution"),
+        ("required", "requiredDuringSchedulingIgnoredDuringExecution"),
+    ],
+)
+def test_colocation_selects_only_this_clusters_workers(mode: str, key: str) -> None:
+    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "workers": 1, "colocation": mode})
+    rules = cluster["spec"]["worker"]["spec"]["affinity"]["podAffinity"][key]
+    term = rules[0]["podAffinityTerm"] if mode == "preferred" else rules[0]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    selector = term["labelSelector"]["matchLabels"]
+    # The selector matches the labels the operator gives this cluster's workers ...
+    worker = operator_objects(cluster)[2]
+    labels = worker["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= labels.items()
+    # ... and not a worker of another DaskCluster (the seed's selector matched every Dask worker).
+    other = operator_objects(dask_spec.dask_cluster(settings_for("dev", dask={"name": "other"}).dask))[2]
+    assert not selector.items() <= other["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_no_colocation_means_no_affinity() -> None:
+    _, cluster, _ = _bodies("dev", dask={"name": "rapids", "colocation": "none"})
+    assert "affinity" not in cluster["spec"]["worker"]["spec"]
+
+
+def test_scheduler_on_the_system_pool_with_probes_ports_and_args() -> None:
+    _, cluster, _ = _bodies("dev")
+    scheduler = cluster["spec"]["scheduler"]
+    pod = scheduler["spec"]
+    container = pod["containers"][0]
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-nodepool": "system"}
+    assert "tolerations" not in pod
+    assert isinstance(container["args"], list) and container["args"][0] == "dask-scheduler"
+    assert "nvidia.com/gpu" not in container["resources"]["limits"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"port": "http-dashboard", "path": "/health"}
+    assert {(p["name"], p["containerPort"]) for p in container["ports"]} == {
+        ("tcp-comm", 8786),
+        ("http-dashboard", 8787),
+    }
+    assert {(p["name"], p["port"]) for p in scheduler["service"]["ports"]} == {
+        ("tcp-comm", 8786),
+        ("http-dashboard", 8787),
+    }
+    assert scheduler["service"]["type"] == "ClusterIP"
+
+
+def test_gpu_scheduler_requests_a_gpu_and_tolerates_the_taint() -> None:
+    _, cluster, _ = _bodies("dev", dask={"name": "rapids", "schedulerGpu": True})
+    pod = cluster["spec"]["scheduler"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert dask_spec.GPU_TOLERATION in pod["tolerations"]
+    assert pod.get("nodeSelector", {}).get("cloud.google.com/gke-nodepool") != "system"
+
+
+def test_internal_load_balancer_is_annotated_and_source_restricted() -> None:
+    s, cluster, _ = _bodies("prod")
+    assert cluster["spec"]["scheduler"]["service"]["type"] == "LoadBalancer"
+    assert cluster["spec"]["scheduler"]["service"]["loadBalancerSourceRanges"] == list(s.dask.client_cidrs)
+    service = operator_objects(cluster)[1]
+    assert service["metadata"]["annotations"]["networking.gke.io/load-balancer-type"] == "Internal"
+
+
+def test_cpu_worker_group_runs_dask_worker_on_the_system_pool() -> None:
+    s, _, groups = _bodies("prod")
+    (group,) = groups
+    pod = group["spec"]["worker"]["spec"]
+    assert group["metadata"]["name"] == f"{s.dask.name}-cpu" and group["spec"]["cluster"] == s.dask.name
+    assert pod["containers"][0]["args"][:2] == ["dask", "worker"]
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-nodepool": "system"}
+    assert "affinity" not in pod
+
+
+def test_autoscaler_targets_the_cluster() -> None:
+    s, _, _ = _bodies("dev")
+    assert dask_spec.dask_autoscaler(s.dask) == {
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskAutoscaler",
+        "metadata": {"name": "rapids", "namespace": "dask"},
+        "spec": {"cluster": "rapids", "minimum": 0, "maximum": 2},
+    }
+
+
+def test_driver_daemonset_matches_googles_cos_installer() -> None:
+    ds = driver_spec.driver_daemonset()
+    assert kubernetes_findings(ds) == []
+    assert (ds["metadata"]["name"], ds["metadata"]["namespace"]) == ("nvidia-driver-installer", "kube-system")
+    pod = ds["spec"]["template"]["spec"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [
+        {
+            "matchExpressions": [
+                {"key": "cloud.google.com/gke-accelerator", "operator": "Exists"},
+                {"key": "cloud.google.com/gke-gpu-driver-version", "operator": "DoesNotExist"},
+            ]
+        }
+    ]
+    assert pod["tolerations"] == [{"operator": "Exists"}]
+    assert pod["priorityClassName"] == "system-node-critical"
+    installer = pod["initContainers"][0]
+    assert installer["image"] == "cos-nvidia-installer:fixed" and installer["imagePullPolicy"] == "Never"
+    assert {v["hostPath"]["path"] for v in pod["volumes"]} >= {"/home/kubernetes/bin/nvidia", "/dev"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_operator_values_are_known_to_the_chart(stack: str) -> None:
+    values = operator_values(settings_for(stack))
+    assert helm_value_findings(values) == []
+    assert values["nodeSelector"] == {"cloud.google.com/gke-nodepool": "system"}
+    assert values["resources"]["requests"]["memory"]
+
+
+def test_helm_value_check_catches_an_unknown_key() -> None:
+    assert len(helm_value_findings({"nodeSelector": {}, "tolerationz": []})) == 1
+    assert "tolerationz: unknown chart value" in helm_value_findings({"tolerationz": []})[0]
+    assert helm_value_findings({"image": {"tagg": "x"}})[0].startswith("image.tagg: unknown chart value")
+
+
+@pytest.mark.parametrize("driver", ["daemonset", "gke-default", "gke-latest"])
+def test_gpu_node_config_sets_the_driver_mode_and_the_taint(driver: str) -> None:
+    s = settings_for("dev", driver=driver)
+    config: dict[str, Any] = dict(
+        gke_spec.gpu_node_config(s, s.gpu_node_pools["a100"], "nodes@example.iam.gserviceaccount.com")
+    )
+    (accelerator,) = config["guest_accelerators"]
+    assert accelerator["type"] == "nvidia-tesla-a100" and accelerator["count"] == 1
+    version = accelerator["gpu_driver_installation_config"]["gpu_driver_version"]
+    assert version == {"daemonset": "INSTALLATION_DISABLED", "gke-default": "DEFAULT", "gke-latest": "LATEST"}[driver]
+    assert config["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
+    assert config["taints"][0]["effect"] in {e.name for e in gke.NodeTaint.Effect}
+    assert config["image_type"] == "COS_CONTAINERD" and config["spot"] is True
+    assert config["gcfs_config"] == {"enabled": True}
+    assert config["workload_metadata_config"] == {"mode": "GKE_METADATA"}
+    assert config["workload_metadata_config"]["mode"] in {e.name for e in gke.WorkloadMetadataConfig.Mode}
+
+
+def test_kubeconfig_uses_the_auth_plugin_and_no_static_credentials() -> None:
+    text = kubeconfig("ctx", "203.0.113.10", "Q0E=")
+    assert "server: https://203.0.113.10" in text and "certificate-authority-data: Q0E=" in text
+    assert "command: gke-gcloud-auth-plugin" in text
+    assert "token" not in text and "client-key" not in text
