@@ -161,6 +161,13 @@ def cluster_annotations(dask: DaskSettings) -> dict[str, str]:
     return annotations
 
 
+def initial_replicas(dask: DaskSettings) -> int:
+    """`workers`, kept inside the autoscaler's bounds (it owns the count from then on)."""
+    if dask.autoscale is None:
+        return dask.workers
+    return min(max(dask.workers, dask.autoscale.minimum), dask.autoscale.maximum)
+
+
 def dask_cluster(dask: DaskSettings) -> dict[str, Any]:
     """The DaskCluster custom resource, as `kubectl apply -f` would take it."""
     return {
@@ -176,7 +183,7 @@ def dask_cluster(dask: DaskSettings) -> dict[str, Any]:
             # > 0 would let the operator delete this Pulumi-owned cluster when idle.
             "idleTimeout": 0,
             "worker": {
-                "replicas": dask.autoscale.minimum if dask.autoscale else dask.workers,
+                "replicas": initial_replicas(dask),
                 "spec": worker_pod_spec(
                     dask.name,
                     dask.default_group_name,

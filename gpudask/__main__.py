@@ -1,0 +1,105 @@
+"""Command line: `python -m gpudask plan <stack> [--out DIR] [--diff OTHER] [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from gpudask import plan as planning
+from gpudask.engine import PROJECT_DIR, ProgramFailed, run_program, stacks
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_PROGRAM_FAILED = 0, 1, 2
+
+
+def _plan_json(stack_or_file: str, console: Console) -> dict:
+    path = Path(stack_or_file)
+    if path.suffix == ".json" and path.exists():
+        return json.loads(path.read_text())
+    with console.status(f"recording stack {stack_or_file} for the diff"):
+        rec = run_program(stack_or_file)
+    return planning.build_plan(rec).to_json()
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    console = Console(stderr=args.json)
+    out = Path(args.out) if args.out else PROJECT_DIR / "build" / args.stack
+    try:
+        with console.status(f"running __main__.py for stack {args.stack} under the embedded engine"):
+            rec = run_program(args.stack)
+    except FileNotFoundError as err:
+        console.print(f"[red]{err}[/red]")
+        return EXIT_PROGRAM_FAILED
+    except ProgramFailed as failed:
+        problems = getattr(failed.cause, "problems", None) or [str(failed.cause)]
+        console.print(f"[red bold]The program failed for stack {args.stack}; nothing was declared.[/red bold]")
+        for problem in problems:
+            console.print(f"  - {problem}", markup=False, highlight=False)
+        if args.json:
+            print(json.dumps({"stack": args.stack, "error": problems}))
+        return EXIT_PROGRAM_FAILED
+
+    with console.status("validating against Kubernetes, CRD, chart and GKE schemas"):
+        plan = planning.build_plan(rec)
+    written = planning.write(plan, rec, out)
+    diff = None
+    if args.diff:
+        base = _plan_json(args.diff, console)
+        diff = planning.diff_plans(base, plan.to_json())
+        (out / "diff.md").write_text(diff.markdown())
+
+    if args.json:
+        result = plan.to_json() | {"out": str(out)}
+        if diff is not None:
+            result["diff"] = {"added": diff.added, "removed": diff.removed, "replaced": diff.replaced(), "changed": {k: [c[0] for c in v] for k, v in diff.changed.items()}}
+        print(json.dumps(result, indent=2, default=str))
+        return EXIT_FINDINGS if plan.findings else EXIT_CLEAN
+
+    kinds: dict[str, int] = {}
+    for r in plan.resources:
+        kinds[r["type"]] = kinds.get(r["type"], 0) + 1
+    table = Table(title=f"stack {args.stack}: {len(plan.resources)} resources", show_lines=False)
+    table.add_column("type")
+    table.add_column("count", justify="right")
+    for kind, count in sorted(kinds.items()):
+        table.add_row(kind, str(count))
+    console.print(table)
+    costs = Table(title="cost per hour (estimates)")
+    for col in ("pool", "machine", "spot", "nodes", "$/h min", "$/h max"):
+        costs.add_column(col)
+    for c in plan.costs:
+        costs.add_row(c.pool, c.machine_type, "yes" if c.spot else "no", f"{c.min_nodes}-{c.max_nodes}", f"{c.hourly * c.min_nodes:.2f}", f"{c.hourly * c.max_nodes:.2f}")
+    console.print(costs)
+    console.print(f"idle ${plan.idle_hourly:.2f}/h, full scale ${plan.max_hourly:.2f}/h ({plan.prices_note})")
+    console.print(f"schedulerAddress: [bold]{plan.outputs.get('schedulerAddress')}[/bold]")
+    if diff is not None:
+        console.print(diff.markdown(), markup=False, highlight=False)
+    if plan.findings:
+        console.print(f"[red bold]{len(plan.findings)} finding(s):[/red bold]")
+        for f in plan.findings:
+            console.print(f"  - {f['resource']}: {f['path']}: {f['reason']}", markup=False, highlight=False)
+    else:
+        console.print("[green]no findings[/green]: schemas, operator output, Helm values, GKE enums, scheduling")
+    console.print(f"wrote {out}/ (plan.json, summary.md, {len(written) - 2} manifests{', diff.md' if diff else ''})")
+    return EXIT_FINDINGS if plan.findings else EXIT_CLEAN
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gpudask", description="gpu-dask tooling that needs no cloud account")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plan", help="record, validate and price a stack offline")
+    p.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
+    p.add_argument("--out", help="output folder (default build/<stack>/)")
+    p.add_argument("--diff", metavar="OTHER", help="another stack name, or a saved plan.json, to diff against")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
+    p.set_defaults(func=cmd_plan)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,339 @@
+"""Checks over a recorded program: schemas, the operator's view, GKE enums, scheduling.
+
+Every check reads the recording (what the program really declared), not the settings,
+so a bug anywhere between config and resource shows up here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from google.cloud.container_v1 import types as gke
+
+from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES, NODE_OVERHEAD_CPU, NODE_OVERHEAD_MEMORY_GB
+from gpudask import validate
+from gpudask.engine import Recorded, Recording
+
+NODE_POOL = "gcp:container/nodePool:NodePool"
+CLUSTER = "gcp:container/cluster:Cluster"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+DASK_KINDS = ("DaskCluster", "DaskWorkerGroup", "DaskAutoscaler", "DaskJob")
+GPU = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Finding:
+    resource: str
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.resource}: {self.path}: {self.reason}"
+
+
+# --- manifests -----------------------------------------------------------------------------
+def kubernetes_manifests(rec: Recording) -> list[tuple[Recorded, dict[str, Any]]]:
+    """Every Kubernetes object the program declares, as `kubectl apply -f` would take it."""
+    out = []
+    for r in rec.resources.values():
+        if not r.custom or r.read or not r.type.startswith("kubernetes:") or r.type == RELEASE:
+            continue
+        if r.type.startswith("pulumi:providers:"):
+            continue
+        manifest = {k: v for k, v in r.inputs.items() if k not in ("apiVersion", "kind")}
+        group_version, kind = r.type.split(":", 2)[1:]
+        api_version = group_version.replace("core/", "")
+        out.append((r, {"apiVersion": r.inputs.get("apiVersion", api_version), "kind": r.inputs.get("kind", kind), **manifest}))
+    return out
+
+
+def _label(r: Recorded, manifest: dict[str, Any] | None = None) -> str:
+    if manifest is not None:
+        meta = manifest.get("metadata") or {}
+        return f"{manifest.get('kind')}/{meta.get('namespace', '') + '/' if meta.get('namespace') else ''}{meta.get('name', r.name)}"
+    return f"{r.type.rsplit(':', 1)[-1]} {r.name}"
+
+
+def _split(finding: str) -> tuple[str, str]:
+    path, _, reason = finding.partition(": ")
+    return path, reason
+
+
+# --- schema checks ---------------------------------------------------------------------------
+def schema_findings(rec: Recording) -> list[Finding]:
+    findings = []
+    for r, manifest in kubernetes_manifests(rec):
+        check = validate.crd_findings if manifest["kind"] in DASK_KINDS else validate.kubernetes_findings
+        findings += [Finding(_label(r, manifest), *_split(f)) for f in check(manifest)]
+    return findings
+
+
+def operator_findings(rec: Recording) -> list[Finding]:
+    """Feed the DaskCluster through the operator's own builders; validate what comes out."""
+    manifests = [m for _, m in kubernetes_manifests(rec)]
+    clusters = [m for m in manifests if m["kind"] == "DaskCluster"]
+    findings = []
+    for cluster in clusters:
+        name = cluster["metadata"]["name"]
+        groups = [m for m in manifests if m["kind"] == "DaskWorkerGroup" and m["spec"].get("cluster") == name]
+        try:
+            objects = validate.operator_objects(cluster, groups)
+        except (KeyError, TypeError) as err:
+            findings.append(Finding(f"DaskCluster/{name}", "spec", f"the operator could not build it: {err!r}"))
+            continue
+        for obj in objects:
+            label = f"{obj['kind']}/{obj['metadata']['namespace']}/{obj['metadata']['name']} (operator-built)"
+            findings += [Finding(label, *_split(f)) for f in validate.kubernetes_findings(obj)]
+            if obj["kind"] == "Deployment" and obj["metadata"]["labels"].get("dask.org/component") == "worker":
+                env = {e["name"]: e.get("value") for e in obj["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+                if rec.outputs.get("schedulerAddress") not in (None, env.get("DASK_SCHEDULER_ADDRESS")):
+                    findings.append(
+                        Finding(
+                            label,
+                            "spec.template.spec.containers[0].env.DASK_SCHEDULER_ADDRESS",
+                            f"is {env.get('DASK_SCHEDULER_ADDRESS')!r} but the stack output schedulerAddress is {rec.outputs['schedulerAddress']!r}",
+                        )
+                    )
+    return findings
+
+
+def helm_findings(rec: Recording) -> list[Finding]:
+    findings = []
+    for r in rec.of_type(RELEASE):
+        if r.inputs.get("chart") == "dask-kubernetes-operator":
+            for f in validate.helm_value_findings(r.inputs.get("values") or {}):
+                path, reason = _split(f)
+                findings.append(Finding(f"Release {r.inputs.get('name')}", f"values.{path}", reason))
+    return findings
+
+
+def _enum_names(enum: Any) -> set[str]:
+    return {e.name for e in enum if not e.name.endswith("UNSPECIFIED")}
+
+
+def gke_enum_findings(rec: Recording) -> list[Finding]:
+    """GKE enum values against the GKE API's own types (google-cloud-container)."""
+    findings = []
+
+    def check(r: Recorded, path: str, value: Any, allowed: set[str]) -> None:
+        if value is not None and value not in allowed:
+            findings.append(Finding(_label(r), path, f"{value!r} is not a GKE value; one of {', '.join(sorted(allowed))}"))
+
+    for r in rec.of_type(CLUSTER):
+        check(r, "releaseChannel.channel", (r.inputs.get("releaseChannel") or {}).get("channel"), _enum_names(gke.ReleaseChannel.Channel))
+        check(r, "datapathProvider", r.inputs.get("datapathProvider"), _enum_names(gke.DatapathProvider))
+    for r in rec.of_type(NODE_POOL):
+        config = r.inputs.get("nodeConfig") or {}
+        check(r, "nodeConfig.workloadMetadataConfig.mode", (config.get("workloadMetadataConfig") or {}).get("mode"), _enum_names(gke.WorkloadMetadataConfig.Mode))
+        for i, taint in enumerate(config.get("taints") or []):
+            check(r, f"nodeConfig.taints[{i}].effect", taint.get("effect"), _enum_names(gke.NodeTaint.Effect))
+        for i, acc in enumerate(config.get("guestAccelerators") or []):
+            version = (acc.get("gpuDriverInstallationConfig") or {}).get("gpuDriverVersion")
+            check(r, f"nodeConfig.guestAccelerators[{i}].gpuDriverInstallationConfig.gpuDriverVersion", version, _enum_names(gke.GPUDriverInstallationConfig.GPUDriverVersion))
+        if config.get("imageType") and not str(config["imageType"]).startswith(("COS_CONTAINERD", "UBUNTU_CONTAINERD")):
+            findings.append(Finding(_label(r), "nodeConfig.imageType", f"{config['imageType']!r}: GPU nodes need a containerd image (COS_CONTAINERD)"))
+    return findings
+
+
+# --- scheduling feasibility --------------------------------------------------------------------
+@dataclass(frozen=True)
+class NodeModel:
+    pool: str
+    labels: dict[str, str]
+    taints: list[dict[str, str]]
+    cpu: float
+    memory_gb: float
+    gpus: int
+    max_nodes: int
+
+
+_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
+
+
+def node_models(rec: Recording) -> list[NodeModel]:
+    """What GKE's nodes of each pool will look like to the Kubernetes scheduler."""
+    pools = rec.of_type(NODE_POOL)
+    any_cpu_pool = any(not (p.inputs.get("nodeConfig") or {}).get("guestAccelerators") for p in pools)
+    models = []
+    for p in pools:
+        config = p.inputs.get("nodeConfig") or {}
+        machine = A100_MACHINE_TYPES.get(config.get("machineType", "")) or CPU_MACHINE_TYPES.get(config.get("machineType", ""))
+        if machine is None:
+            continue
+        labels = {"cloud.google.com/gke-nodepool": p.inputs.get("name", ""), **(config.get("labels") or {})}
+        taints = [{"key": t["key"], "value": t.get("value", ""), "effect": _EFFECTS.get(t["effect"], t["effect"])} for t in config.get("taints") or []]
+        accelerators = config.get("guestAccelerators") or []
+        gpus = int(sum(a.get("count", 0) for a in accelerators))
+        if accelerators:
+            labels["cloud.google.com/gke-accelerator"] = accelerators[0]["type"]
+            version = (accelerators[0].get("gpuDriverInstallationConfig") or {}).get("gpuDriverVersion")
+            if version in ("DEFAULT", "LATEST") or version is None:
+                labels["cloud.google.com/gke-gpu-driver-version"] = (version or "default").lower()
+            if any_cpu_pool and not any(t["key"] == GPU for t in taints):
+                taints.append({"key": GPU, "value": "present", "effect": "NoSchedule"})  # GKE adds it
+        if config.get("spot"):
+            labels["cloud.google.com/gke-spot"] = "true"
+        overhead_cpu, overhead_mem = (NODE_OVERHEAD_CPU, NODE_OVERHEAD_MEMORY_GB) if gpus else (0.5, 1.5)
+        autoscaling = p.inputs.get("autoscaling") or {}
+        models.append(
+            NodeModel(
+                pool=labels["cloud.google.com/gke-nodepool"],
+                labels=labels,
+                taints=taints,
+                cpu=machine.allocatable_cpu - overhead_cpu,
+                memory_gb=machine.allocatable_memory_gb - overhead_mem,
+                gpus=gpus,
+                max_nodes=int(autoscaling.get("totalMaxNodeCount", p.inputs.get("nodeCount", 1))),
+            )
+        )
+    return models
+
+
+@dataclass(frozen=True)
+class PodModel:
+    label: str
+    spec: dict[str, Any]
+    replicas: int
+    daemon: bool = False
+
+
+def _quantity_cpu(value: Any) -> float:
+    text = str(value)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def _quantity_gb(value: Any) -> float:
+    text = str(value)
+    units = {"Ki": 1 / 1024**2, "Mi": 1 / 1024, "Gi": 1.0, "Ti": 1024.0, "k": 1e3 / 1024**3, "M": 1e6 / 1024**3, "G": 1e9 / 1024**3}
+    for suffix, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text) / 1024**3
+
+
+def pod_requests(spec: dict[str, Any]) -> tuple[float, float, int]:
+    cpu = memory = 0.0
+    gpus = 0
+    for c in spec.get("containers") or []:
+        res = c.get("resources") or {}
+        req = {**(res.get("limits") or {}), **(res.get("requests") or {})}
+        cpu += _quantity_cpu(req.get("cpu", 0))
+        memory += _quantity_gb(req.get("memory", 0))
+        gpus += int(str((res.get("limits") or {}).get(GPU, req.get(GPU, 0))))
+    return cpu, memory, gpus
+
+
+def _tolerates(spec: dict[str, Any], taint: dict[str, str]) -> bool:
+    if taint["effect"] == "PreferNoSchedule":
+        return True
+    for t in spec.get("tolerations") or []:
+        if t.get("effect") not in (None, "", taint["effect"]):
+            continue
+        if t.get("operator") == "Exists" and t.get("key") in (None, "", taint["key"]):
+            return True
+        if t.get("key") == taint["key"] and t.get("value", "") == taint["value"]:
+            return True
+    return False
+
+
+def _matches_expression(labels: dict[str, str], expr: dict[str, Any]) -> bool:
+    key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+    return {
+        "Exists": key in labels,
+        "DoesNotExist": key not in labels,
+        "In": labels.get(key) in values,
+        "NotIn": labels.get(key) not in values,
+    }.get(op, False)
+
+
+def why_not(pod: PodModel, node: NodeModel) -> str | None:
+    """None when the pod can land on this pool's nodes, else the first reason it cannot."""
+    spec = pod.spec
+    for key, value in (spec.get("nodeSelector") or {}).items():
+        if node.labels.get(key) != value:
+            return f"nodeSelector {key}={value} (node has {node.labels.get(key)!r})"
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = required.get("nodeSelectorTerms") or []
+    if terms and not any(all(_matches_expression(node.labels, e) for e in t.get("matchExpressions") or []) for t in terms):
+        return "required node affinity does not match the pool's labels"
+    for taint in node.taints:
+        if not _tolerates(spec, taint):
+            return f"no toleration for taint {taint['key']}={taint['value']}:{taint['effect']}"
+    cpu, memory, gpus = pod_requests(spec)
+    if gpus > node.gpus:
+        return f"requests {gpus} GPUs, the node has {node.gpus}"
+    if cpu > node.cpu + 1e-9:
+        return f"requests {cpu:g} CPU, the node has {node.cpu:.2f} allocatable"
+    if memory > node.memory_gb + 1e-9:
+        return f"requests {memory:.1f} GiB, the node has {node.memory_gb:.1f} allocatable"
+    return None
+
+
+def workload_pods(rec: Recording) -> list[PodModel]:
+    manifests = [m for _, m in kubernetes_manifests(rec)]
+    pods: list[PodModel] = []
+    for m in manifests:
+        kind, name = m["kind"], m["metadata"]["name"]
+        if kind in ("DaemonSet", "Deployment", "StatefulSet"):
+            pods.append(PodModel(f"{kind}/{name}", m["spec"]["template"]["spec"], int(m["spec"].get("replicas", 1)), daemon=kind == "DaemonSet"))
+        elif kind == "DaskCluster":
+            pods.append(PodModel(f"DaskCluster/{name} scheduler", m["spec"]["scheduler"]["spec"], 1))
+            pods.append(PodModel(f"DaskCluster/{name} workers", m["spec"]["worker"]["spec"], int(m["spec"]["worker"].get("replicas", 0))))
+        elif kind == "DaskWorkerGroup":
+            pods.append(PodModel(f"DaskWorkerGroup/{name} workers", m["spec"]["worker"]["spec"], int(m["spec"]["worker"].get("replicas", 0))))
+        elif kind == "DaskAutoscaler":
+            cluster = next((p for p in pods if p.label == f"DaskCluster/{m['spec']['cluster']} workers"), None)
+            if cluster is not None:
+                pods.append(PodModel(f"DaskAutoscaler/{name} maximum", cluster.spec, int(m["spec"]["maximum"])))
+    for r in rec.of_type(RELEASE):
+        values = r.inputs.get("values") or {}
+        spec = {
+            "nodeSelector": values.get("nodeSelector") or {},
+            "tolerations": values.get("tolerations") or [],
+            "affinity": values.get("affinity") or {},
+            "containers": [{"name": "operator", "resources": values.get("resources") or {}}],
+        }
+        pods.append(PodModel(f"Release/{r.inputs.get('name')} operator pod", spec, 1))
+    return pods
+
+
+def scheduling_findings(rec: Recording) -> list[Finding]:
+    nodes = node_models(rec)
+    gpu_nodes = [n for n in nodes if n.gpus]
+    findings = []
+    for pod in workload_pods(rec):
+        reasons = {n.pool: why_not(pod, n) for n in nodes}
+        fits = [n for n in nodes if reasons[n.pool] is None]
+        if pod.daemon:
+            # The driver DaemonSet must land on every GPU pool; elsewhere it is irrelevant.
+            if "nvidia-driver-installer" in pod.label:
+                findings += [
+                    Finding(pod.label, "spec.template.spec.affinity", f"never schedules on GPU pool {n.pool}: {reasons[n.pool]} (GKE manages that pool's driver; set gpuDriverVersion INSTALLATION_DISABLED)")
+                    for n in gpu_nodes
+                    if reasons[n.pool] is not None
+                ]
+            continue
+        if not fits:
+            detail = "; ".join(f"{pool}: {reason}" for pool, reason in reasons.items())
+            findings.append(Finding(pod.label, "spec", f"fits no node pool ({detail})"))
+            continue
+        _, _, gpus = pod_requests(pod.spec)
+        if gpus and pod.replicas:
+            capacity = sum((n.gpus // gpus) * n.max_nodes for n in fits)
+            if pod.replicas > capacity:
+                findings.append(Finding(pod.label, "replicas", f"{pod.replicas} pods x {gpus} GPUs exceed maxNodes of pools {', '.join(n.pool for n in fits)} (room for {capacity})"))
+            required = (((pod.spec.get("affinity") or {}).get("podAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution"))
+            if required and pod.replicas * gpus > max(n.gpus for n in fits):
+                findings.append(Finding(pod.label, "spec.affinity.podAffinity", f"required colocation of {pod.replicas} x {gpus} GPUs cannot fit one node ({max(n.gpus for n in fits)} GPUs)"))
+    return findings
+
+
+def all_findings(rec: Recording) -> list[Finding]:
+    return [
+        *schema_findings(rec),
+        *operator_findings(rec),
+        *helm_findings(rec),
+        *gke_enum_findings(rec),
+        *scheduling_findings(rec),
+    ]

@@ -1,0 +1,295 @@
+"""`gpudask plan`: record a stack, validate it, price it, write plan.json, manifests and summary.md."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.gke_spec import NODE_POOL_REPLACE_FIELDS
+from gpudask import checks
+from gpudask.engine import PROJECT_DIR, Recording
+
+PRICES_FILE = Path(__file__).with_name("prices.yaml")
+SECRET = "[secret]"
+
+
+@dataclass
+class PoolCost:
+    pool: str
+    machine_type: str
+    spot: bool
+    min_nodes: int
+    max_nodes: int
+    hourly_on_demand: float
+    hourly_spot: float
+
+    @property
+    def hourly(self) -> float:
+        return self.hourly_spot if self.spot else self.hourly_on_demand
+
+
+@dataclass
+class Plan:
+    stack: str
+    resources: list[dict[str, Any]]
+    outputs: dict[str, Any]
+    findings: list[dict[str, str]]
+    costs: list[PoolCost] = field(default_factory=list)
+    cluster_fee_hour: float = 0.0
+    prices_note: str = ""
+
+    @property
+    def idle_hourly(self) -> float:
+        return self.cluster_fee_hour + sum(c.hourly * c.min_nodes for c in self.costs)
+
+    @property
+    def max_hourly(self) -> float:
+        return self.cluster_fee_hour + sum(c.hourly * c.max_nodes for c in self.costs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "outputs": self.outputs,
+            "resources": self.resources,
+            "findings": self.findings,
+            "cost": {
+                "pools": [asdict(c) | {"hourly": c.hourly} for c in self.costs],
+                "clusterFeeHour": self.cluster_fee_hour,
+                "idleHourly": round(self.idle_hourly, 3),
+                "maxHourly": round(self.max_hourly, 3),
+                "note": self.prices_note,
+            },
+        }
+
+
+def _short(urn: str) -> str:
+    """A stack-independent key: type::name (URNs embed the stack name)."""
+    if not urn:
+        return ""
+    parts = urn.split("::")
+    return f"{parts[-2].split('$')[-1]}::{parts[-1]}"
+
+
+def resource_records(rec: Recording) -> list[dict[str, Any]]:
+    out = []
+    for r in rec.resources.values():
+        inputs = {k: (SECRET if k in r.secret_inputs else v) for k, v in r.inputs.items()}
+        out.append(
+            {
+                "key": _short(r.urn),
+                "type": r.type,
+                "name": r.name,
+                "parent": _short(r.parent),
+                "custom": r.custom,
+                "read": r.read,
+                "inputs": inputs,
+                "dependencies": sorted(_short(d) for d in r.dependencies),
+                "options": {
+                    "protect": r.protect,
+                    "ignoreChanges": r.ignore_changes,
+                    "replaceOnChanges": r.replace_on_changes,
+                    "deleteBeforeReplace": r.delete_before_replace,
+                    "deletedWith": _short(r.deleted_with),
+                    "replaceWith": [_short(u) for u in r.replace_with],
+                },
+            }
+        )
+    return sorted(out, key=lambda x: x["key"])
+
+
+def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
+    prices = yaml.safe_load(PRICES_FILE.read_text())
+    costs = []
+    for p in rec.of_type(checks.NODE_POOL):
+        config = p.inputs.get("nodeConfig") or {}
+        machine = config.get("machineType", "")
+        accelerators = config.get("guestAccelerators") or []
+        if accelerators:
+            gpu_price = prices["per_gpu_hour"][accelerators[0]["type"]]
+            gpus = sum(int(a["count"]) for a in accelerators)
+            on_demand, spot = gpu_price["on_demand"] * gpus, gpu_price["spot"] * gpus
+        else:
+            vm = prices["per_machine_hour"].get(machine, {"on_demand": 0.0, "spot": 0.0})
+            on_demand, spot = vm["on_demand"], vm["spot"]
+        scaling = p.inputs.get("autoscaling") or {}
+        costs.append(
+            PoolCost(
+                pool=p.inputs.get("name", p.name),
+                machine_type=machine,
+                spot=bool(config.get("spot")),
+                min_nodes=int(scaling.get("totalMinNodeCount", 0)),
+                max_nodes=int(scaling.get("totalMaxNodeCount", 0)),
+                hourly_on_demand=round(on_demand, 3),
+                hourly_spot=round(spot, 3),
+            )
+        )
+    note = f"{prices['region']} list prices of {prices['date']} ({PRICES_FILE.relative_to(PROJECT_DIR)}); estimates"
+    return costs, float(prices["cluster_fee_hour"]), note
+
+
+def build_plan(rec: Recording) -> Plan:
+    outputs = {k: (SECRET if k in rec.secret_outputs else v) for k, v in rec.outputs.items()}
+    costs, fee, note = price(rec)
+    findings = [{"resource": f.resource, "path": f.path, "reason": f.reason} for f in checks.all_findings(rec)]
+    return Plan(rec.stack, resource_records(rec), outputs, findings, costs, fee, note)
+
+
+# --- rendering -----------------------------------------------------------------------------
+def _manifest_name(index: int, manifest: dict[str, Any]) -> str:
+    meta = manifest.get("metadata") or {}
+    return f"{index:02d}-{manifest['kind'].lower()}-{meta.get('namespace', 'cluster')}-{meta.get('name', 'unnamed')}.yaml"
+
+
+def write(plan: Plan, rec: Recording, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    manifests_dir = out / "manifests"
+    manifests_dir.mkdir(exist_ok=True)
+    for old in manifests_dir.glob("*.yaml"):
+        old.unlink()
+    written = [out / "plan.json", out / "summary.md"]
+    (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
+    for i, (_, manifest) in enumerate(checks.kubernetes_manifests(rec)):
+        path = manifests_dir / _manifest_name(i, manifest)
+        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        written.append(path)
+    (out / "summary.md").write_text(summary_markdown(plan))
+    return written
+
+
+def _tree(plan: Plan) -> list[str]:
+    children: dict[str, list[dict[str, Any]]] = {}
+    for r in plan.resources:
+        children.setdefault(r["parent"], []).append(r)
+    lines: list[str] = []
+
+    def walk(parent: str, depth: int) -> None:
+        for r in children.get(parent, []):
+            flags = [name for name, on in (("protect", r["options"]["protect"]), ("read", r["read"])) if on]
+            lines.append(f"{'  ' * depth}- `{r['type']}` **{r['name']}**{' (' + ', '.join(flags) + ')' if flags else ''}")
+            walk(r["key"], depth + 1)
+
+    walk("", 0)
+    return lines
+
+
+def _mermaid(plan: Plan) -> list[str]:
+    ids = {r["key"]: f"r{i}" for i, r in enumerate(plan.resources)}
+    lines = ["```mermaid", "graph LR"]
+    for r in plan.resources:
+        if r["custom"] or r["type"].startswith("gpu-dask:"):
+            lines.append(f'  {ids[r["key"]]}["{r["name"]}<br/><small>{r["type"].split(":")[-1]}</small>"]')
+    for r in plan.resources:
+        for dep in r["dependencies"]:
+            if dep in ids:
+                lines.append(f"  {ids[dep]} --> {ids[r['key']]}")
+    lines.append("```")
+    return lines
+
+
+def summary_markdown(plan: Plan) -> str:
+    lines = [f"# gpu-dask plan: `{plan.stack}`", ""]
+    if plan.findings:
+        lines += [f"**{len(plan.findings)} finding(s)**", ""]
+        lines += [f"- `{f['resource']}` `{f['path']}`: {f['reason']}" for f in plan.findings]
+    else:
+        lines += ["No findings: schemas, operator output, Helm values, GKE enums and scheduling all check out."]
+    lines += ["", "## Outputs", "", "| output | value |", "|---|---|"]
+    lines += [f"| `{k}` | `{json.dumps(v) if not isinstance(v, str) else v}` |" for k, v in sorted(plan.outputs.items())]
+    lines += ["", "## Cost (per hour)", "", "| pool | machine | spot | nodes | $/node-hour | $/h at min | $/h at max |", "|---|---|---|---|---|---|---|"]
+    for c in plan.costs:
+        lines.append(
+            f"| {c.pool} | {c.machine_type} | {'yes' if c.spot else 'no'} | {c.min_nodes}-{c.max_nodes} | "
+            f"{c.hourly:.2f} (on-demand {c.hourly_on_demand:.2f}, spot {c.hourly_spot:.2f}) | {c.hourly * c.min_nodes:.2f} | {c.hourly * c.max_nodes:.2f} |"
+        )
+    lines += [
+        f"| cluster fee | | | | | {plan.cluster_fee_hour:.2f} | {plan.cluster_fee_hour:.2f} |",
+        "",
+        f"**Idle: ${plan.idle_hourly:.2f}/h** (every pool at its minimum); at full scale ${plan.max_hourly:.2f}/h. {plan.prices_note}.",
+        "",
+        "## Resources",
+        "",
+        *_tree(plan),
+        "",
+        "## Dependencies",
+        "",
+        *_mermaid(plan),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --- diff ----------------------------------------------------------------------------------
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for k, v in value.items():
+            flat.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return flat or {prefix: {}}
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        flat = {}
+        for i, v in enumerate(value):
+            flat.update(_flatten(v, f"{prefix}[{i}]"))
+        return flat
+    return {prefix: value}
+
+
+def _replaces(resource: dict[str, Any], path: str) -> bool:
+    plain = path.replace("[", ".").split(".")
+    dotted = ".".join(p.rstrip("]") for p in plain if not p.rstrip("]").isdigit())
+    if resource["type"] == checks.NODE_POOL and any(dotted == f or dotted.startswith(f + ".") for f in NODE_POOL_REPLACE_FIELDS):
+        return True
+    if resource["type"] == checks.CLUSTER and dotted in ("name", "location", "network", "subnetwork", "privateClusterConfig.masterIpv4CidrBlock"):
+        return True
+    return any(dotted == f or dotted.startswith(f + ".") for f in resource["options"]["replaceOnChanges"])
+
+
+@dataclass
+class Diff:
+    base: str
+    head: str
+    added: list[str]
+    removed: list[str]
+    changed: dict[str, list[tuple[str, Any, Any, bool]]]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+    def replaced(self) -> list[str]:
+        return [key for key, changes in self.changed.items() if any(c[3] for c in changes)]
+
+    def markdown(self) -> str:
+        lines = [f"# gpu-dask plan diff: `{self.base}` → `{self.head}`", ""]
+        if self.empty:
+            return "\n".join([*lines, "No changes.", ""])
+        lines += [f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced), {len(self.removed)} to remove**", ""]
+        lines += [f"- ➕ `{k}`" for k in self.added]
+        lines += [f"- ➖ `{k}`" for k in self.removed]
+        for key, changes in self.changed.items():
+            verb = "🔁 replace" if any(c[3] for c in changes) else "✏️ update"
+            lines.append(f"- {verb} `{key}`")
+            for path, old, new, replace in changes:
+                lines.append(f"  - `{path}`: `{json.dumps(old)}` → `{json.dumps(new)}`{' **(forces replacement)**' if replace else ''}")
+        return "\n".join([*lines, ""])
+
+
+def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
+    """Resource-level and field-level differences between two plan.json documents."""
+    old = {r["key"]: r for r in base["resources"]}
+    new = {r["key"]: r for r in head["resources"]}
+    changed: dict[str, list[tuple[str, Any, Any, bool]]] = {}
+    for key in sorted(old.keys() & new.keys()):
+        a = _flatten({"inputs": old[key]["inputs"], "options": old[key]["options"]})
+        b = _flatten({"inputs": new[key]["inputs"], "options": new[key]["options"]})
+        rows = []
+        for path in sorted(a.keys() | b.keys()):
+            if a.get(path) != b.get(path):
+                field_path = path.split(".", 1)[1] if "." in path else path
+                rows.append((path, a.get(path), b.get(path), path.startswith("inputs.") and _replaces(new[key], field_path)))
+        if rows:
+            changed[key] = rows
+    return Diff(base["stack"], head["stack"], sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys()), changed)
