@@ -55,7 +55,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         result = plan.to_json() | {"out": str(out)}
         if diff is not None:
-            result["diff"] = {"added": diff.added, "removed": diff.removed, "replaced": diff.replaced(), "changed": {k: [c[0] for c in v] for k, v in diff.changed.items()}}
+            result["diff"] = {
+                "added": diff.added,
+                "removed": diff.removed,
+                "replaced": diff.replaced(),
+                "changed": {k: [c[0] for c in v] for k, v in diff.changed.items()},
+            }
         print(json.dumps(result, indent=2, default=str))
         return EXIT_FINDINGS if plan.findings else EXIT_CLEAN
 
@@ -72,7 +77,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for col in ("pool", "machine", "spot", "nodes", "$/h min", "$/h max"):
         costs.add_column(col)
     for c in plan.costs:
-        costs.add_row(c.pool, c.machine_type, "yes" if c.spot else "no", f"{c.min_nodes}-{c.max_nodes}", f"{c.hourly * c.min_nodes:.2f}", f"{c.hourly * c.max_nodes:.2f}")
+        costs.add_row(
+            c.pool,
+            c.machine_type,
+            "yes" if c.spot else "no",
+            f"{c.min_nodes}-{c.max_nodes}",
+            f"{c.hourly * c.min_nodes:.2f}",
+            f"{c.hourly * c.max_nodes:.2f}",
+        )
     console.print(costs)
     console.print(f"idle ${plan.idle_hourly:.2f}/h, full scale ${plan.max_hourly:.2f}/h ({plan.prices_note})")
     console.print(f"schedulerAddress: [bold]{plan.outputs.get('schedulerAddress')}[/bold]")
@@ -89,7 +101,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gpudask", description="gpu-dask tooling that needs no cloud account")
+    parser = argparse.ArgumentParser(
+        prog="python -m gpudask", description="gpu-dask tooling that needs no cloud account"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plan", help="record, validate and price a stack offline")
     p.add_argument("stack", help=f"stack name ({', '.join(stacks())})")

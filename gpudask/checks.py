@@ -44,7 +44,9 @@ def kubernetes_manifests(rec: Recording) -> list[tuple[Recorded, dict[str, Any]]
         manifest = {k: v for k, v in r.inputs.items() if k not in ("apiVersion", "kind")}
         group_version, kind = r.type.split(":", 2)[1:]
         api_version = group_version.replace("core/", "")
-        out.append((r, {"apiVersion": r.inputs.get("apiVersion", api_version), "kind": r.inputs.get("kind", kind), **manifest}))
+        out.append(
+            (r, {"apiVersion": r.inputs.get("apiVersion", api_version), "kind": r.inputs.get("kind", kind), **manifest})
+        )
     return out
 
 
@@ -86,7 +88,9 @@ def operator_findings(rec: Recording) -> list[Finding]:
             label = f"{obj['kind']}/{obj['metadata']['namespace']}/{obj['metadata']['name']} (operator-built)"
             findings += [Finding(label, *_split(f)) for f in validate.kubernetes_findings(obj)]
             if obj["kind"] == "Deployment" and obj["metadata"]["labels"].get("dask.org/component") == "worker":
-                env = {e["name"]: e.get("value") for e in obj["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+                env = {
+                    e["name"]: e.get("value") for e in obj["spec"]["template"]["spec"]["containers"][0].get("env", [])
+                }
                 if rec.outputs.get("schedulerAddress") not in (None, env.get("DASK_SCHEDULER_ADDRESS")):
                     findings.append(
                         Finding(
@@ -118,21 +122,44 @@ def gke_enum_findings(rec: Recording) -> list[Finding]:
 
     def check(r: Recorded, path: str, value: Any, allowed: set[str]) -> None:
         if value is not None and value not in allowed:
-            findings.append(Finding(_label(r), path, f"{value!r} is not a GKE value; one of {', '.join(sorted(allowed))}"))
+            findings.append(
+                Finding(_label(r), path, f"{value!r} is not a GKE value; one of {', '.join(sorted(allowed))}")
+            )
 
     for r in rec.of_type(CLUSTER):
-        check(r, "releaseChannel.channel", (r.inputs.get("releaseChannel") or {}).get("channel"), _enum_names(gke.ReleaseChannel.Channel))
+        check(
+            r,
+            "releaseChannel.channel",
+            (r.inputs.get("releaseChannel") or {}).get("channel"),
+            _enum_names(gke.ReleaseChannel.Channel),
+        )
         check(r, "datapathProvider", r.inputs.get("datapathProvider"), _enum_names(gke.DatapathProvider))
     for r in rec.of_type(NODE_POOL):
         config = r.inputs.get("nodeConfig") or {}
-        check(r, "nodeConfig.workloadMetadataConfig.mode", (config.get("workloadMetadataConfig") or {}).get("mode"), _enum_names(gke.WorkloadMetadataConfig.Mode))
+        check(
+            r,
+            "nodeConfig.workloadMetadataConfig.mode",
+            (config.get("workloadMetadataConfig") or {}).get("mode"),
+            _enum_names(gke.WorkloadMetadataConfig.Mode),
+        )
         for i, taint in enumerate(config.get("taints") or []):
             check(r, f"nodeConfig.taints[{i}].effect", taint.get("effect"), _enum_names(gke.NodeTaint.Effect))
         for i, acc in enumerate(config.get("guestAccelerators") or []):
             version = (acc.get("gpuDriverInstallationConfig") or {}).get("gpuDriverVersion")
-            check(r, f"nodeConfig.guestAccelerators[{i}].gpuDriverInstallationConfig.gpuDriverVersion", version, _enum_names(gke.GPUDriverInstallationConfig.GPUDriverVersion))
+            check(
+                r,
+                f"nodeConfig.guestAccelerators[{i}].gpuDriverInstallationConfig.gpuDriverVersion",
+                version,
+                _enum_names(gke.GPUDriverInstallationConfig.GPUDriverVersion),
+            )
         if config.get("imageType") and not str(config["imageType"]).startswith(("COS_CONTAINERD", "UBUNTU_CONTAINERD")):
-            findings.append(Finding(_label(r), "nodeConfig.imageType", f"{config['imageType']!r}: GPU nodes need a containerd image (COS_CONTAINERD)"))
+            findings.append(
+                Finding(
+                    _label(r),
+                    "nodeConfig.imageType",
+                    f"{config['imageType']!r}: GPU nodes need a containerd image (COS_CONTAINERD)",
+                )
+            )
     return findings
 
 
@@ -158,11 +185,16 @@ def node_models(rec: Recording) -> list[NodeModel]:
     models = []
     for p in pools:
         config = p.inputs.get("nodeConfig") or {}
-        machine = A100_MACHINE_TYPES.get(config.get("machineType", "")) or CPU_MACHINE_TYPES.get(config.get("machineType", ""))
+        machine = A100_MACHINE_TYPES.get(config.get("machineType", "")) or CPU_MACHINE_TYPES.get(
+            config.get("machineType", "")
+        )
         if machine is None:
             continue
         labels = {"cloud.google.com/gke-nodepool": p.inputs.get("name", ""), **(config.get("labels") or {})}
-        taints = [{"key": t["key"], "value": t.get("value", ""), "effect": _EFFECTS.get(t["effect"], t["effect"])} for t in config.get("taints") or []]
+        taints = [
+            {"key": t["key"], "value": t.get("value", ""), "effect": _EFFECTS.get(t["effect"], t["effect"])}
+            for t in config.get("taints") or []
+        ]
         accelerators = config.get("guestAccelerators") or []
         gpus = int(sum(a.get("count", 0) for a in accelerators))
         if accelerators:
@@ -205,7 +237,15 @@ def _quantity_cpu(value: Any) -> float:
 
 def _quantity_gb(value: Any) -> float:
     text = str(value)
-    units = {"Ki": 1 / 1024**2, "Mi": 1 / 1024, "Gi": 1.0, "Ti": 1024.0, "k": 1e3 / 1024**3, "M": 1e6 / 1024**3, "G": 1e9 / 1024**3}
+    units = {
+        "Ki": 1 / 1024**2,
+        "Mi": 1 / 1024,
+        "Gi": 1.0,
+        "Ti": 1024.0,
+        "k": 1e3 / 1024**3,
+        "M": 1e6 / 1024**3,
+        "G": 1e9 / 1024**3,
+    }
     for suffix, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
         if text.endswith(suffix):
             return float(text[: -len(suffix)]) * factor
@@ -253,9 +293,13 @@ def why_not(pod: PodModel, node: NodeModel) -> str | None:
     for key, value in (spec.get("nodeSelector") or {}).items():
         if node.labels.get(key) != value:
             return f"nodeSelector {key}={value} (node has {node.labels.get(key)!r})"
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
     terms = required.get("nodeSelectorTerms") or []
-    if terms and not any(all(_matches_expression(node.labels, e) for e in t.get("matchExpressions") or []) for t in terms):
+    if terms and not any(
+        all(_matches_expression(node.labels, e) for e in t.get("matchExpressions") or []) for t in terms
+    ):
         return "required node affinity does not match the pool's labels"
     for taint in node.taints:
         if not _tolerates(spec, taint):
@@ -276,12 +320,31 @@ def workload_pods(rec: Recording) -> list[PodModel]:
     for m in manifests:
         kind, name = m["kind"], m["metadata"]["name"]
         if kind in ("DaemonSet", "Deployment", "StatefulSet"):
-            pods.append(PodModel(f"{kind}/{name}", m["spec"]["template"]["spec"], int(m["spec"].get("replicas", 1)), daemon=kind == "DaemonSet"))
+            pods.append(
+                PodModel(
+                    f"{kind}/{name}",
+                    m["spec"]["template"]["spec"],
+                    int(m["spec"].get("replicas", 1)),
+                    daemon=kind == "DaemonSet",
+                )
+            )
         elif kind == "DaskCluster":
             pods.append(PodModel(f"DaskCluster/{name} scheduler", m["spec"]["scheduler"]["spec"], 1))
-            pods.append(PodModel(f"DaskCluster/{name} workers", m["spec"]["worker"]["spec"], int(m["spec"]["worker"].get("replicas", 0))))
+            pods.append(
+                PodModel(
+                    f"DaskCluster/{name} workers",
+                    m["spec"]["worker"]["spec"],
+                    int(m["spec"]["worker"].get("replicas", 0)),
+                )
+            )
         elif kind == "DaskWorkerGroup":
-            pods.append(PodModel(f"DaskWorkerGroup/{name} workers", m["spec"]["worker"]["spec"], int(m["spec"]["worker"].get("replicas", 0))))
+            pods.append(
+                PodModel(
+                    f"DaskWorkerGroup/{name} workers",
+                    m["spec"]["worker"]["spec"],
+                    int(m["spec"]["worker"].get("replicas", 0)),
+                )
+            )
         elif kind == "DaskAutoscaler":
             cluster = next((p for p in pods if p.label == f"DaskCluster/{m['spec']['cluster']} workers"), None)
             if cluster is not None:
@@ -309,7 +372,11 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
             # The driver DaemonSet must land on every GPU pool; elsewhere it is irrelevant.
             if "nvidia-driver-installer" in pod.label:
                 findings += [
-                    Finding(pod.label, "spec.template.spec.affinity", f"never schedules on GPU pool {n.pool}: {reasons[n.pool]} (GKE manages that pool's driver; set gpuDriverVersion INSTALLATION_DISABLED)")
+                    Finding(
+                        pod.label,
+                        "spec.template.spec.affinity",
+                        f"never schedules on GPU pool {n.pool}: {reasons[n.pool]} (GKE manages that pool's driver; set gpuDriverVersion INSTALLATION_DISABLED)",
+                    )
                     for n in gpu_nodes
                     if reasons[n.pool] is not None
                 ]
@@ -322,10 +389,24 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
         if gpus and pod.replicas:
             capacity = sum((n.gpus // gpus) * n.max_nodes for n in fits)
             if pod.replicas > capacity:
-                findings.append(Finding(pod.label, "replicas", f"{pod.replicas} pods x {gpus} GPUs exceed maxNodes of pools {', '.join(n.pool for n in fits)} (room for {capacity})"))
-            required = (((pod.spec.get("affinity") or {}).get("podAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution"))
+                findings.append(
+                    Finding(
+                        pod.label,
+                        "replicas",
+                        f"{pod.replicas} pods x {gpus} GPUs exceed maxNodes of pools {', '.join(n.pool for n in fits)} (room for {capacity})",
+                    )
+                )
+            required = ((pod.spec.get("affinity") or {}).get("podAffinity") or {}).get(
+                "requiredDuringSchedulingIgnoredDuringExecution"
+            )
             if required and pod.replicas * gpus > max(n.gpus for n in fits):
-                findings.append(Finding(pod.label, "spec.affinity.podAffinity", f"required colocation of {pod.replicas} x {gpus} GPUs cannot fit one node ({max(n.gpus for n in fits)} GPUs)"))
+                findings.append(
+                    Finding(
+                        pod.label,
+                        "spec.affinity.podAffinity",
+                        f"required colocation of {pod.replicas} x {gpus} GPUs cannot fit one node ({max(n.gpus for n in fits)} GPUs)",
+                    )
+                )
     return findings
 
 

@@ -141,7 +141,9 @@ def build_plan(rec: Recording) -> Plan:
 # --- rendering -----------------------------------------------------------------------------
 def _manifest_name(index: int, manifest: dict[str, Any]) -> str:
     meta = manifest.get("metadata") or {}
-    return f"{index:02d}-{manifest['kind'].lower()}-{meta.get('namespace', 'cluster')}-{meta.get('name', 'unnamed')}.yaml"
+    return (
+        f"{index:02d}-{manifest['kind'].lower()}-{meta.get('namespace', 'cluster')}-{meta.get('name', 'unnamed')}.yaml"
+    )
 
 
 def write(plan: Plan, rec: Recording, out: Path) -> list[Path]:
@@ -169,7 +171,9 @@ def _tree(plan: Plan) -> list[str]:
     def walk(parent: str, depth: int) -> None:
         for r in children.get(parent, []):
             flags = [name for name, on in (("protect", r["options"]["protect"]), ("read", r["read"])) if on]
-            lines.append(f"{'  ' * depth}- `{r['type']}` **{r['name']}**{' (' + ', '.join(flags) + ')' if flags else ''}")
+            lines.append(
+                f"{'  ' * depth}- `{r['type']}` **{r['name']}**{' (' + ', '.join(flags) + ')' if flags else ''}"
+            )
             walk(r["key"], depth + 1)
 
     walk("", 0)
@@ -198,8 +202,16 @@ def summary_markdown(plan: Plan) -> str:
     else:
         lines += ["No findings: schemas, operator output, Helm values, GKE enums and scheduling all check out."]
     lines += ["", "## Outputs", "", "| output | value |", "|---|---|"]
-    lines += [f"| `{k}` | `{json.dumps(v) if not isinstance(v, str) else v}` |" for k, v in sorted(plan.outputs.items())]
-    lines += ["", "## Cost (per hour)", "", "| pool | machine | spot | nodes | $/node-hour | $/h at min | $/h at max |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        f"| `{k}` | `{json.dumps(v) if not isinstance(v, str) else v}` |" for k, v in sorted(plan.outputs.items())
+    ]
+    lines += [
+        "",
+        "## Cost (per hour)",
+        "",
+        "| pool | machine | spot | nodes | $/node-hour | $/h at min | $/h at max |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in plan.costs:
         lines.append(
             f"| {c.pool} | {c.machine_type} | {'yes' if c.spot else 'no'} | {c.min_nodes}-{c.max_nodes} | "
@@ -240,9 +252,17 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def _replaces(resource: dict[str, Any], path: str) -> bool:
     plain = path.replace("[", ".").split(".")
     dotted = ".".join(p.rstrip("]") for p in plain if not p.rstrip("]").isdigit())
-    if resource["type"] == checks.NODE_POOL and any(dotted == f or dotted.startswith(f + ".") for f in NODE_POOL_REPLACE_FIELDS):
+    if resource["type"] == checks.NODE_POOL and any(
+        dotted == f or dotted.startswith(f + ".") for f in NODE_POOL_REPLACE_FIELDS
+    ):
         return True
-    if resource["type"] == checks.CLUSTER and dotted in ("name", "location", "network", "subnetwork", "privateClusterConfig.masterIpv4CidrBlock"):
+    if resource["type"] == checks.CLUSTER and dotted in (
+        "name",
+        "location",
+        "network",
+        "subnetwork",
+        "privateClusterConfig.masterIpv4CidrBlock",
+    ):
         return True
     return any(dotted == f or dotted.startswith(f + ".") for f in resource["options"]["replaceOnChanges"])
 
@@ -266,14 +286,19 @@ class Diff:
         lines = [f"# gpu-dask plan diff: `{self.base}` → `{self.head}`", ""]
         if self.empty:
             return "\n".join([*lines, "No changes.", ""])
-        lines += [f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced), {len(self.removed)} to remove**", ""]
-        lines += [f"- ➕ `{k}`" for k in self.added]
-        lines += [f"- ➖ `{k}`" for k in self.removed]
+        lines += [
+            f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced), {len(self.removed)} to remove**",
+            "",
+        ]
+        lines += [f"- add `{k}`" for k in self.added]
+        lines += [f"- remove `{k}`" for k in self.removed]
         for key, changes in self.changed.items():
             verb = "🔁 replace" if any(c[3] for c in changes) else "✏️ update"
             lines.append(f"- {verb} `{key}`")
             for path, old, new, replace in changes:
-                lines.append(f"  - `{path}`: `{json.dumps(old)}` → `{json.dumps(new)}`{' **(forces replacement)**' if replace else ''}")
+                lines.append(
+                    f"  - `{path}`: `{json.dumps(old)}` → `{json.dumps(new)}`{' **(forces replacement)**' if replace else ''}"
+                )
         return "\n".join([*lines, ""])
 
 
@@ -289,7 +314,9 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
         for path in sorted(a.keys() | b.keys()):
             if a.get(path) != b.get(path):
                 field_path = path.split(".", 1)[1] if "." in path else path
-                rows.append((path, a.get(path), b.get(path), path.startswith("inputs.") and _replaces(new[key], field_path)))
+                rows.append(
+                    (path, a.get(path), b.get(path), path.startswith("inputs.") and _replaces(new[key], field_path))
+                )
         if rows:
             changed[key] = rows
     return Diff(base["stack"], head["stack"], sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys()), changed)

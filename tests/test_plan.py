@@ -1,0 +1,196 @@
+"""The offline plan: clean stacks plan clean; each mutation is caught at the right path."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gpudask import checks
+from gpudask import plan as planning
+from gpudask.__main__ import main
+from gpudask.engine import Recorded, Recording, run_program
+from tests.conftest import STACKS
+
+Run = Callable[..., Recording]
+
+
+def mutated(rec: Recording, type_suffix: str, change: Callable[[Recorded], None]) -> Recording:
+    clone = copy.deepcopy(rec)
+    target = next(r for r in clone.resources.values() if r.type.endswith(type_suffix))
+    change(target)
+    return clone
+
+
+def findings(rec: Recording) -> list[str]:
+    return [str(f) for f in checks.all_findings(rec)]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_shipped_stacks_plan_clean(recorded: Run, stack: str) -> None:
+    assert findings(recorded(stack)) == []
+
+
+def test_typo_in_a_dask_cluster_field_is_found(recorded: Run) -> None:
+    def typo(r: Recorded) -> None:
+        pod = r.inputs["spec"]["worker"]["spec"]
+        pod["affinty"] = pod.pop("affinity")
+
+    found = findings(mutated(recorded("dev"), ":DaskCluster", typo))
+    assert any(
+        f.startswith("DaskCluster/dask/rapids: spec.worker.spec: unknown field") and "affinty" in f for f in found
+    ), found
+
+
+def test_worker_asking_more_gpus_than_a_node_has_is_found(recorded: Run) -> None:
+    def two_gpus(r: Recorded) -> None:
+        r.inputs["spec"]["worker"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = "2"
+
+    found = findings(mutated(recorded("dev"), ":DaskCluster", two_gpus))
+    assert any(
+        "DaskCluster/rapids workers: spec: fits no node pool" in f and "a100: requests 2 GPUs, the node has 1" in f
+        for f in found
+    ), found
+
+
+def test_scheduler_pinned_to_the_gpu_pool_without_toleration_is_found(recorded: Run) -> None:
+    def pin(r: Recorded) -> None:
+        r.inputs["spec"]["scheduler"]["spec"]["nodeSelector"] = {"cloud.google.com/gke-nodepool": "a100"}
+
+    found = findings(mutated(recorded("dev"), ":DaskCluster", pin))
+    assert any(
+        "DaskCluster/rapids scheduler: spec: fits no node pool" in f
+        and "a100: no toleration for taint nvidia.com/gpu=present:NoSchedule" in f
+        for f in found
+    ), found
+
+
+def test_driver_daemonset_with_a_gke_managed_pool_is_found(recorded: Run) -> None:
+    def gke_managed(r: Recorded) -> None:
+        if r.inputs["name"] == "a100":
+            r.inputs["nodeConfig"]["guestAccelerators"][0]["gpuDriverInstallationConfig"]["gpuDriverVersion"] = "LATEST"
+
+    rec = copy.deepcopy(recorded("dev"))
+    for r in rec.of_type(checks.NODE_POOL):
+        gke_managed(r)
+    found = findings(rec)
+    assert any(
+        f.startswith("DaemonSet/nvidia-driver-installer: spec.template.spec.affinity: never schedules on GPU pool a100")
+        for f in found
+    ), found
+
+
+def test_unknown_helm_value_is_found(recorded: Run) -> None:
+    found = findings(
+        mutated(recorded("dev"), "helm.sh/v3:Release", lambda r: r.inputs["values"].update(tolerationz=[]))
+    )
+    assert any(
+        f.startswith("Release dask-kubernetes-operator: values.tolerationz: unknown chart value") for f in found
+    ), found
+
+
+def test_bad_gke_enum_is_found(recorded: Run) -> None:
+    def bad_effect(r: Recorded) -> None:
+        if r.inputs["name"] == "a100":
+            r.inputs["nodeConfig"]["taints"][0]["effect"] = "NoSchedule"  # Kubernetes' spelling, not GKE's
+
+    rec = copy.deepcopy(recorded("dev"))
+    for r in rec.of_type(checks.NODE_POOL):
+        bad_effect(r)
+    assert any("nodeConfig.taints[0].effect: 'NoSchedule' is not a GKE value" in f for f in findings(rec))
+
+
+def test_scheduler_address_mismatch_is_found(recorded: Run) -> None:
+    rec = copy.deepcopy(recorded("dev"))
+    rec.outputs["schedulerAddress"] = "tcp://rapids-scheduler:8786"
+    assert any(
+        "DASK_SCHEDULER_ADDRESS: is 'tcp://rapids-scheduler.dask.svc.cluster.local:8786'" in f for f in findings(rec)
+    )
+
+
+def test_invalid_kubernetes_field_is_found(recorded: Run) -> None:
+    def bad(r: Recorded) -> None:
+        r.inputs["spec"]["template"]["spec"]["hostNetwork"] = "yes"
+
+    found = findings(mutated(recorded("dev"), ":DaemonSet", bad))
+    assert any(
+        f.startswith("DaemonSet/kube-system/nvidia-driver-installer: spec.template.spec.hostNetwork:") for f in found
+    ), found
+
+
+def test_diff_dev_to_prod_lists_the_expected_differences(recorded: Run) -> None:
+    dev = planning.build_plan(recorded("dev")).to_json()
+    prod = planning.build_plan(recorded("prod")).to_json()
+    diff = planning.diff_plans(dev, prod)
+    assert "kubernetes:kubernetes.dask.org/v1:DaskWorkerGroup::dask-group-cpu" in diff.added
+    assert "kubernetes:core/v1:Service::dask-scheduler-service" in diff.added
+    assert "kubernetes:kubernetes.dask.org/v1:DaskAutoscaler::dask-autoscaler" in diff.removed
+    pool = dict((c[0], c) for c in diff.changed["gcp:container/nodePool:NodePool::gpu-a100-pool"])
+    assert pool["inputs.nodeConfig.machineType"][1:] == ("a2-highgpu-1g", "a2-highgpu-2g", True)
+    assert pool["inputs.nodeConfig.spot"][1:] == (True, False, True)
+    assert pool["inputs.autoscaling.totalMaxNodeCount"][1:] == (2.0, 4.0, False)
+    assert "kubernetes:kubernetes.dask.org/v1:DaskCluster::dask-cluster" in diff.replaced()
+    text = diff.markdown()
+    assert "🔁 replace `gcp:container/nodePool:NodePool::gpu-a100-pool`" in text
+    assert "`inputs.autoscaling.totalMaxNodeCount`: `2.0` → `4.0`" in text
+
+
+def test_a_max_nodes_change_is_an_in_place_update(recorded: Run) -> None:
+    base = planning.build_plan(recorded("dev")).to_json()
+    head = copy.deepcopy(base)
+    pool = next(r for r in head["resources"] if r["key"] == "gcp:container/nodePool:NodePool::gpu-a100-pool")
+    pool["inputs"]["autoscaling"]["totalMaxNodeCount"] = 5.0
+    diff = planning.diff_plans(base, head)
+    assert diff.changed == {
+        "gcp:container/nodePool:NodePool::gpu-a100-pool": [("inputs.autoscaling.totalMaxNodeCount", 2.0, 5.0, False)]
+    }
+    assert diff.replaced() == []
+
+
+def test_cost_table_prices_pools_and_idle(recorded: Run) -> None:
+    plan = planning.build_plan(recorded("dev"))
+    costs = {c.pool: c for c in plan.costs}
+    assert costs["a100"].hourly == pytest.approx(1.29) and costs["a100"].min_nodes == 0
+    assert costs["system"].hourly == pytest.approx(0.134)
+    assert plan.idle_hourly == pytest.approx(0.10 + 0.134)  # GPU pool at zero when idle
+    prod = planning.build_plan(recorded("prod"))
+    assert {c.pool: c.hourly for c in prod.costs}["a100"] == pytest.approx(2 * 3.67)
+
+
+def test_cli_writes_plan_manifests_and_summary(tmp_path: Path) -> None:
+    assert main(["plan", "dev", "--out", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "plan.json").read_text())
+    assert document["outputs"]["kubeconfig"] == "[secret]"
+    assert document["outputs"]["schedulerAddress"] == "tcp://rapids-scheduler.dask.svc.cluster.local:8786"
+    manifests = sorted(p.name for p in (tmp_path / "manifests").glob("*.yaml"))
+    assert any("daskcluster-dask-rapids" in m for m in manifests)
+    assert any("daemonset-kube-system-nvidia-driver-installer" in m for m in manifests)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "```mermaid" in summary and "## Cost" in summary and "No findings" in summary
+
+
+def test_cli_exit_code_2_on_missing_stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "no-such-stack", "--out", str(tmp_path)]) == 2
+    assert "no stack file" in capsys.readouterr().out
+
+
+def test_cli_exit_code_2_on_bad_config_lists_every_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = {"gpu-dask:authorizedNetworks": ["0.0.0.0/0"], "gpu-dask:driver": "nvidia"}
+    monkeypatch.setattr("gpudask.__main__.run_program", functools.partial(run_program, overrides=bad))
+    assert main(["plan", "dev", "--out", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert "authorizedNetworks[0]: '0.0.0.0/0'" in out and "driver: 'nvidia' is not allowed" in out
+    assert not (tmp_path / "plan.json").exists()
+
+
+def test_cli_exit_code_1_with_findings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorded: Run) -> None:
+    broken = mutated(recorded("dev"), "helm.sh/v3:Release", lambda r: r.inputs["values"].update(tolerationz=[]))
+    monkeypatch.setattr("gpudask.__main__.run_program", lambda stack: broken)
+    assert main(["plan", "dev", "--out", str(tmp_path)]) == 1
+    assert "tolerationz" in (tmp_path / "summary.md").read_text()
