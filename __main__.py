@@ -7,6 +7,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster import GkeCluster, GkeClusterArgs
 from components.dask_cluster import GpuDaskCluster, GpuDaskClusterArgs
+from components.dask_spec import worker_group_summary
 from components.driver import NvidiaDriverArgs, NvidiaDriverInstaller
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
 from components.network import Network, NetworkArgs
@@ -53,6 +54,7 @@ pulumi.export("schedulerAddress", dask.scheduler_address)
 pulumi.export("dashboardUrl", dask.dashboard_url)
 pulumi.export("daskClusterName", settings.dask.name)
 pulumi.export("daskNamespace", settings.dask.namespace)
+pulumi.export("daskWorkerGroups", worker_group_summary(settings.dask))
 pulumi.export("clusterName", gke.name)
 pulumi.export("location", settings.location)
 pulumi.export("project", settings.project)

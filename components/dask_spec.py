@@ -2,7 +2,7 @@
 
 The DaskCluster body starts from dask-kubernetes' own `make_cluster_spec` (what
 `KubeCluster` creates, and what `KubeCluster.from_name` expects to read back), then adds
-what a GPU cluster on GKE needs: GPU limits, `--resources GPU=<n>`, worker colocation,
+what a GPU cluster on GKE needs: GPU limits, `--resources GPU=1` per GPU process, worker colocation,
 scheduler placement, tolerations and resource requests.
 """
 
@@ -85,15 +85,28 @@ def _resources(cpu: float, memory_gb: float, gpus: int) -> dict[str, Any]:
     return {"requests": requests, "limits": limits}
 
 
-def worker_args(gpus: int) -> list[str]:
-    """Container args of a worker; `$(DASK_WORKER_NAME)` is expanded by Kubernetes."""
+def worker_args(gpus: int, cpu: float) -> list[str]:
+    """Container args of a worker; `$(DASK_WORKER_NAME)` is expanded by Kubernetes.
+
+    `dask-cuda-worker` starts one worker process per visible GPU and gives each the same
+    `--resources`, so a GPU worker advertises `GPU=1` per process (a 2-GPU pod is two
+    workers of one GPU each), never `GPU=<GPUs in the pod>`.
+    """
     if gpus:
-        command = ["dask-cuda-worker"]
-        resources = ["--resources", f"GPU={gpus}"]
+        command, nthreads, resources = ["dask-cuda-worker"], 1, ["--resources", "GPU=1"]
     else:
-        command = ["dask", "worker", "--nthreads", "1"]
-        resources = []
-    return [*command, "--name", "$(DASK_WORKER_NAME)", *resources, "--dashboard", "--dashboard-address", "8788"]
+        command, nthreads, resources = ["dask", "worker"], max(int(cpu), 1), []
+    return [
+        *command,
+        "--name",
+        "$(DASK_WORKER_NAME)",
+        "--nthreads",
+        str(nthreads),
+        *resources,
+        "--dashboard",
+        "--dashboard-address",
+        "8788",
+    ]
 
 
 def worker_pod_spec(
@@ -109,7 +122,7 @@ def worker_pod_spec(
     base = make_cluster_spec(name=cluster_name, image=image, n_workers=1)["spec"]["worker"]["spec"]
     spec = _drop_none(copy.deepcopy(base))
     container = spec["containers"][0]
-    container["args"] = worker_args(gpus)
+    container["args"] = worker_args(gpus, cpu)
     container["imagePullPolicy"] = "IfNotPresent"
     container["resources"] = _resources(cpu, memory_gb, gpus)
     node_pool = pool if gpus else SYSTEM_POOL_NAME
@@ -130,7 +143,9 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
     base = make_cluster_spec(name=dask.name, image=dask.image, scheduler_service_type=service_type)
     spec = _drop_none(copy.deepcopy(base["spec"]["scheduler"]))
     container = spec["spec"]["containers"][0]
-    container["args"] = ["dask-scheduler", "--host", "0.0.0.0"]
+    # `dask scheduler`, not make_cluster_spec's `dask-scheduler`: distributed 2026.x ships
+    # only the `dask` entry point (GOTCHAS.md).
+    container["args"] = ["dask", "scheduler", "--host", "0.0.0.0"]
     container["imagePullPolicy"] = "IfNotPresent"
     container["readinessProbe"] = {
         "httpGet": {"port": "http-dashboard", "path": "/health"},
@@ -243,3 +258,23 @@ def dask_autoscaler(dask: DaskSettings) -> dict[str, Any] | None:
         "metadata": {"name": dask.name, "namespace": dask.namespace},
         "spec": {"cluster": dask.name, "minimum": dask.autoscale.minimum, "maximum": dask.autoscale.maximum},
     }
+
+
+def worker_group_summary(dask: DaskSettings) -> dict[str, dict[str, Any]]:
+    """What clients need to scale groups by name: the `daskWorkerGroups` stack output."""
+    summary = {
+        "default": {
+            "name": dask.default_group_name,
+            "gpusPerWorker": dask.gpus_per_worker,
+            "replicas": initial_replicas(dask),
+            "autoscaled": dask.autoscale is not None,
+        }
+    }
+    for key, group in dask.worker_groups.items():
+        summary[key] = {
+            "name": worker_group_name(dask, group),
+            "gpusPerWorker": group.gpus_per_worker,
+            "replicas": group.replicas,
+            "autoscaled": False,
+        }
+    return summary

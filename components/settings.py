@@ -315,6 +315,8 @@ def _check_image(problems: _Problems, key: str, image: str) -> None:
 
 
 POOL_KEYS = {"machineType", "minNodes", "maxNodes", "spot", "diskSizeGb", "zones"}
+# The operator names the DaskCluster's own group "default"; `gpudask.connect` also calls it "gpu".
+RESERVED_GROUP_NAMES = ("default", "gpu")
 GROUP_KEYS = {"replicas", "gpusPerWorker", "cpu", "memoryGb", "image", "pool"}
 DASK_KEYS = {
     "name", "namespace", "image", "workers", "gpusPerWorker", "workerCpu", "workerMemoryGb", "colocation",
@@ -488,11 +490,12 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
     groups: dict[str, WorkerGroupSettings] = {}
     for group_name, body in r.mapping("workerGroups").items():
         prefix = f"dask.workerGroups.{group_name}"
-        if not _DNS_LABEL.match(group_name) or len(f"{name}-{group_name}") > 53 or group_name == "default":
+        if not _DNS_LABEL.match(group_name) or len(f"{name}-{group_name}") > 53 or group_name in RESERVED_GROUP_NAMES:
             problems.add(
                 prefix,
                 group_name,
-                "is not a valid worker group name: DNS-1123, not 'default', and '<dask.name>-<group>' at most 53 characters",
+                "is not a valid worker group name: DNS-1123, not 'default' or 'gpu' (the DaskCluster's own group), "
+                "and '<dask.name>-<group>' at most 53 characters",
             )
         if not isinstance(body, dict):
             problems.add(prefix, body, "must be a map with replicas, gpusPerWorker, ...")

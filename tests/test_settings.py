@@ -136,6 +136,10 @@ def test_dev_and_prod_differ_where_the_issue_asks() -> None:
             {"dask": _dask(workerGroups={"default": {"gpusPerWorker": 0}})},
             "dask.workerGroups.default: 'default' is not a valid worker group name",
         ),
+        (
+            {"dask": _dask(workerGroups={"gpu": {"gpusPerWorker": 1}})},
+            "dask.workerGroups.gpu: 'gpu' is not a valid worker group name",
+        ),
         ({"dask": _dask(wokers=2)}, "dask.wokers: 2 is not a known key"),
         (
             {"authorizedNetworks": ["0.0.0.0/0"]},

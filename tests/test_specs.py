@@ -56,7 +56,7 @@ def test_gpu_workers_run_dask_cuda_with_gpu_resources_and_limits() -> None:
     _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "workers": 2, "gpusPerWorker": 1})
     container = cluster["spec"]["worker"]["spec"]["containers"][0]
     assert container["args"][:3] == ["dask-cuda-worker", "--name", "$(DASK_WORKER_NAME)"]
-    assert container["args"][3:5] == ["--resources", "GPU=1"]
+    assert container["args"][3:7] == ["--nthreads", "1", "--resources", "GPU=1"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert container["resources"]["limits"]["memory"] == container["resources"]["requests"]["memory"]
     assert cluster["spec"]["worker"]["replicas"] == 2
@@ -68,7 +68,9 @@ def test_worker_gpu_count_follows_gpus_per_worker() -> None:
     _, cluster, _ = _bodies("dev", gpuNodePools=pools, dask={"name": "rapids", "workers": 2, "gpusPerWorker": 2})
     container = cluster["spec"]["worker"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
-    assert "GPU=2" in container["args"]
+    # dask-cuda-worker starts one process per GPU, each with the same --resources.
+    assert "GPU=1" in container["args"]
+    assert "GPU=2" not in container["args"]
 
 
 @pytest.mark.parametrize(
@@ -105,7 +107,7 @@ def test_scheduler_on_the_system_pool_with_probes_ports_and_args() -> None:
     container = pod["containers"][0]
     assert pod["nodeSelector"] == {"cloud.google.com/gke-nodepool": "system"}
     assert "tolerations" not in pod
-    assert isinstance(container["args"], list) and container["args"][0] == "dask-scheduler"
+    assert isinstance(container["args"], list) and container["args"][:2] == ["dask", "scheduler"]
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"port": "http-dashboard", "path": "/health"}

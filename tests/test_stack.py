@@ -178,6 +178,13 @@ def test_stack_outputs(recorded: Run, stack: str) -> None:
     assert "gke-gcloud-auth-plugin" in out["kubeconfig"]
     assert rec.secret_outputs == {"kubeconfig"}
     assert ("internalLoadBalancerIp" in out) is (s.dask.scheduler_service == "InternalLoadBalancer")
+    # Clients scale groups by these keys; each names the operator's object for the group.
+    groups = out["daskWorkerGroups"]
+    assert set(groups) == {"default", *s.dask.worker_groups}
+    assert groups["default"]["name"] == f"{s.dask.name}-default"
+    assert groups["default"]["autoscaled"] is (s.dask.autoscale is not None)
+    for key in s.dask.worker_groups:
+        assert groups[key]["name"] == f"{s.dask.name}-{key}"
 
 
 def test_kubernetes_provider_is_built_from_stable_cluster_outputs(recorded: Run) -> None:
