@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: setup test lint typecheck check plan clean
+.PHONY: setup test lint typecheck check plan rehearse clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ check: lint typecheck test  ## everything CI runs
 
 plan:  ## offline plan of one stack: make plan STACK=prod
 	$(BIN)/python -m gpudask plan $(STACK)
+
+rehearse:  ## the stack's scheduler and workers as local processes + smoke workload: make rehearse STACK=dev
+	$(BIN)/python -m gpudask rehearse $(STACK)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -1,17 +1,20 @@
-"""Command line: `python -m gpudask plan <stack> [--out DIR] [--diff OTHER] [--json]`."""
+"""Command line: `python -m gpudask plan|rehearse|connect <stack> ...` (see --help)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gpudask import plan as planning
-from gpudask.engine import PROJECT_DIR, ProgramFailed, run_program, stacks
+from gpudask.engine import PROJECT_DIR, ProgramFailed, Recording, run_program, stacks
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_PROGRAM_FAILED = 0, 1, 2
 
@@ -100,6 +103,86 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if plan.findings else EXIT_CLEAN
 
 
+def _program_or_exit(stack: str, console: Console) -> Recording | None:
+    try:
+        with console.status(f"running __main__.py for stack {stack} under the embedded engine"):
+            return run_program(stack)
+    except FileNotFoundError as err:
+        console.print(f"[red]{err}[/red]")
+    except ProgramFailed as failed:
+        problems = getattr(failed.cause, "problems", None) or [str(failed.cause)]
+        console.print(f"[red bold]The program failed for stack {stack}; nothing was declared.[/red bold]")
+        for problem in problems:
+            console.print(f"  - {problem}", markup=False, highlight=False)
+    return None
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    from distributed import Client
+
+    from gpudask import rehearse, smoke
+
+    console = Console(stderr=True)
+    rec = _program_or_exit(args.stack, console)
+    if rec is None:
+        return EXIT_PROGRAM_FAILED
+    # SIGTERM must unwind like Ctrl-C, so the processes are stopped on every way out.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with rehearse.rehearsal(rec, timeout=args.timeout) as running:
+            print(f"scheduler: {running.address}", flush=True)
+            print(f"dashboard: {running.dashboard}", flush=True)
+            for process in running.processes:
+                print(f"{process.component} {process.name}: {' '.join(process.argv)}", flush=True)
+                for note in process.notes:
+                    print(f"  note: {note}", flush=True)
+            with Client(running.address, timeout=args.timeout) as client:
+                result = smoke.run(client, use_gpu_library=running.gpu)
+            print(json.dumps({"stack": args.stack, **result}), flush=True)
+            if not result["ok"]:
+                console.print("[red bold]smoke workload failed[/red bold]: see the JSON line")
+                return EXIT_FINDINGS
+            if args.serve:
+                console.print(f"serving {running.address} until Ctrl-C / SIGTERM")
+                threading.Event().wait()
+    except rehearse.RehearsalError as err:
+        console.print(f"[red bold]rehearsal failed:[/red bold] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return EXIT_PROGRAM_FAILED
+    except KeyboardInterrupt:
+        console.print("stopped; every process of the rehearsal has exited")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return EXIT_CLEAN
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    from gpudask.connect import ConnectError, connect
+
+    console = Console(stderr=True)
+    try:
+        with (
+            console.status("connecting"),
+            connect(
+                stack=args.stack, outputs=args.outputs, timeout=args.timeout, check_versions=not args.no_version_check
+            ) as conn,
+        ):
+            info = conn.client.scheduler_info()
+            workers = info["workers"]
+            gpus = sum((w.get("resources") or {}).get("GPU", 0) for w in workers.values())
+            print(f"scheduler: {info['address']}")
+            print(f"via: {conn.via}")
+            print(f"dashboard: {conn.client.dashboard_link}")
+            print(f"workers: {len(workers)} ({gpus:g} GPU)")
+    except ConnectError as err:
+        console.print(f"[red bold]cannot connect:[/red bold] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return EXIT_PROGRAM_FAILED
+    return EXIT_CLEAN
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gpudask", description="gpu-dask tooling that needs no cloud account"
@@ -111,6 +194,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--diff", metavar="OTHER", help="another stack name, or a saved plan.json, to diff against")
     p.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
     p.set_defaults(func=cmd_plan)
+    r = sub.add_parser(
+        "rehearse", help="run the stack's scheduler and workers as local processes, then a smoke workload"
+    )
+    r.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
+    r.add_argument("--serve", action="store_true", help="keep the cluster up until Ctrl-C / SIGTERM")
+    r.add_argument("--timeout", type=float, default=120.0, help="seconds for the cluster to start (default 120)")
+    r.set_defaults(func=cmd_rehearse)
+    c = sub.add_parser("connect", help="connect a client to a deployed stack's DaskCluster and report it")
+    c.add_argument("stack", nargs="?", help="stack name, read with `pulumi stack output` (or give --outputs)")
+    c.add_argument("--outputs", help="a saved `pulumi stack output --json --show-secrets` file")
+    c.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the scheduler (default 10)")
+    c.add_argument("--no-version-check", action="store_true", help="connect despite dask/distributed/python skew")
+    c.set_defaults(func=cmd_connect)
     args = parser.parse_args(argv)
     return args.func(args)
 

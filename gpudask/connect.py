@@ -1,0 +1,222 @@
+"""From stack outputs to a `distributed.Client` in one line.
+
+    from gpudask import connect
+    conn = connect.connect(stack="dev")             # `pulumi stack output` when the CLI is here
+    conn = connect.connect(outputs="outputs.json")  # or a saved `pulumi stack output --json`
+    conn.client.submit(...); conn.scale(2, worker_group="gpu")
+
+The direct `schedulerAddress` is used when it is reachable (inside the cluster, or the
+internal load balancer from the VPC); otherwise the operator's
+`KubeCluster.from_name(daskClusterName, namespace=daskNamespace)`, which port-forwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from dask_kubernetes.operator import KubeCluster
+from distributed import Client
+from distributed.comm.addressing import get_address_host_port
+
+from gpudask.engine import PROJECT_DIR
+
+REQUIRED_OUTPUTS = ("schedulerAddress", "daskClusterName", "daskNamespace")
+# Packages whose versions must match between client and cluster for pickled tasks to work.
+MATCHING_PACKAGES = ("dask", "distributed", "python")
+DEFAULT_GROUP = "default"
+
+
+class ConnectError(Exception):
+    """Why no client could be made, and what to do about it."""
+
+
+def stack_outputs(stack: str | None = None, outputs: str | Path | Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The stack's outputs: given, from a JSON file, or from `pulumi stack output`."""
+    if isinstance(outputs, Mapping):
+        data = dict(outputs)
+    elif outputs is not None:
+        path = Path(outputs)
+        if not path.is_file():
+            raise ConnectError(f"outputs file {path} does not exist")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ConnectError(
+                f"outputs file {path} is not JSON ({err}); write it with `pulumi stack output --json`"
+            ) from err
+    elif stack is None:
+        raise ConnectError("name a stack (read with the Pulumi CLI) or pass outputs (a dict or a JSON file)")
+    else:
+        data = _outputs_from_cli(stack)
+    if not isinstance(data, dict):
+        raise ConnectError(f"stack outputs must be a JSON object, got {type(data).__name__}")
+    missing = [key for key in REQUIRED_OUTPUTS if not data.get(key)]
+    if missing:
+        raise ConnectError(
+            f"stack outputs lack {', '.join(missing)} (present: {', '.join(sorted(data)) or 'none'}); "
+            "has `pulumi up` completed for this stack?"
+        )
+    return data
+
+
+def _outputs_from_cli(stack: str) -> dict[str, Any]:
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise ConnectError(
+            f"no Pulumi CLI on PATH to read stack {stack!r}: save the outputs where it is "
+            f"(`pulumi stack output --json --show-secrets --stack {stack} > outputs.json`) and pass --outputs outputs.json"
+        )
+    command = [pulumi, "stack", "output", "--json", "--show-secrets", "--stack", stack]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_DIR, check=False)
+    if done.returncode != 0:
+        raise ConnectError(f"`{' '.join(command[1:])}` failed: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def candidate_addresses(outputs: Mapping[str, Any]) -> list[str]:
+    """Direct addresses to try, in order: the in-cluster one, then the internal load balancer."""
+    addresses = [str(outputs["schedulerAddress"])]
+    if outputs.get("internalLoadBalancerIp"):
+        scheme = addresses[0].split("://", 1)[0]
+        _, port = get_address_host_port(addresses[0])
+        addresses.append(f"{scheme}://{outputs['internalLoadBalancerIp']}:{port}")
+    return addresses
+
+
+def reachable(address: str, timeout: float = 2.0) -> bool:
+    """A TCP connection to the address opens (DNS included) within `timeout` seconds."""
+    try:
+        host, port = get_address_host_port(address)
+    except ValueError:
+        return False
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def versions(client: Client) -> dict[str, Any]:
+    """`Client.get_versions()` (synchronous client: a dict, never a coroutine)."""
+    return cast(dict[str, Any], client.get_versions())
+
+
+def version_skew(found: Mapping[str, Any]) -> list[str]:
+    """Mismatches between the client and the scheduler, from `Client.get_versions()`."""
+
+    def version(side: Mapping[str, Any], package: str) -> str | None:
+        if package == "python":
+            full = (side.get("host") or {}).get("python") or ""
+            return ".".join(full.split(".")[:2]) or None
+        return (side.get("packages") or {}).get(package)
+
+    problems = []
+    for package in MATCHING_PACKAGES:
+        mine, theirs = version(found["client"], package), version(found["scheduler"], package)
+        if mine and theirs and mine != theirs:
+            problems.append(f"{package}: client {mine}, cluster {theirs}")
+    return problems
+
+
+@dataclass
+class StackConnection:
+    """A client for the stack's DaskCluster, and the means to scale its worker groups."""
+
+    client: Client
+    outputs: dict[str, Any]
+    via: str  # the direct address used, or "port-forward"
+    cluster: KubeCluster | None = None
+    _kube: KubeCluster | None = field(default=None, repr=False)
+
+    def _kube_cluster(self) -> KubeCluster:
+        if self.cluster is not None:
+            return self.cluster
+        if self._kube is None:
+            self._kube = KubeCluster.from_name(self.outputs["daskClusterName"], namespace=self.outputs["daskNamespace"])
+        return self._kube
+
+    def scale(self, n: int, worker_group: str = "gpu", force: bool = False) -> None:
+        """Scale a worker group through the operator, like the seed's `HelmCluster.scale`.
+
+        `"gpu"` (or `"default"`) is the DaskCluster's own GPU group; other names are the
+        stack's `dask.workerGroups` keys. Scaling the autoscaled group is refused unless
+        `force`: `KubeCluster.scale()` deletes the DaskAutoscaler (the next `pulumi up`
+        puts it back), and replicas set by hand on other groups revert at the next `pulumi up`.
+        """
+        groups: dict[str, Any] = self.outputs.get("daskWorkerGroups") or {}
+        group = DEFAULT_GROUP if worker_group in ("gpu", DEFAULT_GROUP) else worker_group
+        if groups and group not in groups:
+            raise ConnectError(
+                f"worker_group {worker_group!r} is not in this stack; its groups: gpu (default), "
+                + ", ".join(g for g in groups if g != DEFAULT_GROUP)
+            )
+        if (groups.get(group) or {}).get("autoscaled") and not force:
+            raise ConnectError(
+                f"worker group {worker_group!r} is autoscaled: KubeCluster.scale() would delete its DaskAutoscaler "
+                "(pulumi up recreates it). Change dask.autoscale in the stack config, or pass force=True"
+            )
+        self._kube_cluster().scale(n, worker_group=group)
+
+    def close(self) -> None:
+        self.client.close()
+        if self._kube is not None:
+            self._kube.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def __enter__(self) -> StackConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _checked(client: Client, check_versions: bool) -> Client:
+    if check_versions:
+        skew = version_skew(versions(client))
+        if skew:
+            client.close()
+            raise ConnectError(
+                "version skew between this client and the cluster ("
+                + "; ".join(skew)
+                + "): pickled tasks can fail in odd ways. Install the cluster's versions here, "
+                "or pass check_versions=False"
+            )
+    return client
+
+
+def connect(
+    stack: str | None = None,
+    outputs: str | Path | Mapping[str, Any] | None = None,
+    timeout: float = 10.0,
+    check_versions: bool = True,
+) -> StackConnection:
+    """A connected client for the stack's DaskCluster (see the module docstring)."""
+    data = stack_outputs(stack, outputs)
+    addresses = candidate_addresses(data)
+    for address in addresses:
+        if reachable(address, timeout=min(timeout, 3.0)):
+            return StackConnection(_checked(Client(address, timeout=timeout), check_versions), data, address)
+    name, namespace = data["daskClusterName"], data["daskNamespace"]
+    try:
+        cluster = KubeCluster.from_name(name, namespace=namespace)
+    except Exception as err:
+        raise ConnectError(
+            f"{' and '.join(addresses)} not reachable from here (they are for clients inside the cluster or VPC), "
+            f"and KubeCluster.from_name({name!r}, namespace={namespace!r}) failed: {err}. From a laptop: "
+            "`pulumi stack output kubeconfig --show-secrets > kubeconfig; export KUBECONFIG=$PWD/kubeconfig`, "
+            f"or `kubectl port-forward -n {namespace} svc/{name}-scheduler 8786:8786` and pass "
+            "outputs with schedulerAddress tcp://localhost:8786"
+        ) from err
+    try:
+        client = _checked(Client(cluster, timeout=timeout), check_versions)
+    except BaseException:
+        cluster.close()
+        raise
+    return StackConnection(client, data, "port-forward", cluster=cluster)

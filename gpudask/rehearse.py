@@ -1,0 +1,350 @@
+"""Rehearse the stack's Dask cluster on loopback, with real processes.
+
+The DaskCluster (and DaskWorkerGroups) come from the recorded program, the Deployments
+from the dask-kubernetes operator's own builder functions, and each container runs here
+as Kubernetes would start it: its `command`/`args` after `$(VAR)` expansion against its
+`env`, with the env the operator injects. Only what cannot hold on one machine is changed,
+and every change is listed: loopback host and free ports, the scheduler address the
+operator injects, and `dask-cuda-worker` -> `dask worker` where no GPU is usable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpudask import validate
+from gpudask.checks import kubernetes_manifests
+from gpudask.engine import Recording
+
+LOOPBACK = "127.0.0.1"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+class RehearsalError(Exception):
+    """The rehearsal could not start or finish; the message says which process and why."""
+
+
+# --- Kubernetes semantics ----------------------------------------------------------------------
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """`$(VAR)` expansion as the kubelet does it for command, args and env values.
+
+    `$(NAME)` becomes NAME's value when NAME is defined, and stays as written when it is
+    not; `$$` is an escaped `$`; any other `$` (and an unclosed `$(`) is kept literally.
+    """
+    out: list[str] = []
+    i, end = 0, len(text)
+    while i < end:
+        if text[i] != "$" or i + 1 == end:
+            out.append(text[i])
+            i += 1
+            continue
+        follower = text[i + 1]
+        if follower == "$":
+            out.append("$")
+            i += 2
+        elif follower == "(":
+            close = text.find(")", i + 2)
+            if close == -1:
+                out.append("$(")
+                i += 2
+            else:
+                name = text[i + 2 : close]
+                out.append(env.get(name, f"$({name})"))
+                i = close + 1
+        else:
+            out.append("$" + follower)
+            i += 2
+    return "".join(out)
+
+
+def container_env(container: Mapping[str, Any], replace: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A container's environment in order, each value expanded against the ones before it.
+
+    `replace` swaps values that only make sense inside Kubernetes (the scheduler's DNS name).
+    """
+    replace = replace or {}
+    env: dict[str, str] = {}
+    for item in container.get("env") or []:
+        name = item["name"]
+        if name in replace:
+            env[name] = replace[name]
+        elif "value" in item:
+            env[name] = expand(str(item["value"]), env)
+        else:
+            raise RehearsalError(
+                f"env {name} of container {container.get('name')!r} comes from valueFrom "
+                f"({item.get('valueFrom')}); a rehearsal has no Kubernetes API to read it from"
+            )
+    return env
+
+
+def container_argv(container: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
+    """`command` + `args` after expansion (an image's entrypoint runs `args` when `command` is absent)."""
+    argv = [expand(str(a), env) for a in (container.get("command") or [])]
+    argv += [expand(str(a), env) for a in (container.get("args") or [])]
+    if not argv:
+        raise RehearsalError(f"container {container.get('name')!r} has neither command nor args")
+    return argv
+
+
+def _set_option(argv: list[str], option: str, value: str) -> list[str]:
+    """`argv` with `option value` replacing any existing `option value` / `option=value`."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == option:
+            skip = True
+            continue
+        if arg.startswith(option + "="):
+            continue
+        out.append(arg)
+    return [*out, option, value]
+
+
+# --- what would run ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LocalProcess:
+    """One container of the cluster, as it runs on this machine."""
+
+    name: str  # the operator's Deployment name (DASK_WORKER_NAME for workers)
+    component: str  # "scheduler" or "worker"
+    group: str  # dask.org/workergroup-name ("" for the scheduler)
+    rendered: list[str]  # command + args as the container would run them
+    argv: list[str]  # what runs here
+    env: dict[str, str]  # the container's env, expanded, address rewritten
+    dask_workers: int  # Dask workers this process starts (dask-cuda: one per GPU)
+    notes: tuple[str, ...] = ()
+
+
+def gpu_usable() -> tuple[bool, str]:
+    """Whether `dask-cuda-worker` can run here as rendered, and why not when it cannot."""
+    if shutil.which("nvidia-smi") is None:
+        return False, "no nvidia-smi on PATH (no NVIDIA driver)"
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError) as err:
+        return False, f"nvidia-smi failed: {err}"
+    if listing.returncode != 0 or "GPU" not in listing.stdout:
+        return False, "nvidia-smi lists no GPU"
+    if _which("dask-cuda-worker") is None:
+        return False, "dask-cuda is not installed here"
+    return True, listing.stdout.strip().splitlines()[0]
+
+
+def _search_path() -> str:
+    # This interpreter's scripts first: the venv's `dask` is the one that matches its libraries.
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+def _which(program: str) -> str | None:
+    return shutil.which(program, path=_search_path())
+
+
+def dask_cluster_and_groups(rec: Recording) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    manifests = [m for _, m in kubernetes_manifests(rec)]
+    clusters = [m for m in manifests if m["kind"] == "DaskCluster"]
+    if len(clusters) != 1:
+        raise RehearsalError(f"the stack declares {len(clusters)} DaskClusters; a rehearsal needs exactly one")
+    cluster = clusters[0]
+    name = cluster["metadata"]["name"]
+    groups = [m for m in manifests if m["kind"] == "DaskWorkerGroup" and m["spec"]["cluster"] == name]
+    return cluster, groups
+
+
+def local_processes(
+    rec: Recording, scheduler_port: int, dashboard_port: int, gpu: bool, gpu_reason: str = ""
+) -> list[LocalProcess]:
+    """The scheduler and one process per worker Deployment the operator would create.
+
+    Groups at zero replicas (an autoscaled group at rest) are rehearsed with one worker,
+    which is what the operator's builders produce for them here.
+    """
+    cluster, groups = dask_cluster_and_groups(rec)
+    local_address = f"tcp://{LOOPBACK}:{scheduler_port}"
+    processes = []
+    for obj in validate.operator_objects(cluster, groups):
+        if obj["kind"] != "Deployment":
+            continue
+        labels = obj["metadata"]["labels"]
+        container = obj["spec"]["template"]["spec"]["containers"][0]
+        env = container_env(container, replace={"DASK_SCHEDULER_ADDRESS": local_address})
+        rendered = container_argv(container, env)
+        notes: list[str] = []
+        if labels["dask.org/component"] == "scheduler":
+            argv = _set_option(rendered, "--host", LOOPBACK)
+            argv = _set_option(argv, "--port", str(scheduler_port))
+            argv = _set_option(argv, "--dashboard-address", f"{LOOPBACK}:{dashboard_port}")
+            processes.append(LocalProcess(obj["metadata"]["name"], "scheduler", "", rendered, argv, env, 0))
+            continue
+        gpus = int((container.get("resources") or {}).get("limits", {}).get(GPU_RESOURCE, 0))
+        argv = _set_option(rendered, "--host", LOOPBACK)
+        argv = _set_option(argv, "--dashboard-address", f"{LOOPBACK}:0")
+        dask_workers = 1
+        if argv[0] == "dask-cuda-worker":
+            dask_workers = max(gpus, 1)
+            if gpu:
+                # dask-cuda starts one process per visible GPU; give it the pod's count.
+                env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in range(dask_workers))}
+            else:
+                argv = ["dask", "worker", *argv[1:], "--nworkers", str(dask_workers)]
+                notes.append(
+                    f"dask-cuda-worker swapped for `dask worker --nworkers {dask_workers}` with the same "
+                    f"--resources and --nthreads ({gpu_reason})"
+                )
+        processes.append(
+            LocalProcess(
+                obj["metadata"]["name"],
+                "worker",
+                labels.get("dask.org/workergroup-name", ""),
+                rendered,
+                argv,
+                env,
+                dask_workers,
+                tuple(notes),
+            )
+        )
+    return processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=0.5):
+        return True
+    return False
+
+
+# --- running it --------------------------------------------------------------------------------
+@dataclass
+class Rehearsal:
+    """The running processes. Use as a context manager: leaving it stops every process group."""
+
+    processes: list[LocalProcess]
+    scheduler_port: int
+    dashboard_port: int
+    gpu: bool = False  # dask-cuda-worker runs as rendered
+    logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gpudask-rehearse-")))
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"tcp://{LOOPBACK}:{self.scheduler_port}"
+
+    @property
+    def dashboard(self) -> str:
+        return f"http://{LOOPBACK}:{self.dashboard_port}/status"
+
+    @property
+    def expected_workers(self) -> int:
+        return sum(p.dask_workers for p in self.processes)
+
+    def _spawn(self, process: LocalProcess) -> None:
+        program = _which(process.argv[0])
+        if program is None:
+            raise RehearsalError(f"{process.name}: `{process.argv[0]}` (the container's command) is not installed here")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+        env |= {"PATH": _search_path(), "PYTHONUNBUFFERED": "1", **process.env}
+        log = (self.logs / f"{process.name}.log").open("wb")
+        self.running[process.name] = subprocess.Popen(
+            [program, *process.argv[1:]],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the nanny's worker dies with it
+            cwd=self.logs,
+        )
+        log.close()
+
+    def log_tail(self, name: str, lines: int = 25) -> str:
+        path = self.logs / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _check_alive(self) -> None:
+        for name, proc in self.running.items():
+            code = proc.poll()
+            if code is not None:
+                raise RehearsalError(
+                    f"{name} exited with code {code} before the cluster was ready:\n{self.log_tail(name)}"
+                )
+
+    def start(self, timeout: float) -> None:
+        """Start the scheduler, then the workers; return once every worker has registered."""
+        from distributed import Client
+
+        deadline = time.monotonic() + timeout
+        scheduler = next(p for p in self.processes if p.component == "scheduler")
+        self._spawn(scheduler)
+        while not _port_open(self.scheduler_port):
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise RehearsalError(
+                    f"the scheduler did not listen within {timeout:.0f}s:\n{self.log_tail(scheduler.name)}"
+                )
+            time.sleep(0.2)
+        for process in self.processes:
+            if process.component == "worker":
+                self._spawn(process)
+        with Client(self.address, timeout=max(deadline - time.monotonic(), 1)) as client:
+            while True:
+                self._check_alive()
+                registered = len(client.scheduler_info(n_workers=-1)["workers"])
+                if registered >= self.expected_workers:
+                    return
+                if time.monotonic() > deadline:
+                    raise RehearsalError(
+                        f"{registered} of {self.expected_workers} workers registered within {timeout:.0f}s"
+                    )
+                time.sleep(0.3)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM every process group, SIGKILL what is left after `grace` seconds, reap all."""
+        for proc in self.running.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self.running.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        for proc in self.running.values():
+            # Also the group: a nanny's worker child can outlive its parent by a moment.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def __enter__(self) -> Rehearsal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        shutil.rmtree(self.logs, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def rehearsal(rec: Recording, timeout: float = 120.0) -> Iterator[Rehearsal]:
+    """A started rehearsal of the recorded stack; everything is stopped when the block ends."""
+    gpu, reason = gpu_usable()
+    scheduler_port, dashboard_port = free_port(), free_port()
+    processes = local_processes(rec, scheduler_port, dashboard_port, gpu, reason)
+    with Rehearsal(processes, scheduler_port, dashboard_port, gpu) as running:
+        running.start(timeout)
+        yield running
