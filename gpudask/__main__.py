@@ -54,6 +54,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         base = _plan_json(args.diff, console)
         diff = planning.diff_plans(base, plan.to_json())
         (out / "diff.md").write_text(diff.markdown())
+    (out / "comment.md").write_text(planning.pr_comment(plan, diff))
 
     if args.json:
         result = plan.to_json() | {"out": str(out)}
@@ -99,7 +100,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             console.print(f"  - {f['resource']}: {f['path']}: {f['reason']}", markup=False, highlight=False)
     else:
         console.print("[green]no findings[/green]: schemas, operator output, Helm values, GKE enums, scheduling")
-    console.print(f"wrote {out}/ (plan.json, summary.md, {len(written) - 2} manifests{', diff.md' if diff else ''})")
+    console.print(
+        f"wrote {out}/ (plan.json, summary.md, {len(written) - 2} manifests{', diff.md' if diff else ''}, comment.md)"
+    )
     return EXIT_FINDINGS if plan.findings else EXIT_CLEAN
 
 
@@ -183,6 +186,12 @@ def cmd_connect(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+def cmd_stacks(args: argparse.Namespace) -> int:
+    """The stacks in stacks/, as a JSON list: CI derives its matrices from this."""
+    print(json.dumps([s for s in stacks() if s not in set(args.exclude or [])]))
+    return EXIT_CLEAN
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gpudask", description="gpu-dask tooling that needs no cloud account"
@@ -207,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the scheduler (default 10)")
     c.add_argument("--no-version-check", action="store_true", help="connect despite dask/distributed/python skew")
     c.set_defaults(func=cmd_connect)
+    st = sub.add_parser("stacks", help="the stacks in stacks/ as a JSON list (CI matrices)")
+    st.add_argument("--except", dest="exclude", action="append", metavar="STACK", help="leave this stack out")
+    st.set_defaults(func=cmd_stacks)
     args = parser.parse_args(argv)
     return args.func(args)
 

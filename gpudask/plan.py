@@ -320,3 +320,43 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
         if rows:
             changed[key] = rows
     return Diff(base["stack"], head["stack"], sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys()), changed)
+
+
+# --- pull request comment ------------------------------------------------------------------
+COMMENT_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
+
+
+def comment_marker(stack: str) -> str:
+    """First line of a stack's PR comment: CI finds and edits the comment by it."""
+    return f"<!-- gpu-dask-plan:{stack} -->"
+
+
+def pr_comment(plan: Plan, diff: Diff | None) -> str:
+    """The sticky pull-request comment and job summary for one stack: verdict, cost, changes
+    against the base branch, then the full summary folded away."""
+    verdict = f"❌ {len(plan.findings)} finding(s)" if plan.findings else "✅ no findings"
+    lines = [
+        comment_marker(plan.stack),
+        f"## gpu-dask offline plan: `{plan.stack}`",
+        "",
+        f"{verdict} · {len(plan.resources)} resources · idle ${plan.idle_hourly:.2f}/h, full scale ${plan.max_hourly:.2f}/h",
+        "",
+    ]
+    lines += [f"- `{f['resource']}` `{f['path']}`: {f['reason']}" for f in plan.findings]
+    lines += ["### Changes against the base branch", ""]
+    if diff is None:
+        lines += ["No base plan to compare with (a new stack, or the base branch predates `gpudask plan`).", ""]
+    else:
+        body = diff.markdown().split("\n", 2)[2] if "\n" in diff.markdown() else diff.markdown()
+        lines += [body.strip(), ""]
+        if diff.replaced():
+            lines += [
+                "⚠️ Replacing resources deletes and recreates them: " + ", ".join(f"`{k}`" for k in diff.replaced()),
+                "",
+            ]
+    head = "\n".join(lines)
+    summary = summary_markdown(plan)
+    room = COMMENT_LIMIT - len(head) - 200
+    if len(summary) > room:
+        summary = summary[:room] + "\n\n… (cut; the whole summary is in the job's artifacts)"
+    return head + "\n<details><summary>Full plan summary</summary>\n\n" + summary + "\n</details>\n"
