@@ -60,5 +60,10 @@ pulumi.export("location", settings.location)
 pulumi.export("project", settings.project)
 pulumi.export("gpuNodePools", {name: pool.name for name, pool in gpu_pools.items()})
 pulumi.export("kubeconfig", gke.kubeconfig)
+if dask.tls is not None:
+    # Clients need the CA and a client certificate: `gpudask.connect` reads these three.
+    pulumi.export("tlsCaCertPem", dask.tls.ca_cert_pem)
+    pulumi.export("tlsClientCertPem", dask.tls.client_cert_pem)
+    pulumi.export("tlsClientKeyPem", dask.tls.client_key_pem)
 if dask.internal_load_balancer_ip is not None:
     pulumi.export("internalLoadBalancerIp", dask.internal_load_balancer_ip)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import dask_spec
+from components import dask_spec, security_spec
+from components.dask_tls import DaskTls, DaskTlsArgs
 from components.settings import DaskSettings
 
 
@@ -20,7 +21,11 @@ class GpuDaskClusterArgs:
 class GpuDaskCluster(pulumi.ComponentResource):
     """A `DaskCluster` whose GPU workers pack onto the same nodes, plus optional groups and autoscaler."""
 
-    namespace: k8s.core.v1.Namespace | None
+    namespace: k8s.core.v1.Namespace
+    service_account: k8s.core.v1.ServiceAccount
+    network_policies: dict[str, k8s.networking.v1.NetworkPolicy]
+    worker_disruption_budget: k8s.policy.v1.PodDisruptionBudget
+    tls: DaskTls | None
     dask_cluster: k8s.apiextensions.CustomResource
     worker_groups: dict[str, k8s.apiextensions.CustomResource]
     autoscaler: k8s.apiextensions.CustomResource | None
@@ -32,14 +37,35 @@ class GpuDaskCluster(pulumi.ComponentResource):
         super().__init__("gpu-dask:dask:GpuDaskCluster", name, None, opts)
         dask = args.dask
 
-        self.namespace = None
-        if dask.namespace != "default":
-            self.namespace = k8s.core.v1.Namespace(
-                f"{name}-namespace",
-                metadata={"name": dask.namespace, "labels": {"app.kubernetes.io/part-of": "gpu-dask"}},
-                opts=pulumi.ResourceOptions(parent=self),
+        child = pulumi.ResourceOptions(parent=self)
+        ns = security_spec.namespace(dask)
+        self.namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=ns["metadata"], opts=child)
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        sa = security_spec.service_account(dask)
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account",
+            metadata=sa["metadata"],
+            automount_service_account_token=sa["automountServiceAccountToken"],
+            opts=in_namespace,
+        )
+        # Policies before pods: nothing runs in the namespace unguarded, not even briefly.
+        self.network_policies = {
+            key: k8s.networking.v1.NetworkPolicy(
+                f"{name}-netpol-{key}", metadata=policy["metadata"], spec=cast(Any, policy["spec"]), opts=in_namespace
             )
-        after_namespace = [self.namespace] if self.namespace else []
+            for key, policy in security_spec.network_policies(dask).items()
+        }
+        pdb = security_spec.worker_disruption_budget(dask)
+        self.worker_disruption_budget = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-workers-pdb", metadata=pdb["metadata"], spec=cast(Any, pdb["spec"]), opts=in_namespace
+        )
+        self.tls = DaskTls(f"{name}-tls", DaskTlsArgs(dask, self.namespace), child) if dask.tls else None
+        after_namespace: list[pulumi.Resource] = [
+            self.namespace,
+            self.service_account,
+            *self.network_policies.values(),
+            *([self.tls.secret] if self.tls else []),
+        ]
 
         body = dask_spec.dask_cluster(dask)
         self.dask_cluster = _custom_resource(
@@ -83,6 +109,8 @@ class GpuDaskCluster(pulumi.ComponentResource):
         self.dashboard_url = pulumi.Output.from_input(dask.dashboard_url)
         self.internal_load_balancer_ip = None
         outputs: dict[str, Any] = {"schedulerAddress": self.scheduler_address, "dashboardUrl": self.dashboard_url}
+        if self.tls:
+            outputs |= {"tlsCaCertPem": self.tls.ca_cert_pem, "tlsClientCertPem": self.tls.client_cert_pem}
         if dask.scheduler_service == "InternalLoadBalancer":
             # The operator creates the scheduler Service; read it once the cluster is Running.
             # The id waits on the DaskCluster, so a first preview skips the read.

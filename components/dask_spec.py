@@ -13,6 +13,7 @@ from typing import Any
 
 from dask_kubernetes.operator import make_cluster_spec
 
+from components.security_spec import harden_pod
 from components.settings import SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
 
 API_VERSION = "kubernetes.dask.org/v1"
@@ -164,6 +165,7 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
         spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: SYSTEM_POOL_NAME}
     if service_type == "LoadBalancer":
         spec["service"]["loadBalancerSourceRanges"] = list(dask.client_cidrs)
+    spec["spec"] = harden_pod(spec["spec"], dask, "scheduler")
     return spec
 
 
@@ -199,15 +201,19 @@ def dask_cluster(dask: DaskSettings) -> dict[str, Any]:
             "idleTimeout": 0,
             "worker": {
                 "replicas": initial_replicas(dask),
-                "spec": worker_pod_spec(
-                    dask.name,
-                    dask.default_group_name,
-                    dask.image,
-                    dask.gpus_per_worker,
-                    dask.worker_cpu,
-                    dask.worker_memory_gb,
-                    dask.pool,
-                    dask.colocation,
+                "spec": harden_pod(
+                    worker_pod_spec(
+                        dask.name,
+                        dask.default_group_name,
+                        dask.image,
+                        dask.gpus_per_worker,
+                        dask.worker_cpu,
+                        dask.worker_memory_gb,
+                        dask.pool,
+                        dask.colocation,
+                    ),
+                    dask,
+                    "worker",
                 ),
             },
             "scheduler": scheduler_spec(dask),
@@ -233,15 +239,19 @@ def dask_worker_group(dask: DaskSettings, group: WorkerGroupSettings) -> dict[st
             "cluster": dask.name,
             "worker": {
                 "replicas": group.replicas,
-                "spec": worker_pod_spec(
-                    dask.name,
-                    name,
-                    group.image,
-                    group.gpus_per_worker,
-                    group.cpu,
-                    group.memory_gb,
-                    group.pool,
-                    dask.colocation if group.gpus_per_worker else "none",
+                "spec": harden_pod(
+                    worker_pod_spec(
+                        dask.name,
+                        name,
+                        group.image,
+                        group.gpus_per_worker,
+                        group.cpu,
+                        group.memory_gb,
+                        group.pool,
+                        dask.colocation if group.gpus_per_worker else "none",
+                    ),
+                    dask,
+                    "worker",
                 ),
             },
         },

@@ -123,14 +123,23 @@ class DaskSettings:
     scheduler_cpu: float
     scheduler_memory_gb: float
     client_cidrs: tuple[str, ...]
+    client_namespaces: tuple[str, ...]
+    """Namespaces whose pods may reach the scheduler (NetworkPolicy); clientCidrs for addresses."""
+    tls: bool
+    """Mutual TLS between clients, scheduler and workers, with require-encryption on."""
     worker_groups: dict[str, WorkerGroupSettings]
     autoscale: AutoscaleSettings | None
     """Omitted -> Pulumi owns `workers`; set -> a DaskAutoscaler owns the replica count."""
 
     @property
     def scheduler_address(self) -> str:
-        # Exactly what the operator injects into workers as DASK_SCHEDULER_ADDRESS.
-        return f"tcp://{self.name}-scheduler.{self.namespace}.svc.cluster.local:8786"
+        # What the operator injects into workers as DASK_SCHEDULER_ADDRESS (tcp://); with
+        # TLS the workers are given this tls:// address explicitly instead.
+        return f"{self.protocol}://{self.name}-scheduler.{self.namespace}.svc.cluster.local:8786"
+
+    @property
+    def protocol(self) -> str:
+        return "tls" if self.tls else "tcp"
 
     @property
     def dashboard_url(self) -> str:
@@ -315,12 +324,15 @@ def _check_image(problems: _Problems, key: str, image: str) -> None:
 
 
 POOL_KEYS = {"machineType", "minNodes", "maxNodes", "spot", "diskSizeGb", "zones"}
+# Namespaces other workloads live in: default-deny policies there would break them.
+SHARED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "dask-operator", "gke-managed-system")
 # The operator names the DaskCluster's own group "default"; `gpudask.connect` also calls it "gpu".
 RESERVED_GROUP_NAMES = ("default", "gpu")
 GROUP_KEYS = {"replicas", "gpusPerWorker", "cpu", "memoryGb", "image", "pool"}
 DASK_KEYS = {
     "name", "namespace", "image", "workers", "gpusPerWorker", "workerCpu", "workerMemoryGb", "colocation",
     "pool", "schedulerGpu", "schedulerService", "schedulerCpu", "schedulerMemoryGb", "clientCidrs",
+    "clientNamespaces", "tls",
     "workerGroups", "autoscale",
 }  # fmt: skip
 SCALAR_KEYS = {
@@ -453,6 +465,13 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
     namespace = r.string("namespace", "dask")
     if not _DNS_LABEL.match(namespace):
         problems.add(r.key("namespace"), namespace, "is not a DNS-1123 label (lowercase, digits, '-', at most 63)")
+    elif namespace in SHARED_NAMESPACES:
+        problems.add(
+            r.key("namespace"),
+            namespace,
+            "is shared; the Dask namespace gets default-deny NetworkPolicies and Pod Security labels, "
+            f"so it must be dedicated (not {', '.join(SHARED_NAMESPACES)})",
+        )
     image = r.string("image", DEFAULT_RAPIDS_IMAGE)
     _check_image(problems, r.key("image"), image)
     workers = r.integer("workers", 1)
@@ -473,6 +492,11 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
     _check_cidrs(problems, r.key("clientCidrs"), client_cidrs, allow_empty=True)
     if service == "InternalLoadBalancer" and not client_cidrs:
         problems.add(r.key("clientCidrs"), [], "must list the client ranges allowed through the internal load balancer")
+    client_namespaces = r.strings("clientNamespaces")
+    for i, client_namespace in enumerate(client_namespaces):
+        if not _DNS_LABEL.match(client_namespace):
+            problems.add(f"{r.key('clientNamespaces')}[{i}]", client_namespace, "is not a DNS-1123 label")
+    tls = r.boolean("tls", False)
 
     autoscale = None
     raw_autoscale = r.mapping("autoscale")
@@ -541,6 +565,8 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
         scheduler_cpu=r.number("schedulerCpu", 1.0),
         scheduler_memory_gb=r.number("schedulerMemoryGb", 4.0),
         client_cidrs=client_cidrs,
+        client_namespaces=client_namespaces,
+        tls=tls,
         worker_groups=groups,
         autoscale=autoscale,
     )

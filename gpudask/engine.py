@@ -164,6 +164,17 @@ def _computed(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
             "chart": inputs.get("chart"),
         }
         return f"{inputs.get('namespace')}/{inputs.get('name')}", state
+    if type_.startswith("tls:index/"):
+        # Key material exists only after `pulumi up`; the plan shows where it will go.
+        field = {
+            "tls:index/privateKey:PrivateKey": "privateKeyPem",
+            "tls:index/selfSignedCert:SelfSignedCert": "certPem",
+            "tls:index/locallySignedCert:LocallySignedCert": "certPem",
+            "tls:index/certRequest:CertRequest": "certRequestPem",
+        }.get(type_)
+        if field:
+            state[field] = f"<{field} of {name}, made by pulumi-tls at apply>"
+        return f"{name}-id", state
     if type_ == "kubernetes:core/v1:Service":
         state["status"] = {"loadBalancer": {"ingress": [{"ip": "10.10.0.50"}]}}
     meta = inputs.get("metadata") or {}

@@ -40,7 +40,7 @@ def problems_of(**overrides: Any) -> list[str]:
 def test_every_shipped_stack_parses(stack: str) -> None:
     s = settings_for(stack)
     assert s.gpu_node_pools, "a stack without GPU pools is refused"
-    assert s.dask.scheduler_address == f"tcp://{s.dask.name}-scheduler.{s.dask.namespace}.svc.cluster.local:8786"
+    assert s.dask.scheduler_address == f"{'tls' if s.dask.tls else 'tcp'}://{s.dask.name}-scheduler.{s.dask.namespace}.svc.cluster.local:8786"
 
 
 def test_dev_and_prod_differ_where_the_issue_asks() -> None:

@@ -171,12 +171,14 @@ def test_autoscaler_and_groups_go_with_the_cluster(recorded: Run) -> None:
 def test_stack_outputs(recorded: Run, stack: str) -> None:
     rec, s = recorded(stack), settings_for(stack)
     out = rec.outputs
-    assert out["schedulerAddress"] == f"tcp://{s.dask.name}-scheduler.{s.dask.namespace}.svc.cluster.local:8786"
+    assert out["schedulerAddress"] == f"{s.dask.protocol}://{s.dask.name}-scheduler.{s.dask.namespace}.svc.cluster.local:8786"
     assert out["dashboardUrl"] == f"http://{s.dask.name}-scheduler.{s.dask.namespace}.svc.cluster.local:8787"
     assert (out["daskClusterName"], out["daskNamespace"]) == (s.dask.name, s.dask.namespace)
     assert (out["clusterName"], out["location"]) == (s.cluster_name, s.location)
     assert "gke-gcloud-auth-plugin" in out["kubeconfig"]
-    assert rec.secret_outputs == {"kubeconfig"}
+    assert rec.secret_outputs == ({"kubeconfig", "tlsClientKeyPem"} if s.dask.tls else {"kubeconfig"})
+    tls_outputs = {"tlsCaCertPem", "tlsClientCertPem", "tlsClientKeyPem"}
+    assert (tls_outputs <= set(out)) is s.dask.tls and (tls_outputs & set(out) == set()) is (not s.dask.tls)
     assert ("internalLoadBalancerIp" in out) is (s.dask.scheduler_service == "InternalLoadBalancer")
     # Clients scale groups by these keys; each names the operator's object for the group.
     groups = out["daskWorkerGroups"]

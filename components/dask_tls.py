@@ -1,0 +1,97 @@
+"""Mutual TLS for one DaskCluster: a private CA and scheduler, worker and client certificates
+from pulumi-tls, the server-side ones in a Kubernetes Secret mounted into the pods."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_tls as tls
+
+from components import security_spec
+from components.settings import DaskSettings
+
+KEY_ALGORITHM, KEY_CURVE = "ECDSA", "P256"
+CA_VALIDITY_HOURS = 10 * 365 * 24
+CERT_VALIDITY_HOURS = 365 * 24
+# `pulumi up` within this window of expiry replaces the certificate (and rolls the Secret).
+EARLY_RENEWAL_HOURS = 30 * 24
+LEAF_USES = ["digital_signature", "key_encipherment", "server_auth", "client_auth"]
+
+
+@dataclass(frozen=True)
+class DaskTlsArgs:
+    dask: DaskSettings
+    namespace: k8s.core.v1.Namespace  # where the Secret goes
+
+
+class DaskTls(pulumi.ComponentResource):
+    """CA + certificates; `secret` holds what the scheduler and workers mount."""
+
+    ca_cert_pem: pulumi.Output[str]
+    client_cert_pem: pulumi.Output[str]
+    client_key_pem: pulumi.Output[str]
+    secret: k8s.core.v1.Secret
+
+    def __init__(self, name: str, args: DaskTlsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-dask:dask:DaskTls", name, None, opts)
+        dask = args.dask
+        child = pulumi.ResourceOptions(parent=self)
+
+        ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child)
+        ca = tls.SelfSignedCert(
+            f"{name}-ca",
+            private_key_pem=ca_key.private_key_pem,
+            is_ca_certificate=True,
+            subject={"common_name": f"{dask.name} Dask CA", "organization": "gpu-dask"},
+            validity_period_hours=CA_VALIDITY_HOURS,
+            early_renewal_hours=EARLY_RENEWAL_HOURS,
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            opts=child,
+        )
+        keys: dict[str, tls.PrivateKey] = {}
+        certs: dict[str, tls.LocallySignedCert] = {}
+        for role, spec in security_spec.certificate_specs(dask).items():
+            keys[role] = tls.PrivateKey(f"{name}-{role}-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child)
+            request = tls.CertRequest(
+                f"{name}-{role}-csr",
+                private_key_pem=keys[role].private_key_pem,
+                subject={"common_name": spec.common_name, "organization": "gpu-dask"},
+                dns_names=list(spec.dns_names),
+                opts=child,
+            )
+            certs[role] = tls.LocallySignedCert(
+                f"{name}-{role}-cert",
+                cert_request_pem=request.cert_request_pem,
+                ca_private_key_pem=ca_key.private_key_pem,
+                ca_cert_pem=ca.cert_pem,
+                validity_period_hours=CERT_VALIDITY_HOURS,
+                early_renewal_hours=EARLY_RENEWAL_HOURS,
+                allowed_uses=LEAF_USES,
+                opts=child,
+            )
+
+        self.secret = k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata={
+                "name": security_spec.tls_secret_name(dask),
+                "namespace": dask.namespace,
+                "labels": security_spec.LABELS,
+            },
+            type="Opaque",
+            string_data={
+                "ca.pem": ca.cert_pem,
+                "scheduler.pem": certs["scheduler"].cert_pem,
+                "scheduler-key.pem": keys["scheduler"].private_key_pem,
+                "worker.pem": certs["worker"].cert_pem,
+                "worker-key.pem": keys["worker"].private_key_pem,
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.namespace]),
+        )
+        self.ca_cert_pem = ca.cert_pem
+        self.client_cert_pem = certs["client"].cert_pem
+        self.client_key_pem = pulumi.Output.secret(keys["client"].private_key_pem)
+        self.register_outputs(
+            {"caCertPem": self.ca_cert_pem, "clientCertPem": self.client_cert_pem, "clientKeyPem": self.client_key_pem}
+        )

@@ -1,0 +1,229 @@
+"""Pure builders for the Dask namespace's guard rails: Pod Security labels, NetworkPolicies,
+service account, PodDisruptionBudget, container security contexts, and mutual TLS.
+
+A reachable Dask scheduler runs any code it is sent, so the network is the boundary:
+default-deny ingress, the cluster's own pods talk freely, clients reach 8786/8787 only from
+the namespaces and ranges the stack config names, the operator reaches 8787 (its HTTP API).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
+from components.settings import DaskSettings
+
+COMM_PORT, DASHBOARD_PORT = 8786, 8787
+# The RAPIDS images run as user `rapids`, uid 1001 (GOTCHAS.md); a numeric uid lets the
+# kubelet verify runAsNonRoot.
+RAPIDS_UID = 1001
+POD_SECURITY_LEVEL = "restricted"
+
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "runAsUser": RAPIDS_UID,
+    # Not read-only: workers spill to local disk under their working directory.
+    "readOnlyRootFilesystem": False,
+}
+POD_SECURITY_CONTEXT: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+
+# distributed's default scheduler routes plus the HTTP API the operator uses to retire
+# workers gracefully (dask/dask-kubernetes#807); without it the operator falls back to the
+# comm port, which TLS and the NetworkPolicies close to it.
+SCHEDULER_HTTP_ROUTES = [
+    "distributed.http.scheduler.prometheus",
+    "distributed.http.scheduler.info",
+    "distributed.http.scheduler.json",
+    "distributed.http.health",
+    "distributed.http.proxy",
+    "distributed.http.statics",
+    "distributed.http.scheduler.api",
+]
+
+TLS_DIR = "/etc/dask/tls"
+TLS_VOLUME = "dask-tls"
+TLS_FILES = ("ca.pem", "scheduler.pem", "scheduler-key.pem", "worker.pem", "worker-key.pem")
+
+
+LABELS = {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gpu-dask"}
+
+
+def namespace(dask: DaskSettings) -> dict[str, Any]:
+    """The dedicated namespace, with Pod Security Admission enforcing `restricted`."""
+    psa = {
+        f"pod-security.kubernetes.io/{mode}{suffix}": value
+        for mode in ("enforce", "warn", "audit")
+        for suffix, value in (("", POD_SECURITY_LEVEL), ("-version", "latest"))
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": dask.namespace, "labels": {**LABELS, **psa}},
+    }
+
+
+def service_account_name(dask: DaskSettings) -> str:
+    return f"{dask.name}-dask"
+
+
+def service_account(dask: DaskSettings) -> dict[str, Any]:
+    """Scheduler and workers need no Kubernetes API: no token is mounted."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": service_account_name(dask), "namespace": dask.namespace, "labels": LABELS},
+        "automountServiceAccountToken": False,
+    }
+
+
+def _cluster_selector(dask: DaskSettings, component: str | None = None) -> dict[str, str]:
+    selector = {"dask.org/cluster-name": dask.name}
+    if component:
+        selector["dask.org/component"] = component
+    return selector
+
+
+def _policy(dask: DaskSettings, suffix: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": f"{dask.name}-{suffix}", "namespace": dask.namespace, "labels": LABELS},
+        "spec": spec,
+    }
+
+
+def _namespace_peer(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
+def network_policies(dask: DaskSettings) -> dict[str, dict[str, Any]]:
+    """NetworkPolicies keyed by a stable suffix (Dataplane V2 enforces them)."""
+    clients = [_namespace_peer(ns) for ns in dask.client_namespaces]
+    clients += [{"ipBlock": {"cidr": cidr}} for cidr in dask.client_cidrs]
+    scheduler_ingress: list[dict[str, Any]] = [
+        {"from": [_namespace_peer(OPERATOR_NAMESPACE)], "ports": [{"protocol": "TCP", "port": DASHBOARD_PORT}]}
+    ]
+    if clients:
+        scheduler_ingress.append(
+            {
+                "from": clients,
+                "ports": [{"protocol": "TCP", "port": COMM_PORT}, {"protocol": "TCP", "port": DASHBOARD_PORT}],
+            }
+        )
+    return {
+        "default-deny-ingress": _policy(dask, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}),
+        "intra-cluster": _policy(
+            dask,
+            "intra-cluster",
+            {
+                "podSelector": {"matchLabels": _cluster_selector(dask)},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [{"podSelector": {"matchLabels": _cluster_selector(dask)}}]}],
+            },
+        ),
+        "scheduler-clients": _policy(
+            dask,
+            "scheduler-clients",
+            {
+                "podSelector": {"matchLabels": _cluster_selector(dask, "scheduler")},
+                "policyTypes": ["Ingress"],
+                "ingress": scheduler_ingress,
+            },
+        ),
+    }
+
+
+def worker_disruption_budget(dask: DaskSettings) -> dict[str, Any]:
+    """At most one worker evicted at a time (node upgrades, autoscaler scale-down): the rest
+    keep their data while the scheduler recomputes what the evicted one held."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": f"{dask.name}-workers", "namespace": dask.namespace, "labels": LABELS},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _cluster_selector(dask, "worker")}},
+    }
+
+
+# --- TLS -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CertSpec:
+    """One certificate signed by the cluster's CA."""
+
+    common_name: str
+    dns_names: tuple[str, ...]
+
+
+def tls_secret_name(dask: DaskSettings) -> str:
+    return f"{dask.name}-tls"
+
+
+def certificate_specs(dask: DaskSettings) -> dict[str, CertSpec]:
+    """Scheduler, worker and client certificates (distributed checks the CA, not host names)."""
+    service = f"{dask.name}-scheduler"
+    return {
+        "scheduler": CertSpec(
+            f"{service}.{dask.namespace}",
+            (
+                service,
+                f"{service}.{dask.namespace}",
+                f"{service}.{dask.namespace}.svc",
+                f"{service}.{dask.namespace}.svc.cluster.local",
+                "localhost",  # through `kubectl port-forward`
+            ),
+        ),
+        "worker": CertSpec(f"{dask.name}-worker.{dask.namespace}", (f"{dask.name}-worker.{dask.namespace}",)),
+        "client": CertSpec(f"{dask.name}-client", (f"{dask.name}-client",)),
+    }
+
+
+def tls_env(role: str, dask: DaskSettings) -> list[dict[str, str]]:
+    """The dask config, as environment variables, for a scheduler or worker with mutual TLS."""
+    env = [
+        {"name": "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION", "value": "True"},
+        {"name": "DASK_DISTRIBUTED__COMM__TLS__CA_FILE", "value": f"{TLS_DIR}/ca.pem"},
+        {"name": f"DASK_DISTRIBUTED__COMM__TLS__{role.upper()}__CERT", "value": f"{TLS_DIR}/{role}.pem"},
+        {"name": f"DASK_DISTRIBUTED__COMM__TLS__{role.upper()}__KEY", "value": f"{TLS_DIR}/{role}-key.pem"},
+    ]
+    if role == "worker":
+        # Set explicitly: the operator injects a tcp:// address only when none is given.
+        env.append({"name": "DASK_SCHEDULER_ADDRESS", "value": dask.scheduler_address})
+    return env
+
+
+def _merge_env(container: dict[str, Any], extra: list[dict[str, str]]) -> None:
+    names = {e["name"] for e in extra}
+    container["env"] = [e for e in container.get("env") or [] if e["name"] not in names] + extra
+
+
+def harden_pod(spec: dict[str, Any], dask: DaskSettings, role: str) -> dict[str, Any]:
+    """A scheduler (`role="scheduler"`) or worker pod spec with the namespace's guard rails."""
+    spec = copy.deepcopy(spec)
+    spec["serviceAccountName"] = service_account_name(dask)
+    spec["automountServiceAccountToken"] = False
+    spec["securityContext"] = {**POD_SECURITY_CONTEXT, **(spec.get("securityContext") or {})}
+    for container in spec["containers"]:
+        container["securityContext"] = copy.deepcopy(CONTAINER_SECURITY_CONTEXT)
+        if role == "scheduler":
+            routes = "[" + ", ".join(f'"{r}"' for r in SCHEDULER_HTTP_ROUTES) + "]"
+            _merge_env(container, [{"name": "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES", "value": routes}])
+        if dask.tls:
+            _merge_env(container, tls_env(role, dask))
+            container["volumeMounts"] = [
+                *(container.get("volumeMounts") or []),
+                {"name": TLS_VOLUME, "mountPath": TLS_DIR, "readOnly": True},
+            ]
+            if role == "scheduler":
+                args = list(container.get("args") or [])
+                container["args"] = [*args, "--protocol", "tls"] if "--protocol" not in args else args
+    if dask.tls:
+        spec["volumes"] = [
+            *(spec.get("volumes") or []),
+            {"name": TLS_VOLUME, "secret": {"secretName": tls_secret_name(dask), "defaultMode": 0o440}},
+        ]
+        # The key files are group-readable by the pod's fsGroup only.
+        spec["securityContext"]["fsGroup"] = RAPIDS_UID
+    return spec
