@@ -53,7 +53,9 @@ class DaskTls(pulumi.ComponentResource):
         keys: dict[str, tls.PrivateKey] = {}
         certs: dict[str, tls.LocallySignedCert] = {}
         for role, spec in security_spec.certificate_specs(dask).items():
-            keys[role] = tls.PrivateKey(f"{name}-{role}-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child)
+            keys[role] = tls.PrivateKey(
+                f"{name}-{role}-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child
+            )
             request = tls.CertRequest(
                 f"{name}-{role}-csr",
                 private_key_pem=keys[role].private_key_pem,

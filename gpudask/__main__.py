@@ -139,11 +139,14 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         with rehearse.rehearsal(rec, timeout=args.timeout) as running:
             print(f"scheduler: {running.address}", flush=True)
             print(f"dashboard: {running.dashboard}", flush=True)
+            if running.tls_files:
+                files = running.tls_files
+                print(f"tls: ca={files['ca']} cert={files['client']} key={files['client-key']}", flush=True)
             for process in running.processes:
                 print(f"{process.component} {process.name}: {' '.join(process.argv)}", flush=True)
                 for note in process.notes:
                     print(f"  note: {note}", flush=True)
-            with Client(running.address, timeout=args.timeout) as client:
+            with Client(running.address, timeout=args.timeout, security=running.security()) as client:
                 result = smoke.run(client, use_gpu_library=running.gpu)
             print(json.dumps({"stack": args.stack, **result}), flush=True)
             if not result["ok"]:

@@ -17,6 +17,7 @@ import json
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +26,12 @@ from typing import Any, cast
 from dask_kubernetes.operator import KubeCluster
 from distributed import Client
 from distributed.comm.addressing import get_address_host_port
+from distributed.security import Security
 
 from gpudask.engine import PROJECT_DIR
 
 REQUIRED_OUTPUTS = ("schedulerAddress", "daskClusterName", "daskNamespace")
+TLS_OUTPUTS = ("tlsCaCertPem", "tlsClientCertPem", "tlsClientKeyPem")
 # Packages whose versions must match between client and cluster for pickled tasks to work.
 MATCHING_PACKAGES = ("dask", "distributed", "python")
 DEFAULT_GROUP = "default"
@@ -59,12 +62,39 @@ def stack_outputs(stack: str | None = None, outputs: str | Path | Mapping[str, A
     if not isinstance(data, dict):
         raise ConnectError(f"stack outputs must be a JSON object, got {type(data).__name__}")
     missing = [key for key in REQUIRED_OUTPUTS if not data.get(key)]
+    tls_present = [key for key in TLS_OUTPUTS if data.get(key)]
+    if tls_present:
+        missing += [key for key in TLS_OUTPUTS if key not in tls_present]
     if missing:
         raise ConnectError(
             f"stack outputs lack {', '.join(missing)} (present: {', '.join(sorted(data)) or 'none'}); "
-            "has `pulumi up` completed for this stack?"
+            "has `pulumi up` completed for this stack? (TLS outputs need --show-secrets)"
+        )
+    address = str(data["schedulerAddress"])
+    if tls_present and not address.startswith("tls://"):
+        raise ConnectError(
+            f"schedulerAddress {address!r} is not a tls:// address, but the stack has TLS certificates: "
+            "the scheduler requires encryption, so a plain connection would be refused"
         )
     return data
+
+
+def security_from(outputs: Mapping[str, Any], folder: Path) -> Security | None:
+    """A client `Security` from the stack's TLS outputs, its files written (0600) to `folder`."""
+    if not outputs.get("tlsCaCertPem"):
+        return None
+    paths = {}
+    for key, file_name in zip(TLS_OUTPUTS, ("ca.pem", "client.pem", "client-key.pem"), strict=True):
+        path = folder / file_name
+        path.touch(mode=0o600)
+        path.write_text(str(outputs[key]))
+        paths[key] = str(path)
+    return Security(
+        tls_ca_file=paths["tlsCaCertPem"],
+        tls_client_cert=paths["tlsClientCertPem"],
+        tls_client_key=paths["tlsClientKeyPem"],
+        require_encryption=True,
+    )
 
 
 def _outputs_from_cli(stack: str) -> dict[str, Any]:
@@ -133,6 +163,7 @@ class StackConnection:
     via: str  # the direct address used, or "port-forward"
     cluster: KubeCluster | None = None
     _kube: KubeCluster | None = field(default=None, repr=False)
+    _tls_dir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
     def _kube_cluster(self) -> KubeCluster:
         if self.cluster is not None:
@@ -165,6 +196,8 @@ class StackConnection:
 
     def close(self) -> None:
         self.client.close()
+        if self._tls_dir is not None:
+            self._tls_dir.cleanup()
         if self._kube is not None:
             self._kube.close()
         if self.cluster is not None:
@@ -199,10 +232,28 @@ def connect(
 ) -> StackConnection:
     """A connected client for the stack's DaskCluster (see the module docstring)."""
     data = stack_outputs(stack, outputs)
+    tls_dir = tempfile.TemporaryDirectory(prefix="gpudask-tls-") if data.get("tlsCaCertPem") else None
+    security = security_from(data, Path(tls_dir.name)) if tls_dir else None
+    try:
+        return _connect(data, security, tls_dir, timeout, check_versions)
+    except BaseException:
+        if tls_dir:
+            tls_dir.cleanup()
+        raise
+
+
+def _connect(
+    data: dict[str, Any],
+    security: Security | None,
+    tls_dir: tempfile.TemporaryDirectory[str] | None,
+    timeout: float,
+    check_versions: bool,
+) -> StackConnection:
     addresses = candidate_addresses(data)
     for address in addresses:
         if reachable(address, timeout=min(timeout, 3.0)):
-            return StackConnection(_checked(Client(address, timeout=timeout), check_versions), data, address)
+            client = _checked(Client(address, timeout=timeout, security=security), check_versions)
+            return StackConnection(client, data, address, _tls_dir=tls_dir)
     name, namespace = data["daskClusterName"], data["daskNamespace"]
     try:
         cluster = KubeCluster.from_name(name, namespace=namespace)
@@ -212,11 +263,17 @@ def connect(
             f"and KubeCluster.from_name({name!r}, namespace={namespace!r}) failed: {err}. From a laptop: "
             "`pulumi stack output kubeconfig --show-secrets > kubeconfig; export KUBECONFIG=$PWD/kubeconfig`, "
             f"or `kubectl port-forward -n {namespace} svc/{name}-scheduler 8786:8786` and pass "
-            "outputs with schedulerAddress tcp://localhost:8786"
+            f"outputs with schedulerAddress {addresses[0].split('://', 1)[0]}://localhost:8786"
         ) from err
     try:
-        client = _checked(Client(cluster, timeout=timeout), check_versions)
+        if security is None:
+            client = Client(cluster, timeout=timeout)
+        else:
+            # The operator's port-forward speaks plain TCP to the pod; the TLS session runs inside it.
+            forwarded = str(cluster.scheduler_address).replace("tcp://", "tls://", 1)
+            client = Client(forwarded, timeout=timeout, security=security)
+        client = _checked(client, check_versions)
     except BaseException:
         cluster.close()
         raise
-    return StackConnection(client, data, "port-forward", cluster=cluster)
+    return StackConnection(client, data, "port-forward", cluster=cluster, _tls_dir=tls_dir)

@@ -11,6 +11,8 @@ operator injects, and `dask-cuda-worker` -> `dask worker` where no GPU is usable
 from __future__ import annotations
 
 import contextlib
+import datetime
+import itertools
 import os
 import shutil
 import signal
@@ -18,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -165,24 +168,63 @@ def dask_cluster_and_groups(rec: Recording) -> tuple[dict[str, Any], list[dict[s
     return cluster, groups
 
 
+def cluster_protocol(rec: Recording) -> str:
+    """`tls` when the rendered scheduler listens with TLS, else `tcp`."""
+    cluster, _ = dask_cluster_and_groups(rec)
+    args = cluster["spec"]["scheduler"]["spec"]["containers"][0].get("args") or []
+    return "tls" if any(a == "tls" and b == "--protocol" for b, a in itertools.pairwise(args)) else "tcp"
+
+
+def _secret_mounts(pod: Mapping[str, Any], container: Mapping[str, Any], secrets_dir: Path | None) -> dict[str, str]:
+    """Mount path -> local folder for each Secret volume (the rehearsal writes its own files)."""
+    secret_volumes = {v["name"]: v["secret"]["secretName"] for v in pod.get("volumes") or [] if "secret" in v}
+    mounts = {}
+    for mount in container.get("volumeMounts") or []:
+        if mount["name"] in secret_volumes:
+            if secrets_dir is None:
+                raise RehearsalError(
+                    f"container {container.get('name')!r} mounts Secret {secret_volumes[mount['name']]!r}, which a rehearsal has no files for"
+                )
+            mounts[mount["mountPath"]] = str(secrets_dir)
+    return mounts
+
+
+def _relocate(env: dict[str, str], mounts: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for name, value in env.items():
+        for mount_path, local in mounts.items():
+            if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
+                value = local + value[len(mount_path.rstrip("/")) :]
+        out[name] = value
+    return out
+
+
 def local_processes(
-    rec: Recording, scheduler_port: int, dashboard_port: int, gpu: bool, gpu_reason: str = ""
+    rec: Recording,
+    scheduler_port: int,
+    dashboard_port: int,
+    gpu: bool,
+    gpu_reason: str = "",
+    secrets_dir: Path | None = None,
 ) -> list[LocalProcess]:
     """The scheduler and one process per worker Deployment the operator would create.
 
     Groups at zero replicas (an autoscaled group at rest) are rehearsed with one worker,
-    which is what the operator's builders produce for them here.
+    which is what the operator's builders produce for them here. Secret volumes (the TLS
+    certificates) are read from `secrets_dir` instead of their mount path.
     """
     cluster, groups = dask_cluster_and_groups(rec)
-    local_address = f"tcp://{LOOPBACK}:{scheduler_port}"
+    local_address = f"{cluster_protocol(rec)}://{LOOPBACK}:{scheduler_port}"
     processes = []
     for obj in validate.operator_objects(cluster, groups):
         if obj["kind"] != "Deployment":
             continue
         labels = obj["metadata"]["labels"]
-        container = obj["spec"]["template"]["spec"]["containers"][0]
+        pod = obj["spec"]["template"]["spec"]
+        container = pod["containers"][0]
         env = container_env(container, replace={"DASK_SCHEDULER_ADDRESS": local_address})
         rendered = container_argv(container, env)
+        env = _relocate(env, _secret_mounts(pod, container, secrets_dir))
         notes: list[str] = []
         if labels["dask.org/component"] == "scheduler":
             argv = _set_option(rendered, "--host", LOOPBACK)
@@ -232,6 +274,71 @@ def _port_open(port: int) -> bool:
     return False
 
 
+# --- TLS stand-ins ----------------------------------------------------------------------------
+TLS_ROLES = ("scheduler", "worker", "client")
+
+
+def write_tls_files(folder: Path) -> dict[str, Path]:
+    """A private CA and scheduler/worker/client certificates, as the stack's Secret holds them
+    (`ca.pem`, `<role>.pem`, `<role>-key.pem`); the stack's own come from pulumi-tls."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(common_name: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        path.write_bytes(pem)
+        path.chmod(0o600)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("gpu-dask rehearsal CA"))
+        .issuer_name(name("gpu-dask rehearsal CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = {"ca": folder / "ca.pem"}
+    files["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    for role in TLS_ROLES:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name(f"rehearsal-{role}"))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.DNSName(LOOPBACK)]), critical=False
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        files[role] = folder / f"{role}.pem"
+        files[role].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        files[f"{role}-key"] = folder / f"{role}-key.pem"
+        write_key(files[f"{role}-key"], key)
+    return files
+
+
 # --- running it --------------------------------------------------------------------------------
 @dataclass
 class Rehearsal:
@@ -242,11 +349,29 @@ class Rehearsal:
     dashboard_port: int
     gpu: bool = False  # dask-cuda-worker runs as rendered
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gpudask-rehearse-")))
+    tls_files: dict[str, Path] | None = None  # CA and client certificate, when the cluster uses TLS
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _supervisor: threading.Thread | None = None
 
     @property
     def address(self) -> str:
-        return f"tcp://{LOOPBACK}:{self.scheduler_port}"
+        return f"{'tls' if self.tls_files else 'tcp'}://{LOOPBACK}:{self.scheduler_port}"
+
+    def security(self) -> Any:
+        """`distributed.Security` for a client of this rehearsal (None without TLS)."""
+        if not self.tls_files:
+            return None
+        from distributed.security import Security
+
+        return Security(
+            tls_ca_file=str(self.tls_files["ca"]),
+            tls_client_cert=str(self.tls_files["client"]),
+            tls_client_key=str(self.tls_files["client-key"]),
+            require_encryption=True,
+        )
 
     @property
     def dashboard(self) -> str:
@@ -262,7 +387,7 @@ class Rehearsal:
             raise RehearsalError(f"{process.name}: `{process.argv[0]}` (the container's command) is not installed here")
         env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
         env |= {"PATH": _search_path(), "PYTHONUNBUFFERED": "1", **process.env}
-        log = (self.logs / f"{process.name}.log").open("wb")
+        log = (self.logs / f"{process.name}.log").open("ab")
         self.running[process.name] = subprocess.Popen(
             [program, *process.argv[1:]],
             env=env,
@@ -304,7 +429,7 @@ class Rehearsal:
         for process in self.processes:
             if process.component == "worker":
                 self._spawn(process)
-        with Client(self.address, timeout=max(deadline - time.monotonic(), 1)) as client:
+        with Client(self.address, timeout=max(deadline - time.monotonic(), 1), security=self.security()) as client:
             while True:
                 self._check_alive()
                 registered = len(client.scheduler_info(n_workers=-1)["workers"])
@@ -316,8 +441,51 @@ class Rehearsal:
                     )
                 time.sleep(0.3)
 
+    # --- after start: the kubelet's part ---
+    def _supervise(self, backoff: float) -> None:
+        """Restart a container that exits, as the kubelet does for a Deployment's pods
+        (restartPolicy Always). Workers exit when they lose the scheduler, so without this
+        a scheduler restart would leave a cluster with no workers."""
+        by_name = {p.name: p for p in self.processes}
+        while not self._stopping.wait(backoff):
+            with self._lock:
+                for name, proc in list(self.running.items()):
+                    if proc.poll() is not None and not self._stopping.is_set():
+                        self.restarts[name] = self.restarts.get(name, 0) + 1
+                        self._spawn(by_name[name])
+
+    def supervise(self, backoff: float = 0.5) -> None:
+        self._supervisor = threading.Thread(target=self._supervise, args=(backoff,), daemon=True)
+        self._supervisor.start()
+
+    # --- fault drills ---
+    def kill(self, name: str) -> None:
+        """SIGKILL one process group: a pod lost with its node (spot reclaim, node failure).
+        Under supervision it comes back, as the Deployment's replacement pod would."""
+        with self._lock:
+            proc = self.running[name]
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def restart_scheduler(self, timeout: float = 60.0) -> None:
+        """Kill the scheduler; the supervisor starts it again on the same address, as a
+        restarted pod behind the same Service. Returns once it listens again."""
+        if self._supervisor is None:
+            raise RehearsalError("restart_scheduler needs supervise() (the kubelet's restarts)")
+        scheduler = next(p for p in self.processes if p.component == "scheduler")
+        self.kill(scheduler.name)
+        deadline = time.monotonic() + timeout
+        while not _port_open(self.scheduler_port):
+            if time.monotonic() > deadline:
+                raise RehearsalError(f"the scheduler did not come back:\n{self.log_tail(scheduler.name)}")
+            time.sleep(0.2)
+
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM every process group, SIGKILL what is left after `grace` seconds, reap all."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
         for proc in self.running.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -344,7 +512,16 @@ def rehearsal(rec: Recording, timeout: float = 120.0) -> Iterator[Rehearsal]:
     """A started rehearsal of the recorded stack; everything is stopped when the block ends."""
     gpu, reason = gpu_usable()
     scheduler_port, dashboard_port = free_port(), free_port()
-    processes = local_processes(rec, scheduler_port, dashboard_port, gpu, reason)
-    with Rehearsal(processes, scheduler_port, dashboard_port, gpu) as running:
+    logs = Path(tempfile.mkdtemp(prefix="gpudask-rehearse-"))
+    tls_files = write_tls_files(logs / "tls") if cluster_protocol(rec) == "tls" else None
+    try:
+        processes = local_processes(
+            rec, scheduler_port, dashboard_port, gpu, reason, secrets_dir=logs / "tls" if tls_files else None
+        )
+    except BaseException:
+        shutil.rmtree(logs, ignore_errors=True)
+        raise
+    with Rehearsal(processes, scheduler_port, dashboard_port, gpu, logs, tls_files) as running:
         running.start(timeout)
+        running.supervise()
         yield running

@@ -40,7 +40,10 @@ def problems_of(**overrides: Any) -> list[str]:
 def test_every_shipped_stack_parses(stack: str) -> None:
     s = settings_for(stack)
     assert s.gpu_node_pools, "a stack without GPU pools is refused"
-    assert s.dask.scheduler_address == f"{'tls' if s.dask.tls else 'tcp'}://{s.dask.name}-scheduler.{s.dask.namespace}.svc.cluster.local:8786"
+    assert (
+        s.dask.scheduler_address
+        == f"{'tls' if s.dask.tls else 'tcp'}://{s.dask.name}-scheduler.{s.dask.namespace}.svc.cluster.local:8786"
+    )
 
 
 def test_dev_and_prod_differ_where_the_issue_asks() -> None:
@@ -108,6 +111,18 @@ def test_dev_and_prod_differ_where_the_issue_asks() -> None:
         ({"dask": _dask(name="Rapids_GPU")}, "dask.name: 'Rapids_GPU' is not a valid DaskCluster name"),
         ({"dask": _dask(name="r" * 54)}, "at most 53 characters"),
         ({"dask": _dask(namespace="Dask NS")}, "dask.namespace: 'Dask NS' is not a DNS-1123 label"),
+        ({"dask": _dask(namespace="default")}, "dask.namespace: 'default' is shared"),
+        ({"dask": _dask(namespace="dask-operator")}, "dask.namespace: 'dask-operator' is shared"),
+        (
+            {"dask": _dask(clientNamespaces=["Notebooks"])},
+            "dask.clientNamespaces[0]: 'Notebooks' is not a DNS-1123 label",
+        ),
+        ({"dask": _dask(clientCidrs=["10.0.0.0/33"])}, "dask.clientCidrs[0]: '10.0.0.0/33' is not a valid CIDR"),
+        (
+            {"dask": _dask(clientCidrs=["0.0.0.0/0"])},
+            "dask.clientCidrs[0]: '0.0.0.0/0' opens the range to the whole internet",
+        ),
+        ({"dask": _dask(tls="yes")}, "dask.tls: 'yes'"),
         ({"dask": _dask(image="rapidsai/base")}, "dask.image: 'rapidsai/base' has no tag"),
         ({"dask": _dask(image="rapidsai/base:latest")}, "dask.image: 'rapidsai/base:latest' uses :latest"),
         (

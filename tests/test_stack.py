@@ -171,7 +171,10 @@ def test_autoscaler_and_groups_go_with_the_cluster(recorded: Run) -> None:
 def test_stack_outputs(recorded: Run, stack: str) -> None:
     rec, s = recorded(stack), settings_for(stack)
     out = rec.outputs
-    assert out["schedulerAddress"] == f"{s.dask.protocol}://{s.dask.name}-scheduler.{s.dask.namespace}.svc.cluster.local:8786"
+    assert (
+        out["schedulerAddress"]
+        == f"{s.dask.protocol}://{s.dask.name}-scheduler.{s.dask.namespace}.svc.cluster.local:8786"
+    )
     assert out["dashboardUrl"] == f"http://{s.dask.name}-scheduler.{s.dask.namespace}.svc.cluster.local:8787"
     assert (out["daskClusterName"], out["daskNamespace"]) == (s.dask.name, s.dask.namespace)
     assert (out["clusterName"], out["location"]) == (s.cluster_name, s.location)

@@ -1,0 +1,201 @@
+"""The Dask namespace's guard rails, checked against what the operator really builds, and
+mutual TLS, checked with real processes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dask.config
+import pytest
+from distributed import Client
+
+from components import security_spec
+from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
+from gpudask import checks, validate
+from gpudask.connect import ConnectError, connect, stack_outputs
+from gpudask.engine import Recording, load_config, run_program
+from gpudask.rehearse import Rehearsal, rehearsal
+
+from .conftest import STACKS, settings_for
+
+Run = Callable[..., Recording]
+
+
+def _manifests(rec: Recording, kind: str) -> list[dict[str, Any]]:
+    return [m for _, m in checks.kubernetes_manifests(rec) if m["kind"] == kind]
+
+
+def _operator_pods(rec: Recording) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    """(labels, pod spec) of every Deployment the operator would create for the stack."""
+    cluster = _manifests(rec, "DaskCluster")[0]
+    groups = _manifests(rec, "DaskWorkerGroup")
+    return [
+        (obj["spec"]["template"]["metadata"]["labels"], obj["spec"]["template"]["spec"])
+        for obj in validate.operator_objects(cluster, groups)
+        if obj["kind"] == "Deployment"
+    ]
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_namespace_enforces_pod_security_restricted_and_every_pod_meets_it(recorded: Run, stack: str) -> None:
+    rec, s = recorded(stack), settings_for(stack)
+    namespace = next(m for m in _manifests(rec, "Namespace") if m["metadata"]["name"] == s.dask.namespace)
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for _labels, pod in _operator_pods(rec):
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["serviceAccountName"] == security_spec.service_account_name(s.dask)
+        assert {next(iter(v.keys() - {"name"})) for v in pod.get("volumes") or []} <= {"secret", "emptyDir"}
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert context["runAsNonRoot"] is True and context["runAsUser"] == 1001
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_network_policies_select_the_pods_the_operator_builds(recorded: Run, stack: str) -> None:
+    rec, s = recorded(stack), settings_for(stack)
+    policies = {m["metadata"]["name"]: m["spec"] for m in _manifests(rec, "NetworkPolicy")}
+    pods = _operator_pods(rec)
+    deny = policies[f"{s.dask.name}-default-deny-ingress"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    intra = policies[f"{s.dask.name}-intra-cluster"]
+    assert all(_selects(intra["podSelector"], labels) for labels, _ in pods)  # every scheduler and worker
+    assert all(_selects(intra["ingress"][0]["from"][0]["podSelector"], labels) for labels, _ in pods)
+    clients = policies[f"{s.dask.name}-scheduler-clients"]
+    selected = [labels["dask.org/component"] for labels, _ in pods if _selects(clients["podSelector"], labels)]
+    assert selected == ["scheduler"]
+    rules = clients["ingress"]
+    operator_rule = rules[0]
+    assert operator_rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": OPERATOR_NAMESPACE}}}
+    ]
+    assert operator_rule["ports"] == [{"protocol": "TCP", "port": 8787}]  # HTTP API only, never 8786
+    peers = [p for rule in rules[1:] for p in rule["from"]]
+    assert [p["ipBlock"]["cidr"] for p in peers if "ipBlock" in p] == list(s.dask.client_cidrs)
+    namespaces = [
+        p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in peers if "namespaceSelector" in p
+    ]
+    assert namespaces == list(s.dask.client_namespaces)
+    if peers:
+        assert {p["port"] for p in rules[1]["ports"]} == {8786, 8787}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_workers_have_a_disruption_budget_and_the_scheduler_the_http_api(recorded: Run, stack: str) -> None:
+    rec = recorded(stack)
+    pdb = _manifests(rec, "PodDisruptionBudget")[0]["spec"]
+    pods = _operator_pods(rec)
+    assert pdb["maxUnavailable"] == 1
+    assert [labels["dask.org/component"] for labels, _ in pods if _selects(pdb["selector"], labels)] == ["worker"] * (
+        len(pods) - 1
+    )
+    scheduler = next(pod for labels, pod in pods if labels["dask.org/component"] == "scheduler")
+    env = {e["name"]: e["value"] for e in scheduler["containers"][0]["env"]}
+    # What dask itself makes of the variable: a list that includes the operator's API.
+    parsed = dask.config.collect_env(
+        {"DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES": env["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"]}
+    )
+    routes = parsed["distributed"]["scheduler"]["http"]["routes"]
+    assert "distributed.http.scheduler.api" in routes
+    assert set(dask.config.get("distributed.scheduler.http.routes")) <= set(routes)  # nothing default lost
+
+
+def test_tls_stack_wires_certificates_into_pods_and_outputs(recorded: Run) -> None:
+    rec, s = recorded("prod"), settings_for("prod")
+    assert s.dask.tls
+    keys = [r for r in rec.of_type("tls:index/privateKey:PrivateKey")]
+    assert len(keys) == 4 and all(k.inputs == {"algorithm": "ECDSA", "ecdsaCurve": "P256"} for k in keys)
+    secret = rec.one("kubernetes:core/v1:Secret")
+    assert set(secret.inputs["stringData"]) == set(security_spec.TLS_FILES)
+    assert "stringData" in secret.secret_inputs
+    for labels, pod in _operator_pods(rec):
+        env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+        assert env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"
+        assert pod["volumes"] == [{"name": "dask-tls", "secret": {"secretName": "rapids-tls", "defaultMode": 0o440}}]
+        if labels["dask.org/component"] == "worker":
+            assert env["DASK_SCHEDULER_ADDRESS"] == rec.outputs["schedulerAddress"]
+        else:
+            assert pod["containers"][0]["args"][-2:] == ["--protocol", "tls"]
+    assert rec.outputs["schedulerAddress"].startswith("tls://")
+    assert "tlsClientKeyPem" in rec.secret_outputs
+
+
+def test_without_the_explicit_address_the_operator_would_inject_tcp() -> None:
+    """Why workers carry DASK_SCHEDULER_ADDRESS with TLS: the operator's builder fills in
+    tcp:// when it is absent, which a require-encryption scheduler refuses."""
+    rec = run_program("prod")
+    cluster = copy.deepcopy(_manifests(rec, "DaskCluster")[0])
+    container = cluster["spec"]["worker"]["spec"]["containers"][0]
+    container["env"] = [e for e in container["env"] if e["name"] != "DASK_SCHEDULER_ADDRESS"]
+    worker = next(
+        o for o in validate.operator_objects(cluster) if o["metadata"]["labels"]["dask.org/component"] == "worker"
+    )
+    env = {e["name"]: e["value"] for e in worker["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DASK_SCHEDULER_ADDRESS"].startswith("tcp://")
+    assert env["DASK_SCHEDULER_ADDRESS"] != rec.outputs["schedulerAddress"]
+
+
+# --- real processes -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tls_cluster() -> Iterator[Rehearsal]:
+    dask_config = json.loads(load_config("dev")["gpu-dask:dask"]) | {"tls": True}
+    with rehearsal(run_program("dev", overrides={"gpu-dask:dask": dask_config}), timeout=90) as running:
+        yield running
+
+
+def test_tls_client_works_and_plain_tcp_is_refused(tls_cluster: Rehearsal) -> None:
+    assert tls_cluster.address.startswith("tls://127.0.0.1:")
+    with Client(tls_cluster.address, security=tls_cluster.security(), timeout=30) as client:
+        assert client.submit(sum, [1, 2], pure=False).result(timeout=30) == 3
+        assert len(client.scheduler_info()["workers"]) == 1
+    plain = tls_cluster.address.replace("tls://", "tcp://")
+    with pytest.raises((OSError, TimeoutError)):
+        Client(plain, timeout=5)
+
+
+def test_scheduler_serves_the_operators_http_api(tls_cluster: Rehearsal) -> None:
+    url = tls_cluster.dashboard.replace("/status", "/api/v1/get_workers")
+    with urllib.request.urlopen(url, timeout=10) as response:
+        workers = json.loads(response.read())["workers"]
+    assert [w["name"] for w in workers] == ["rapids-default-worker-0000000000"]
+
+
+def _tls_outputs(running: Rehearsal, dev_outputs: dict[str, Any]) -> dict[str, Any]:
+    assert running.tls_files
+    return dev_outputs | {
+        "schedulerAddress": running.address,
+        "tlsCaCertPem": running.tls_files["ca"].read_text(),
+        "tlsClientCertPem": running.tls_files["client"].read_text(),
+        "tlsClientKeyPem": running.tls_files["client-key"].read_text(),
+    }
+
+
+def test_connect_uses_the_tls_outputs(tls_cluster: Rehearsal, tmp_path: Path) -> None:
+    outputs = _tls_outputs(tls_cluster, run_program("dev").outputs)
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(outputs))
+    with connect(outputs=path) as conn:
+        assert conn.via == tls_cluster.address
+        assert conn.client.submit(sum, [2, 3], pure=False).result(timeout=30) == 5
+
+
+def test_tls_outputs_with_a_plain_address_are_refused(tls_cluster: Rehearsal) -> None:
+    outputs = _tls_outputs(tls_cluster, run_program("dev").outputs)
+    outputs["schedulerAddress"] = outputs["schedulerAddress"].replace("tls://", "tcp://")
+    with pytest.raises(ConnectError, match="is not a tls:// address, but the stack has TLS certificates"):
+        stack_outputs(outputs=outputs)
+    del outputs["tlsClientKeyPem"]
+    outputs["schedulerAddress"] = tls_cluster.address
+    with pytest.raises(ConnectError, match="lack tlsClientKeyPem"):
+        stack_outputs(outputs=outputs)
