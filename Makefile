@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: setup test lint typecheck check plan rehearse clean
+.PHONY: setup test lint typecheck check plan rehearse policy-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,19 @@ lint:
 typecheck:
 	$(BIN)/pyright
 
-check: lint typecheck test  ## everything CI runs
+# The policy pack's own venv (the one `pulumi preview --policy-pack policies` uses):
+# pulumi-policy pins an older protobuf than google-cloud-container.
+policies/venv/bin/python: policies/requirements.txt
+	$(PYTHON) -m venv policies/venv
+	policies/venv/bin/python -m pip install --quiet --upgrade pip
+	policies/venv/bin/python -m pip install --quiet -r policies/requirements.txt
+	touch $@
+
+policy-check: policies/venv/bin/python  ## the pack's callbacks through the real pulumi-policy, and its types
+	cd policies && venv/bin/python selfcheck.py
+	$(BIN)/pyright -p policies
+
+check: lint typecheck test policy-check  ## everything CI runs
 
 plan:  ## offline plan of one stack: make plan STACK=prod
 	$(BIN)/python -m gpudask plan $(STACK)
