@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: setup test lint typecheck check plan rehearse policy-check clean
+.PHONY: setup test lint typecheck check plan rehearse policy-check scan clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,24 @@ policy-check: policies/venv/bin/python  ## the pack's callbacks through the real
 	cd policies && venv/bin/python selfcheck.py
 	$(BIN)/pyright -p policies
 
-check: lint typecheck test policy-check  ## everything CI runs
+.venv-checkov/bin/checkov: requirements-checkov.txt
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --upgrade pip
+	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+scan: .venv-checkov/bin/checkov  ## Checkov on every stack's manifests, operator-built Deployments and GKE plan
+	@set -e; for stack in $$($(BIN)/python -m gpudask stacks | tr -d '[]",'); do \
+	  $(BIN)/python -m gpudask plan $$stack > /dev/null; \
+	  rm -rf build/$$stack/scan && mkdir -p build/$$stack/scan; \
+	  for f in build/$$stack/manifests/*.yaml; do cp "$$f" build/$$stack/scan/stack-$$(basename "$$f"); done; \
+	  for f in build/$$stack/operator-manifests/*.yaml; do cp "$$f" build/$$stack/scan/operator-$$(basename "$$f"); done; \
+	  echo "checkov: $$stack"; \
+	  .venv-checkov/bin/checkov --config-file .checkov.yaml -d build/$$stack/scan --framework kubernetes; \
+	  .venv-checkov/bin/checkov --config-file .checkov.yaml -f build/$$stack/tfplan.json --framework terraform_plan; \
+	done
+
+check: lint typecheck test policy-check scan  ## everything CI runs
 
 plan:  ## offline plan of one stack: make plan STACK=prod
 	$(BIN)/python -m gpudask plan $(STACK)

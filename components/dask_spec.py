@@ -17,6 +17,7 @@ from components.security_spec import harden_pod
 from components.settings import SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
 
 API_VERSION = "kubernetes.dask.org/v1"
+WORKER_HTTP_PORT = 8788
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": "present", "effect": "NoSchedule"}
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
@@ -106,7 +107,7 @@ def worker_args(gpus: int, cpu: float) -> list[str]:
         *resources,
         "--dashboard",
         "--dashboard-address",
-        "8788",
+        str(WORKER_HTTP_PORT),
     ]
 
 
@@ -125,6 +126,12 @@ def worker_pod_spec(
     container = spec["containers"][0]
     container["args"] = worker_args(gpus, cpu)
     container["imagePullPolicy"] = "IfNotPresent"
+    # The worker's own HTTP server (--dashboard-address 8788, the `http-dashboard` port of
+    # make_cluster_spec). Generous: a task holding the GIL can stall /health for a while, and
+    # a restart loses the worker's data.
+    health = {"httpGet": {"port": "http-dashboard", "path": "/health"}, "timeoutSeconds": 10}
+    container["readinessProbe"] = {**health, "initialDelaySeconds": 10, "periodSeconds": 10}
+    container["livenessProbe"] = {**health, "initialDelaySeconds": 60, "periodSeconds": 30, "failureThreshold": 6}
     container["resources"] = _resources(cpu, memory_gb, gpus)
     node_pool = pool if gpus else SYSTEM_POOL_NAME
     if node_pool:

@@ -51,6 +51,13 @@ class Network(pulumi.ComponentResource):
                 {"range_name": PODS_RANGE, "ip_cidr_range": s.network.pods_cidr},
                 {"range_name": SERVICES_RANGE, "ip_cidr_range": s.network.services_cidr},
             ],
+            # Flow logs for incident response (who talked to the scheduler), sampled: node
+            # traffic is mostly Dask shuffles, and full sampling would cost more than it tells.
+            log_config={
+                "aggregation_interval": "INTERVAL_5_MIN",
+                "flow_sampling": 0.1,
+                "metadata": "INCLUDE_ALL_METADATA",
+            },
             opts=child,
         )
         router = gcp.compute.Router(

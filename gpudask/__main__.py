@@ -54,6 +54,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         base = _plan_json(args.diff, console)
         diff = planning.diff_plans(base, plan.to_json())
         (out / "diff.md").write_text(diff.markdown())
+    if diff is None:
+        (out / "diff.md").unlink(missing_ok=True)  # never leave an older run's diff behind
     (out / "comment.md").write_text(planning.pr_comment(plan, diff))
 
     if args.json:
@@ -101,7 +103,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         console.print("[green]no findings[/green]: schemas, operator output, Helm values, GKE enums, scheduling")
     console.print(
-        f"wrote {out}/ (plan.json, summary.md, {len(written) - 2} manifests{', diff.md' if diff else ''}, comment.md)"
+        f"wrote {out}/ (plan.json, summary.md, {sum(p.parent.name == 'manifests' for p in written)} manifests, "
+        f"{sum(p.parent.name == 'operator-manifests' for p in written)} operator-built, tfplan.json"
+        f"{', diff.md' if diff else ''}, comment.md)"
     )
     return EXIT_FINDINGS if plan.findings else EXIT_CLEAN
 

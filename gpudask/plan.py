@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from components.gke_spec import NODE_POOL_REPLACE_FIELDS
-from gpudask import checks
+from gpudask import checks, tfplan, validate
 from gpudask.engine import PROJECT_DIR, Recording
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
@@ -154,10 +154,27 @@ def write(plan: Plan, rec: Recording, out: Path) -> list[Path]:
         old.unlink()
     written = [out / "plan.json", out / "summary.md"]
     (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
-    for i, (_, manifest) in enumerate(checks.kubernetes_manifests(rec)):
+    manifests = checks.kubernetes_manifests(rec)
+    for i, (_, manifest) in enumerate(manifests):
         path = manifests_dir / _manifest_name(i, manifest)
         path.write_text(yaml.safe_dump(manifest, sort_keys=False))
         written.append(path)
+    # What runs: the Deployments and Service the operator builds from each DaskCluster
+    # (scanners see no pods inside a custom resource).
+    operator_dir = out / "operator-manifests"
+    operator_dir.mkdir(exist_ok=True)
+    for old in operator_dir.glob("*.yaml"):
+        old.unlink()
+    bodies = [m for _, m in manifests]
+    for cluster in (m for m in bodies if m["kind"] == "DaskCluster"):
+        groups = [
+            m for m in bodies if m["kind"] == "DaskWorkerGroup" and m["spec"]["cluster"] == cluster["metadata"]["name"]
+        ]
+        for i, obj in enumerate(validate.operator_objects(cluster, groups)):
+            path = operator_dir / _manifest_name(i, obj)
+            path.write_text(yaml.safe_dump(obj, sort_keys=False))
+            written.append(path)
+    (out / "tfplan.json").write_text(json.dumps(tfplan.terraform_plan(rec), indent=2, sort_keys=True) + "\n")
     (out / "summary.md").write_text(summary_markdown(plan))
     return written
 
