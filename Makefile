@@ -52,7 +52,7 @@ scan: .venv-checkov/bin/checkov  ## Checkov on every stack's manifests, operator
 	  .venv-checkov/bin/checkov --config-file .checkov.yaml -f build/$$stack/tfplan.json --framework terraform_plan; \
 	done
 
-check: lint typecheck test policy-check scan  ## everything CI runs
+check: lint typecheck policy-check scan test  ## everything CI runs (tests last)
 
 plan:  ## offline plan of one stack: make plan STACK=prod
 	$(BIN)/python -m gpudask plan $(STACK)
