@@ -146,10 +146,9 @@ def test_version_skew_is_reported_per_package(local: Rehearsal, dev_outputs: dic
     ]
 
 
-def test_connect_cli_reports_the_cluster(local: Rehearsal, dev_outputs: dict[str, Any], tmp_path: Path) -> None:
-    path = tmp_path / "outputs.json"
-    path.write_text(json.dumps(_outputs(dev_outputs, schedulerAddress=local.address)))
-    done = subprocess.run(
+def _connect_cli(outputs: dict[str, Any], path: Path) -> subprocess.CompletedProcess[str]:
+    path.write_text(json.dumps(outputs))
+    return subprocess.run(
         [sys.executable, "-m", "gpudask", "connect", "--outputs", str(path)],
         cwd=PROJECT_DIR,
         capture_output=True,
@@ -157,18 +156,14 @@ def test_connect_cli_reports_the_cluster(local: Rehearsal, dev_outputs: dict[str
         timeout=120,
         check=False,
     )
+
+
+def test_connect_cli_reports_the_cluster(local: Rehearsal, dev_outputs: dict[str, Any], tmp_path: Path) -> None:
+    done = _connect_cli(_outputs(dev_outputs, schedulerAddress=local.address), tmp_path / "outputs.json")
     assert done.returncode == 0, done.stderr
     assert f"via: {local.address}" in done.stdout
     assert "workers: 1 (1 GPU)" in done.stdout
 
-    path.write_text(json.dumps({"schedulerAddress": local.address}))
-    failed = subprocess.run(
-        [sys.executable, "-m", "gpudask", "connect", "--outputs", str(path)],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    failed = _connect_cli({"schedulerAddress": local.address}, tmp_path / "outputs.json")
     assert failed.returncode == 2
     assert "daskClusterName, daskNamespace" in failed.stderr
