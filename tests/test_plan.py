@@ -112,6 +112,23 @@ def test_scheduler_address_mismatch_is_found(recorded: Run) -> None:
     )
 
 
+def test_tls_cluster_whose_workers_get_a_tcp_address_is_found(recorded: Run) -> None:
+    """TLS on, but a worker env without the explicit tls:// address: the operator would
+    inject tcp://, which the scheduler refuses."""
+
+    def drop_address(r: Recorded) -> None:
+        container = r.inputs["spec"]["worker"]["spec"]["containers"][0]
+        container["env"] = [e for e in container["env"] if e["name"] != "DASK_SCHEDULER_ADDRESS"]
+
+    rec = mutated(recorded("prod"), ":DaskCluster", drop_address)
+    assert rec.outputs["schedulerAddress"].startswith("tls://")
+    assert any(
+        "DASK_SCHEDULER_ADDRESS: is 'tcp://rapids-scheduler.dask.svc.cluster.local:8786' but the stack output "
+        "schedulerAddress is 'tls://" in f
+        for f in findings(rec)
+    )
+
+
 def test_invalid_kubernetes_field_is_found(recorded: Run) -> None:
     def bad(r: Recorded) -> None:
         r.inputs["spec"]["template"]["spec"]["hostNetwork"] = "yes"
