@@ -19,6 +19,22 @@ from gpudask.engine import PROJECT_DIR, ProgramFailed, Recording, run_program, s
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_PROGRAM_FAILED = 0, 1, 2
 
 
+def _record(stack: str, console: Console) -> tuple[Recording | None, list[str]]:
+    """The stack's recording, or None and the problems (already printed) when it cannot run."""
+    try:
+        with console.status(f"running __main__.py for stack {stack} under the embedded engine"):
+            return run_program(stack), []
+    except FileNotFoundError as err:
+        console.print(f"[red]{err}[/red]")
+        return None, [str(err)]
+    except ProgramFailed as failed:
+        problems = getattr(failed.cause, "problems", None) or [str(failed.cause)]
+        console.print(f"[red bold]The program failed for stack {stack}; nothing was declared.[/red bold]")
+        for problem in problems:
+            console.print(f"  - {problem}", markup=False, highlight=False)
+        return None, problems
+
+
 def _plan_json(stack_or_file: str, console: Console) -> dict:
     path = Path(stack_or_file)
     if path.suffix == ".json" and path.exists():
@@ -31,17 +47,8 @@ def _plan_json(stack_or_file: str, console: Console) -> dict:
 def cmd_plan(args: argparse.Namespace) -> int:
     console = Console(stderr=args.json)
     out = Path(args.out) if args.out else PROJECT_DIR / "build" / args.stack
-    try:
-        with console.status(f"running __main__.py for stack {args.stack} under the embedded engine"):
-            rec = run_program(args.stack)
-    except FileNotFoundError as err:
-        console.print(f"[red]{err}[/red]")
-        return EXIT_PROGRAM_FAILED
-    except ProgramFailed as failed:
-        problems = getattr(failed.cause, "problems", None) or [str(failed.cause)]
-        console.print(f"[red bold]The program failed for stack {args.stack}; nothing was declared.[/red bold]")
-        for problem in problems:
-            console.print(f"  - {problem}", markup=False, highlight=False)
+    rec, problems = _record(args.stack, console)
+    if rec is None:
         if args.json:
             print(json.dumps({"stack": args.stack, "error": problems}))
         return EXIT_PROGRAM_FAILED
@@ -110,20 +117,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if plan.findings else EXIT_CLEAN
 
 
-def _program_or_exit(stack: str, console: Console) -> Recording | None:
-    try:
-        with console.status(f"running __main__.py for stack {stack} under the embedded engine"):
-            return run_program(stack)
-    except FileNotFoundError as err:
-        console.print(f"[red]{err}[/red]")
-    except ProgramFailed as failed:
-        problems = getattr(failed.cause, "problems", None) or [str(failed.cause)]
-        console.print(f"[red bold]The program failed for stack {stack}; nothing was declared.[/red bold]")
-        for problem in problems:
-            console.print(f"  - {problem}", markup=False, highlight=False)
-    return None
-
-
 def _raise_interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -134,7 +127,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     from gpudask import rehearse, smoke
 
     console = Console(stderr=True)
-    rec = _program_or_exit(args.stack, console)
+    rec, _ = _record(args.stack, console)
     if rec is None:
         return EXIT_PROGRAM_FAILED
     # SIGTERM must unwind like Ctrl-C, so the processes are stopped on every way out.
