@@ -25,6 +25,7 @@ class GpuDaskCluster(pulumi.ComponentResource):
     service_account: k8s.core.v1.ServiceAccount
     network_policies: dict[str, k8s.networking.v1.NetworkPolicy]
     worker_disruption_budget: k8s.policy.v1.PodDisruptionBudget
+    scheduler_disruption_budget: k8s.policy.v1.PodDisruptionBudget
     tls: DaskTls | None
     dask_cluster: k8s.apiextensions.CustomResource
     worker_groups: dict[str, k8s.apiextensions.CustomResource]
@@ -58,6 +59,10 @@ class GpuDaskCluster(pulumi.ComponentResource):
         pdb = security_spec.worker_disruption_budget(dask)
         self.worker_disruption_budget = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-workers-pdb", metadata=pdb["metadata"], spec=cast(Any, pdb["spec"]), opts=in_namespace
+        )
+        pdb = security_spec.scheduler_disruption_budget(dask)
+        self.scheduler_disruption_budget = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-scheduler-pdb", metadata=pdb["metadata"], spec=cast(Any, pdb["spec"]), opts=in_namespace
         )
         self.tls = DaskTls(f"{name}-tls", DaskTlsArgs(dask, self.namespace), child) if dask.tls else None
         after_namespace: list[pulumi.Resource] = [

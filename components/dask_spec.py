@@ -9,10 +9,12 @@ scheduler placement, tolerations and resource requests.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from dask_kubernetes.operator import make_cluster_spec
 
+from components import scheduler_preload, worker_prestop
 from components.security_spec import harden_pod
 from components.settings import SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
 
@@ -22,8 +24,27 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": "present", "effect": "NoSchedule"}
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 INTERNAL_LB_ANNOTATION = "networking.gke.io/load-balancer-type"
-# Makes `pulumi up` wait until the operator has created the scheduler Service.
+# Makes `pulumi up` wait until the operator has accepted the DaskCluster: its create handler
+# (`daskcluster_create`) validates the name and writes `status.phase` (Created). Never a
+# particular phase: the pinned operator's handlers race, and the cluster can stay Pending for
+# good with its scheduler running (dask/dask-kubernetes#968, GOTCHAS.md).
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
+WAIT_FOR_CONDITION = "jsonpath={.status.phase}"
+# The cluster autoscaler never drains a node for a pod carrying this (GKE docs).
+SAFE_TO_EVICT_ANNOTATION = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+# Where workers spill: an emptyDir with a size limit, so spill cannot fill the node's boot disk.
+SPILL_VOLUME = "dask-spill"
+SPILL_DIR = "/spill"
+
+# How long the scheduler may fail its liveness probe (e.g. while a large graph blocks its
+# event loop) before the kubelet restarts it.
+SCHEDULER_LIVENESS_GRACE_S = 300
+
+# Shipped as text with the pods (nothing to install in the image): the scheduler refuses
+# count-only retirement, workers retire themselves by name before SIGTERM.
+SCHEDULER_PRELOAD = Path(scheduler_preload.__file__).read_text()
+WORKER_PRESTOP = Path(worker_prestop.__file__).read_text()
+WORKER_TERMINATION_GRACE_S = worker_prestop.DEADLINE_S + 20
 
 # What Pulumi must treat as "replace the custom resource": the operator ignores edits
 # to pod specs of a running cluster (dask/dask-kubernetes#895), so an in-place update
@@ -77,22 +98,37 @@ def colocation_affinity(cluster_name: str, group_name: str, mode: str) -> dict[s
     }
 
 
-def _resources(cpu: float, memory_gb: float, gpus: int) -> dict[str, Any]:
-    # Memory limit = request: the nanny's memory limit follows the container's, and the
-    # pod is never OOM-killed for using what it asked for.
+def memory_bytes(memory_gb: float) -> int:
+    """The exact byte count of a `memory_gb` container limit (`_gib` renders the same amount)."""
+    return int(memory_gb * 1024) * 1024 * 1024
+
+
+def spill_size_gb(memory_gb: float) -> float:
+    """Local spill room of one worker: as much as its memory (Dask spills what it holds)."""
+    return memory_gb
+
+
+def _resources(cpu: float, memory_gb: float, gpus: int, spill_gb: float = 0.0) -> dict[str, Any]:
+    # Memory limit = request: the nanny's memory limit is set to the same bytes, and the pod
+    # is never OOM-killed for using what it asked for. Ephemeral storage covers the spill
+    # emptyDir, so the kubelet places workers where their spill fits.
     requests = {"cpu": _cpu(cpu), "memory": _gib(memory_gb)}
     limits: dict[str, str] = {"memory": _gib(memory_gb)}
+    if spill_gb:
+        requests["ephemeral-storage"] = limits["ephemeral-storage"] = _gib(spill_gb)
     if gpus:
         limits[GPU_RESOURCE] = str(gpus)
     return {"requests": requests, "limits": limits}
 
 
-def worker_args(gpus: int, cpu: float) -> list[str]:
+def worker_args(gpus: int, cpu: float, memory_gb: float) -> list[str]:
     """Container args of a worker; `$(DASK_WORKER_NAME)` is expanded by Kubernetes.
 
-    `dask-cuda-worker` starts one worker process per visible GPU and gives each the same
-    `--resources`, so a GPU worker advertises `GPU=1` per process (a 2-GPU pod is two
-    workers of one GPU each), never `GPU=<GPUs in the pod>`.
+    One GPU per worker pod (settings refuse more): `dask-cuda-worker` then starts one worker
+    process named exactly `$(DASK_WORKER_NAME)`, which is how the operator maps a retired
+    worker back to its Deployment. `--memory-limit` is the container's limit in bytes:
+    left to `auto`, Dask takes memory x nthreads / the node's vCPUs (no CPU limit is set),
+    a fraction of the container.
     """
     if gpus:
         command, nthreads, resources = ["dask-cuda-worker"], 1, ["--resources", "GPU=1"]
@@ -104,6 +140,10 @@ def worker_args(gpus: int, cpu: float) -> list[str]:
         "$(DASK_WORKER_NAME)",
         "--nthreads",
         str(nthreads),
+        "--memory-limit",
+        str(memory_bytes(memory_gb)),
+        "--local-directory",
+        SPILL_DIR,
         *resources,
         "--dashboard",
         "--dashboard-address",
@@ -124,15 +164,19 @@ def worker_pod_spec(
     base = make_cluster_spec(name=cluster_name, image=image, n_workers=1)["spec"]["worker"]["spec"]
     spec = _drop_none(copy.deepcopy(base))
     container = spec["containers"][0]
-    container["args"] = worker_args(gpus, cpu)
+    container["args"] = worker_args(gpus, cpu, memory_gb)
     container["imagePullPolicy"] = "IfNotPresent"
+    container["volumeMounts"] = [{"name": SPILL_VOLUME, "mountPath": SPILL_DIR}]
+    container["lifecycle"] = {"preStop": {"exec": {"command": ["python", "-c", WORKER_PRESTOP]}}}
+    spec["terminationGracePeriodSeconds"] = WORKER_TERMINATION_GRACE_S
+    spec["volumes"] = [{"name": SPILL_VOLUME, "emptyDir": {"sizeLimit": _gib(spill_size_gb(memory_gb))}}]
     # The worker's own HTTP server (--dashboard-address 8788, the `http-dashboard` port of
     # make_cluster_spec). Generous: a task holding the GIL can stall /health for a while, and
     # a restart loses the worker's data.
     health = {"httpGet": {"port": "http-dashboard", "path": "/health"}, "timeoutSeconds": 10}
     container["readinessProbe"] = {**health, "initialDelaySeconds": 10, "periodSeconds": 10}
     container["livenessProbe"] = {**health, "initialDelaySeconds": 60, "periodSeconds": 30, "failureThreshold": 6}
-    container["resources"] = _resources(cpu, memory_gb, gpus)
+    container["resources"] = _resources(cpu, memory_gb, gpus, spill_size_gb(memory_gb))
     node_pool = pool if gpus else SYSTEM_POOL_NAME
     if node_pool:
         spec["nodeSelector"] = {NODEPOOL_LABEL: node_pool}
@@ -153,14 +197,25 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
     container = spec["spec"]["containers"][0]
     # `dask scheduler`, not make_cluster_spec's `dask-scheduler`: distributed 2026.x ships
     # only the `dask` entry point (GOTCHAS.md).
-    container["args"] = ["dask", "scheduler", "--host", "0.0.0.0"]
+    container["args"] = ["dask", "scheduler", "--host", "0.0.0.0", "--preload", SCHEDULER_PRELOAD]
     container["imagePullPolicy"] = "IfNotPresent"
-    container["readinessProbe"] = {
-        "httpGet": {"port": "http-dashboard", "path": "/health"},
-        "initialDelaySeconds": 5,
-        "periodSeconds": 10,
-        "timeoutSeconds": 5,
+    # Building or deserializing a large graph blocks the scheduler's event loop for a while:
+    # make_cluster_spec's liveness probe (1 s timeout, 3 failures 20 s apart) would have the
+    # kubelet kill it, and every result and task with it. Liveness now gives a busy scheduler
+    # SCHEDULER_LIVENESS_GRACE_S before a restart; readiness only gates the Service.
+    health = {"httpGet": {"port": "http-dashboard", "path": "/health"}}
+    container["readinessProbe"] = {**health, "initialDelaySeconds": 5, "periodSeconds": 10, "timeoutSeconds": 5}
+    container["livenessProbe"] = {
+        **health,
+        "initialDelaySeconds": 60,
+        "periodSeconds": 30,
+        "timeoutSeconds": 30,
+        "failureThreshold": SCHEDULER_LIVENESS_GRACE_S // 30,
     }
+    # Voluntary evictions (cluster-autoscaler scale-down) skip the scheduler's node; drains
+    # (node upgrades) wait on the scheduler PodDisruptionBudget (security_spec).
+    metadata = spec.setdefault("metadata", {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), SAFE_TO_EVICT_ANNOTATION: "false"}
     gpus = 1 if dask.scheduler_gpu else 0
     container["resources"] = _resources(dask.scheduler_cpu, dask.scheduler_memory_gb, gpus)
     if gpus:
@@ -172,6 +227,9 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
         spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: SYSTEM_POOL_NAME}
     if service_type == "LoadBalancer":
         spec["service"]["loadBalancerSourceRanges"] = list(dask.client_cidrs)
+        # `Cluster` (the default) SNATs clients to node IPs, which the ipBlock NetworkPolicy
+        # rules for clientCidrs then drop; `Local` keeps the client's source address.
+        spec["service"]["externalTrafficPolicy"] = "Local"
     spec["spec"] = harden_pod(spec["spec"], dask, "scheduler")
     return spec
 
@@ -179,17 +237,21 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
 def cluster_annotations(dask: DaskSettings) -> dict[str, str]:
     # The operator copies the DaskCluster's annotations onto the scheduler Service: that is
     # how the internal load balancer annotation reaches it.
-    annotations = {WAIT_FOR_ANNOTATION: "jsonpath={.status.phase}=Running"}
+    annotations = {WAIT_FOR_ANNOTATION: WAIT_FOR_CONDITION}
     if dask.scheduler_service == "InternalLoadBalancer":
         annotations[INTERNAL_LB_ANNOTATION] = "Internal"
     return annotations
 
 
 def initial_replicas(dask: DaskSettings) -> int:
-    """`workers`, kept inside the autoscaler's bounds (it owns the count from then on)."""
+    """`workers`; an autoscaled group starts at its minimum (the autoscaler owns the count).
+
+    Starting above the minimum would create a worker the autoscaler soon wants gone; if that
+    worker has not connected yet, the operator cannot retire it by name (#817).
+    """
     if dask.autoscale is None:
         return dask.workers
-    return min(max(dask.workers, dask.autoscale.minimum), dask.autoscale.maximum)
+    return dask.autoscale.minimum
 
 
 def dask_cluster(dask: DaskSettings) -> dict[str, Any]:

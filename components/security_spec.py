@@ -2,8 +2,8 @@
 service account, PodDisruptionBudget, container security contexts, and mutual TLS.
 
 A reachable Dask scheduler runs any code it is sent, so the network is the boundary:
-default-deny ingress, the cluster's own pods talk freely, clients reach 8786/8787 only from
-the namespaces and ranges the stack config names, the operator reaches 8787 (its HTTP API).
+default-deny ingress, the cluster's own pods talk freely, clients reach 8786 only from the
+namespaces and ranges the stack config names, and only the operator reaches 8787 (its HTTP API).
 """
 
 from __future__ import annotations
@@ -108,12 +108,10 @@ def network_policies(dask: DaskSettings) -> dict[str, dict[str, Any]]:
         {"from": [_namespace_peer(OPERATOR_NAMESPACE)], "ports": [{"protocol": "TCP", "port": DASHBOARD_PORT}]}
     ]
     if clients:
-        scheduler_ingress.append(
-            {
-                "from": clients,
-                "ports": [{"protocol": "TCP", "port": COMM_PORT}, {"protocol": "TCP", "port": DASHBOARD_PORT}],
-            }
-        )
+        # Clients reach the comm port only (TLS when on). 8787 serves the dashboard and the
+        # scheduler's HTTP API (`POST /api/v1/retire_workers`), plain and unauthenticated even
+        # with TLS: the operator's namespace only. People use `kubectl port-forward`.
+        scheduler_ingress.append({"from": clients, "ports": [{"protocol": "TCP", "port": COMM_PORT}]})
     return {
         "default-deny-ingress": _policy(dask, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}),
         "intra-cluster": _policy(
@@ -145,6 +143,17 @@ def worker_disruption_budget(dask: DaskSettings) -> dict[str, Any]:
         "kind": "PodDisruptionBudget",
         "metadata": {"name": f"{dask.name}-workers", "namespace": dask.namespace, "labels": LABELS},
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _cluster_selector(dask, "worker")}},
+    }
+
+
+def scheduler_disruption_budget(dask: DaskSettings) -> dict[str, Any]:
+    """No voluntary eviction of the scheduler (node drains for upgrades, autoscaler scale-down):
+    it holds the whole cluster's state. A node failure still loses it (README)."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": f"{dask.name}-scheduler", "namespace": dask.namespace, "labels": LABELS},
+        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": _cluster_selector(dask, "scheduler")}},
     }
 
 

@@ -37,7 +37,10 @@ RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
 COLOCATION_MODES = ("preferred", "required", "none")
 SCHEDULER_SERVICES = ("ClusterIP", "InternalLoadBalancer")
 
-DEFAULT_RAPIDS_IMAGE = "rapidsai/base:25.10-cuda12.9-py3.12"
+# The current RAPIDS release on CUDA 12: the COS driver the stack installs is >= 535 (CUDA 12's
+# floor); CUDA 13 needs >= 580 (GOTCHAS.md). Clients run the Dask this release pins
+# (`rapids-dask-dependency` in requirements.txt; tests/test_versions.py).
+DEFAULT_RAPIDS_IMAGE = "rapidsai/base:26.10-cuda12-py3.12"
 SYSTEM_POOL_NAME = "system"
 
 _ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
@@ -318,7 +321,7 @@ def _check_image(problems: _Problems, key: str, image: str) -> None:
         return
     last = image.rsplit("/", 1)[-1]
     if ":" not in last:
-        problems.add(key, image, "has no tag; pin a version (e.g. rapidsai/base:25.10-cuda12.9-py3.12)")
+        problems.add(key, image, f"has no tag; pin a version (e.g. {DEFAULT_RAPIDS_IMAGE})")
     elif last.endswith(":latest"):
         problems.add(key, image, "uses :latest; pin a version so every node runs the same image")
 
@@ -418,6 +421,17 @@ def _target_pools(
     return [pools[pool]] if pools[pool].machine_type else []
 
 
+def _check_one_gpu(problems: _Problems, key: str, gpus: int) -> None:
+    if gpus > 1:
+        problems.add(
+            key,
+            gpus,
+            "is not supported: with several GPUs in one pod dask-cuda names its workers <name>-0..N-1, which the "
+            "operator's scale-down cannot map back to a Deployment (GOTCHAS.md). Use gpusPerWorker: 1 with more "
+            "workers; colocation: preferred packs them onto the same nodes",
+        )
+
+
 def _check_gpu_fit(
     problems: _Problems,
     key: str,
@@ -476,6 +490,7 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
     _check_image(problems, r.key("image"), image)
     workers = r.integer("workers", 1)
     gpus = r.integer("gpusPerWorker", 1, minimum=1)
+    _check_one_gpu(problems, r.key("gpusPerWorker"), gpus)
     colocation = r.choice("colocation", "preferred", COLOCATION_MODES)
     pool = r.string("pool") or None
     targets = _target_pools(problems, r.key("pool"), pool, pools)
@@ -507,6 +522,13 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
         )
         if autoscale.minimum > autoscale.maximum:
             problems.add(a.key("minimum"), autoscale.minimum, f"is greater than maximum ({autoscale.maximum})")
+        if raw.get("workers") is not None:
+            problems.add(
+                r.key("workers"),
+                workers,
+                "is set together with dask.autoscale: an autoscaled group starts at autoscale.minimum and the "
+                "DaskAutoscaler owns the count; remove workers (or remove autoscale)",
+            )
     peak = max(workers, autoscale.maximum if autoscale else 0)
     _check_gpu_fit(problems, r.key("gpusPerWorker"), gpus, peak, targets, colocation)
     default_cpu, default_memory = _worker_share(targets, gpus)
@@ -526,6 +548,7 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
             continue
         g = _Reader(problems, f"{prefix}.", body, GROUP_KEYS)
         group_gpus = g.integer("gpusPerWorker", 0)
+        _check_one_gpu(problems, g.key("gpusPerWorker"), group_gpus)
         group_replicas = g.integer("replicas", 1)
         group_pool = g.string("pool") or None
         if group_gpus:

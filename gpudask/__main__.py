@@ -178,7 +178,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
             gpus = sum((w.get("resources") or {}).get("GPU", 0) for w in workers.values())
             print(f"scheduler: {info['address']}")
             print(f"via: {conn.via}")
-            print(f"dashboard: {conn.client.dashboard_link}")
+            print(f"dashboard: {conn.dashboard_command}")
             print(f"workers: {len(workers)} ({gpus:g} GPU)")
     except ConnectError as err:
         console.print(f"[red bold]cannot connect:[/red bold] {escape(str(err))}", highlight=False, soft_wrap=True)

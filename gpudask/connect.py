@@ -165,6 +165,12 @@ class StackConnection:
     _kube: KubeCluster | None = field(default=None, repr=False)
     _tls_dir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
+    @property
+    def dashboard_command(self) -> str:
+        """How a person reaches the dashboard: 8787 is open to the operator's namespace only."""
+        name, namespace = self.outputs["daskClusterName"], self.outputs["daskNamespace"]
+        return f"kubectl port-forward -n {namespace} svc/{name}-scheduler 8787:8787, then http://localhost:8787/status"
+
     def _kube_cluster(self) -> KubeCluster:
         if self.cluster is not None:
             return self.cluster

@@ -189,6 +189,20 @@ def _secret_mounts(pod: Mapping[str, Any], container: Mapping[str, Any], secrets
     return mounts
 
 
+def _scratch_mounts(pod: Mapping[str, Any], container: Mapping[str, Any], scratch_dir: Path) -> dict[str, str]:
+    """Mount path -> local folder for each emptyDir volume (worker spill), one folder per volume."""
+    empty_dirs = {v["name"] for v in pod.get("volumes") or [] if "emptyDir" in v}
+    return {
+        m["mountPath"]: str(scratch_dir / m["name"])
+        for m in container.get("volumeMounts") or []
+        if m["name"] in empty_dirs
+    }
+
+
+def _relocate_args(argv: list[str], mounts: Mapping[str, str]) -> list[str]:
+    return list(_relocate({str(i): a for i, a in enumerate(argv)}, mounts).values())
+
+
 def _relocate(env: dict[str, str], mounts: Mapping[str, str]) -> dict[str, str]:
     out = {}
     for name, value in env.items():
@@ -206,13 +220,16 @@ def local_processes(
     gpu: bool,
     gpu_reason: str = "",
     secrets_dir: Path | None = None,
+    scratch_dir: Path | None = None,
 ) -> list[LocalProcess]:
     """The scheduler and one process per worker Deployment the operator would create.
 
     Groups at zero replicas (an autoscaled group at rest) are rehearsed with one worker,
     which is what the operator's builders produce for them here. Secret volumes (the TLS
-    certificates) are read from `secrets_dir` instead of their mount path.
+    certificates) are read from `secrets_dir` instead of their mount path; emptyDir volumes
+    (worker spill) are folders under `scratch_dir` (default: the system's temp folder).
     """
+    scratch_dir = scratch_dir or Path(tempfile.gettempdir()) / "gpudask-rehearse-scratch"
     cluster, groups = dask_cluster_and_groups(rec)
     local_address = f"{cluster_protocol(rec)}://{LOOPBACK}:{scheduler_port}"
     processes = []
@@ -224,16 +241,18 @@ def local_processes(
         container = pod["containers"][0]
         env = container_env(container, replace={"DASK_SCHEDULER_ADDRESS": local_address})
         rendered = container_argv(container, env)
-        env = _relocate(env, _secret_mounts(pod, container, secrets_dir))
+        scratch = _scratch_mounts(pod, container, scratch_dir / obj["metadata"]["name"])
+        env = _relocate(env, {**_secret_mounts(pod, container, secrets_dir), **scratch})
+        rendered_here = _relocate_args(rendered, scratch)
         notes: list[str] = []
         if labels["dask.org/component"] == "scheduler":
-            argv = _set_option(rendered, "--host", LOOPBACK)
+            argv = _set_option(rendered_here, "--host", LOOPBACK)
             argv = _set_option(argv, "--port", str(scheduler_port))
             argv = _set_option(argv, "--dashboard-address", f"{LOOPBACK}:{dashboard_port}")
             processes.append(LocalProcess(obj["metadata"]["name"], "scheduler", "", rendered, argv, env, 0))
             continue
         gpus = int((container.get("resources") or {}).get("limits", {}).get(GPU_RESOURCE, 0))
-        argv = _set_option(rendered, "--host", LOOPBACK)
+        argv = _set_option(rendered_here, "--host", LOOPBACK)
         argv = _set_option(argv, "--dashboard-address", f"{LOOPBACK}:0")
         dask_workers = 1
         if argv[0] == "dask-cuda-worker":
@@ -516,7 +535,13 @@ def rehearsal(rec: Recording, timeout: float = 120.0) -> Iterator[Rehearsal]:
     tls_files = write_tls_files(logs / "tls") if cluster_protocol(rec) == "tls" else None
     try:
         processes = local_processes(
-            rec, scheduler_port, dashboard_port, gpu, reason, secrets_dir=logs / "tls" if tls_files else None
+            rec,
+            scheduler_port,
+            dashboard_port,
+            gpu,
+            reason,
+            secrets_dir=logs / "tls" if tls_files else None,
+            scratch_dir=logs / "scratch",
         )
     except BaseException:
         shutil.rmtree(logs, ignore_errors=True)

@@ -124,9 +124,17 @@ def operator_objects(
     }
     labels = cluster["metadata"].get("labels") or {}
     spec = cluster["spec"]
+    # As `daskcluster_create_components` does: spec.scheduler.metadata adds to the scheduler's.
+    scheduler_meta = spec["scheduler"].get("metadata") or {}
+    scheduler_annotations = {**annotations, **(scheduler_meta.get("annotations") or {})}
+    scheduler_labels = {**labels, **(scheduler_meta.get("labels") or {})}
     objects = [
-        controller.build_scheduler_deployment_spec(name, copy.deepcopy(spec["scheduler"]["spec"]), annotations, labels),
-        controller.build_scheduler_service_spec(name, copy.deepcopy(spec["scheduler"]["service"]), annotations, labels),
+        controller.build_scheduler_deployment_spec(
+            name, copy.deepcopy(spec["scheduler"]["spec"]), scheduler_annotations, scheduler_labels
+        ),
+        controller.build_scheduler_service_spec(
+            name, copy.deepcopy(spec["scheduler"]["service"]), scheduler_annotations, scheduler_labels
+        ),
     ]
     groups = [(f"{name}-default", spec["worker"])]
     groups += [(g["metadata"]["name"], g["spec"]["worker"]) for g in worker_groups or []]

@@ -163,6 +163,8 @@ def test_connect_cli_reports_the_cluster(local: Rehearsal, dev_outputs: dict[str
     assert done.returncode == 0, done.stderr
     assert f"via: {local.address}" in done.stdout
     assert "workers: 1 (1 GPU)" in done.stdout
+    # The dashboard is for the operator's namespace only: people port-forward (issue 10, point 10).
+    assert "dashboard: kubectl port-forward -n dask svc/rapids-scheduler 8787:8787" in done.stdout
 
     failed = _connect_cli({"schedulerAddress": local.address}, tmp_path / "outputs.json")
     assert failed.returncode == 2

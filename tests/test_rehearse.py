@@ -88,6 +88,7 @@ def _dev_with_cpu_group(workers: int = 1) -> Recording:
         "workers": workers,
         "workerGroups": {"cpu": {"replicas": 1, "gpusPerWorker": 0, "cpu": 1, "memoryGb": 2}},
     }
+    dask.pop("autoscale", None)  # a fixed worker count (an autoscaled group starts at its minimum)
     return run_program("dev", overrides={"gpu-dask:dask": dask})
 
 
@@ -114,13 +115,14 @@ def test_local_processes_run_what_the_operator_renders() -> None:
 
 def test_with_a_gpu_dask_cuda_runs_as_rendered_on_the_pods_gpus() -> None:
     pools = {"a100": {"machineType": "a2-highgpu-2g", "maxNodes": 2}}
-    dask = _dev_dask() | {"gpusPerWorker": 2, "workers": 1}
+    dask = _dev_dask() | {"gpusPerWorker": 1, "workers": 1}
+    dask.pop("autoscale", None)
     rec = run_program("dev", overrides={"gpu-dask:gpuNodePools": pools, "gpu-dask:dask": dask})
     worker = next(p for p in local_processes(rec, 5000, 5001, gpu=True) if p.component == "worker")
     assert worker.argv[0] == "dask-cuda-worker"
     assert worker.notes == ()
-    assert worker.env["CUDA_VISIBLE_DEVICES"] == "0,1"
-    assert worker.dask_workers == 2  # one Dask worker per GPU, each GPU=1
+    assert worker.env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert worker.dask_workers == 1  # one GPU per worker pod (settings refuse more), GPU=1
     assert "GPU=1" in worker.argv
 
 

@@ -56,21 +56,13 @@ def test_gpu_workers_run_dask_cuda_with_gpu_resources_and_limits() -> None:
     _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "workers": 2, "gpusPerWorker": 1})
     container = cluster["spec"]["worker"]["spec"]["containers"][0]
     assert container["args"][:3] == ["dask-cuda-worker", "--name", "$(DASK_WORKER_NAME)"]
-    assert container["args"][3:7] == ["--nthreads", "1", "--resources", "GPU=1"]
+    args = container["args"]
+    assert args[args.index("--nthreads") + 1] == "1"
+    assert args[args.index("--resources") + 1] == "GPU=1"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert container["resources"]["limits"]["memory"] == container["resources"]["requests"]["memory"]
     assert cluster["spec"]["worker"]["replicas"] == 2
     assert cluster["spec"]["idleTimeout"] == 0
-
-
-def test_worker_gpu_count_follows_gpus_per_worker() -> None:
-    pools = {"a100": {"machineType": "a2-highgpu-4g", "maxNodes": 2}}
-    _, cluster, _ = _bodies("dev", gpuNodePools=pools, dask={"name": "rapids", "workers": 2, "gpusPerWorker": 2})
-    container = cluster["spec"]["worker"]["spec"]["containers"][0]
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
-    # dask-cuda-worker starts one process per GPU, each with the same --resources.
-    assert "GPU=1" in container["args"]
-    assert "GPU=2" not in container["args"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,180 @@
+"""Scale-down by the pinned operator's own handlers against a real Dask scheduler (issue 10, points 3 and 4).
+
+The scheduler runs in this process on loopback with what the stack renders for it: the HTTP
+routes (the operator's API included) and the `--preload` text from the DaskCluster's args.
+Workers are real `distributed` workers named as the operator names them. The handlers
+(`daskautoscaler_adapt`, `daskworkergroup_replica_update`, and the `retire_workers` they
+call) are the installed dask-kubernetes 2026.3.0 controller's; only their Kubernetes API calls
+go to `tests.kube_store`. When a worker Deployment is deleted, the store plays the kubelet:
+it runs the worker's preStop code (`components/worker_prestop.py`), then stops the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import dask.config
+import kopf
+import pytest
+from distributed import Client, Scheduler, Worker
+
+from components import dask_spec, worker_prestop
+from components.security_spec import SCHEDULER_HTTP_ROUTES
+from tests.conftest import settings_for
+from tests.kube_store import KubeStore
+
+LOG = logging.getLogger("operator")
+NAMESPACE = "dask"
+
+
+def _preload(cluster: dict[str, Any]) -> list[str]:
+    args = cluster["spec"]["scheduler"]["spec"]["containers"][0]["args"]
+    return [b for a, b in itertools.pairwise(args) if a == "--preload"]
+
+
+@asynccontextmanager
+async def _cluster(
+    cluster: dict[str, Any], groups: dict[str, int], connected: bool = True, preload: bool = True
+) -> AsyncIterator[tuple[KubeStore, Any, Scheduler, dict[str, Worker]]]:
+    """A real scheduler and, per group, `n` worker Deployments (and their workers when `connected`)."""
+    from dask_kubernetes.operator.controller import controller as real
+
+    name = cluster["metadata"]["name"]
+    with dask.config.set({"distributed.scheduler.http.routes": SCHEDULER_HTTP_ROUTES}):
+        scheduler = await Scheduler(
+            host="127.0.0.1", port=0, dashboard_address="127.0.0.1:0", preload=_preload(cluster) if preload else []
+        )
+    store = KubeStore(NAMESPACE)
+    store.addresses = {
+        "tcp-comm": scheduler.address,
+        "http-dashboard": f"http://127.0.0.1:{scheduler.http_server.port}",
+    }
+    store.put("DaskCluster", cluster)
+    store.put(
+        "Pod",
+        {
+            "metadata": {
+                "name": f"{name}-scheduler-0",
+                "labels": {"dask.org/component": "scheduler", "dask.org/cluster-name": name},
+            }
+        },
+    )
+    workers: dict[str, Worker] = {}
+    for index, (group, count) in enumerate(groups.items()):
+        store.put(
+            "DaskWorkerGroup", {"metadata": {"name": group}, "spec": {"cluster": name, "worker": {"replicas": count}}}
+        )
+        for i in range(count):
+            deployment = real.build_worker_deployment_spec(
+                group, NAMESPACE, name, f"{index}{i:09d}", cast(Any, {"containers": [{"name": "worker"}]}), {}, {}
+            )
+            store.put("Deployment", deployment)
+            if connected:
+                worker_name = deployment["metadata"]["name"]
+                workers[worker_name] = await Worker(scheduler.address, name=worker_name, nthreads=1, host="127.0.0.1")
+
+    async def kubelet(kind: str, body: dict[str, Any]) -> None:
+        worker = workers.get(body["metadata"]["name"])
+        if kind != "Deployment" or worker is None:
+            return
+        # preStop (the stack's hook), then SIGTERM.
+        await worker_prestop.retire(scheduler.address, body["metadata"]["name"])
+        await worker.close()
+
+    store.delete_hooks.append(kubelet)
+    try:
+        yield store, scheduler, scheduler, workers
+    finally:
+        for worker in workers.values():
+            await worker.close()
+        await scheduler.close()
+
+
+async def _scale(store: KubeStore, group: str, replicas: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    controller = store.install(monkeypatch)
+    store.patch("DaskWorkerGroup", group, {"spec": {"worker": {"replicas": replicas}}})
+    body = kopf.Body(cast(Any, store.objects[("DaskWorkerGroup", group)]))
+    await controller.daskworkergroup_replica_update(
+        name=group, namespace=NAMESPACE, meta=body.meta, spec=body.spec, new=replicas, body=body, logger=LOG
+    )
+
+
+async def _scale_cpu_group_down(preload: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str], Any]:
+    s = settings_for("prod")
+    cluster = dask_spec.dask_cluster(s.dask)
+    gpu, cpu = s.dask.default_group_name, f"{s.dask.name}-cpu"
+    async with (
+        _cluster(cluster, {gpu: 2, cpu: 2}, preload=preload) as (store, _, scheduler, workers),
+        Client(scheduler.address, asynchronous=True) as client,
+    ):
+        # The CPU workers hold results, the GPU workers none: left to choose by count, the
+        # scheduler retires an idle GPU worker (least data) first.
+        cpu_workers = [w.address for n, w in workers.items() if n.startswith(cpu)]
+        futures = [client.submit(lambda i: bytes(2_000_000) + bytes([i]), i, workers=cpu_workers) for i in range(8)]
+        await cast(Any, client.gather(futures))
+        await _scale(store, cpu, 1, monkeypatch)
+        deleted = [name for action, kind, name in store.log if action == "delete" and kind == "Deployment"]
+        remaining = sorted(str(ws.name) for ws in scheduler.workers.values())
+        results = await cast(Any, client.gather(futures))
+    return deleted, remaining, results
+
+
+def test_scaling_one_group_never_retires_another_groups_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    deleted, remaining, results = asyncio.run(_scale_cpu_group_down(True, monkeypatch))
+    assert len(deleted) == 1 and deleted[0].startswith("rapids-cpu-worker-"), deleted
+    assert sum(n.startswith("rapids-default-worker-") for n in remaining) == 2, remaining
+    assert sum(n.startswith("rapids-cpu-worker-") for n in remaining) == 1, remaining
+    # The deleted worker left gracefully: every result it held moved before it closed.
+    assert [r[-1] for r in results] == list(range(8))
+
+
+def test_without_the_preload_the_operator_retires_the_other_groups_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dask/dask-kubernetes#914 with the pinned operator: the bug the preload exists for."""
+    deleted, remaining, _ = asyncio.run(_scale_cpu_group_down(False, monkeypatch))
+    assert deleted and deleted[0].startswith("rapids-default-worker-"), deleted
+    assert sum(n.startswith("rapids-cpu-worker-") for n in remaining) == 2
+
+
+async def _autoscale_before_the_worker_connects(monkeypatch: pytest.MonkeyPatch, preload: bool = True) -> list[str]:
+    s = settings_for("dev")
+    cluster = dask_spec.dask_cluster(s.dask)
+    group = s.dask.default_group_name
+    assert s.dask.autoscale is not None
+    # One worker Deployment whose worker has not connected yet (its spot A100 node is still
+    # booting, or the image still pulling) while the autoscaler wants the group at its minimum.
+    async with _cluster(cluster, {group: 1}, connected=False, preload=preload) as (store, _, _, _):
+        controller = store.install(monkeypatch)
+        autoscaler = dask_spec.dask_autoscaler(s.dask)
+        assert autoscaler is not None
+        store.put("DaskAutoscaler", autoscaler)
+        await controller.daskautoscaler_adapt(
+            spec=autoscaler["spec"], name=autoscaler["metadata"]["name"], namespace=NAMESPACE, logger=LOG
+        )
+        replicas = store.objects[("DaskWorkerGroup", group)]["spec"]["worker"]["replicas"]
+        assert replicas == s.dask.autoscale.minimum == 0
+        body = kopf.Body(cast(Any, store.objects[("DaskWorkerGroup", group)]))
+        await controller.daskworkergroup_replica_update(
+            name=group, namespace=NAMESPACE, meta=body.meta, spec=body.spec, new=replicas, body=body, logger=LOG
+        )
+        return store.names("Deployment", {"dask.org/workergroup-name": group})
+
+
+def test_a_worker_that_never_connected_cannot_keep_its_gpu_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Drained: no worker Deployment, so no pod holds the A100 pool and GKE can remove the node.
+    assert asyncio.run(_autoscale_before_the_worker_connects(monkeypatch)) == []
+
+
+def test_without_the_preload_the_unconnected_worker_stays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dask/dask-kubernetes#817 with the pinned operator."""
+    assert len(asyncio.run(_autoscale_before_the_worker_connects(monkeypatch, preload=False))) == 1
+
+
+def test_an_autoscaled_group_starts_at_its_minimum() -> None:
+    s = settings_for("dev")
+    assert s.dask.autoscale is not None
+    assert dask_spec.dask_cluster(s.dask)["spec"]["worker"]["replicas"] == s.dask.autoscale.minimum
