@@ -26,7 +26,7 @@ POOL = {"machineType": "a2-highgpu-1g", "minNodes": 0, "maxNodes": 2, "spot": Tr
 
 
 def _dask(**extra: Any) -> dict[str, Any]:
-    return {"name": "rapids", "image": "rapidsai/base:25.10-cuda12.9-py3.12", **extra}
+    return {"name": "rapids", "image": "rapidsai/base:26.10-cuda12-py3.12", **extra}
 
 
 def problems_of(**overrides: Any) -> list[str]:
