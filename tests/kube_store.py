@@ -11,6 +11,7 @@ hook and SIGTERM happen there.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -187,3 +188,14 @@ class _AsyncGen:
                 yield item
 
         return gen()
+
+
+def run(coro: Any) -> Any:
+    """Like `asyncio.run`, but leaves the thread's event loop setting alone: `asyncio.run`
+    unsets it, and Pulumi's mocks in later tests call `asyncio.get_event_loop()`."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -10,7 +10,6 @@ states), and not hold before the operator has accepted the cluster.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from typing import Any, cast
@@ -20,7 +19,7 @@ import pytest
 
 from components import dask_spec
 from tests.conftest import settings_for
-from tests.kube_store import KubeStore
+from tests.kube_store import KubeStore, run
 
 LOG = logging.getLogger("operator")
 
@@ -77,7 +76,7 @@ def _states(stack: str, service_handler_first: bool, monkeypatch: pytest.MonkeyP
     body = dask_spec.dask_cluster(s.dask)
     store = KubeStore(s.dask.namespace)
     controller = store.install(monkeypatch)
-    asyncio.run(_create(store, body, controller, service_handler_first))
+    run(_create(store, body, controller, service_handler_first))
     return store.history[("DaskCluster", s.dask.name)]
 
 

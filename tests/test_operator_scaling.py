@@ -11,7 +11,6 @@ it runs the worker's preStop code (`components/worker_prestop.py`), then stops t
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator
@@ -26,7 +25,7 @@ from distributed import Client, Scheduler, Worker
 from components import dask_spec, worker_prestop
 from components.security_spec import SCHEDULER_HTTP_ROUTES
 from tests.conftest import settings_for
-from tests.kube_store import KubeStore
+from tests.kube_store import KubeStore, run
 
 LOG = logging.getLogger("operator")
 NAMESPACE = "dask"
@@ -125,7 +124,7 @@ async def _scale_cpu_group_down(preload: bool, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_scaling_one_group_never_retires_another_groups_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    deleted, remaining, results = asyncio.run(_scale_cpu_group_down(True, monkeypatch))
+    deleted, remaining, results = run(_scale_cpu_group_down(True, monkeypatch))
     assert len(deleted) == 1 and deleted[0].startswith("rapids-cpu-worker-"), deleted
     assert sum(n.startswith("rapids-default-worker-") for n in remaining) == 2, remaining
     assert sum(n.startswith("rapids-cpu-worker-") for n in remaining) == 1, remaining
@@ -135,7 +134,7 @@ def test_scaling_one_group_never_retires_another_groups_worker(monkeypatch: pyte
 
 def test_without_the_preload_the_operator_retires_the_other_groups_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     """dask/dask-kubernetes#914 with the pinned operator: the bug the preload exists for."""
-    deleted, remaining, _ = asyncio.run(_scale_cpu_group_down(False, monkeypatch))
+    deleted, remaining, _ = run(_scale_cpu_group_down(False, monkeypatch))
     assert deleted and deleted[0].startswith("rapids-default-worker-"), deleted
     assert sum(n.startswith("rapids-cpu-worker-") for n in remaining) == 2
 
@@ -166,12 +165,12 @@ async def _autoscale_before_the_worker_connects(monkeypatch: pytest.MonkeyPatch,
 
 def test_a_worker_that_never_connected_cannot_keep_its_gpu_node(monkeypatch: pytest.MonkeyPatch) -> None:
     # Drained: no worker Deployment, so no pod holds the A100 pool and GKE can remove the node.
-    assert asyncio.run(_autoscale_before_the_worker_connects(monkeypatch)) == []
+    assert run(_autoscale_before_the_worker_connects(monkeypatch)) == []
 
 
 def test_without_the_preload_the_unconnected_worker_stays(monkeypatch: pytest.MonkeyPatch) -> None:
     """dask/dask-kubernetes#817 with the pinned operator."""
-    assert len(asyncio.run(_autoscale_before_the_worker_connects(monkeypatch, preload=False))) == 1
+    assert len(run(_autoscale_before_the_worker_connects(monkeypatch, preload=False))) == 1
 
 
 def test_an_autoscaled_group_starts_at_its_minimum() -> None:
