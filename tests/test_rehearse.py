@@ -283,6 +283,7 @@ def test_serve_keeps_the_cluster_for_other_clients_until_sigint() -> None:
     assert _port_free(address)
 
 
+@pytest.mark.process
 def test_a_spawned_container_dies_with_the_process_that_started_it(tmp_path) -> None:
     # A harness killed hard (SIGKILL: no handler, no cleanup) must leave no process behind:
     # rehearse.spawn sets PR_SET_PDEATHSIG. The harness here is a child Python that spawns a
