@@ -27,6 +27,8 @@ from components.security_spec import SCHEDULER_HTTP_ROUTES
 from tests.conftest import settings_for
 from tests.kube_store import KubeStore, run
 
+pytestmark = pytest.mark.process  # a real scheduler and workers (in this process)
+
 LOG = logging.getLogger("operator")
 NAMESPACE = "dask"
 

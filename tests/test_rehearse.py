@@ -17,6 +17,7 @@ import pytest
 from dask.base import annotate
 from distributed import Client, get_worker
 
+from components import dask_spec
 from gpudask import smoke
 from gpudask.engine import PROJECT_DIR, Recording, load_config, run_program
 from gpudask.rehearse import (
@@ -97,9 +98,18 @@ def test_local_processes_run_what_the_operator_renders() -> None:
     processes = {p.name: p for p in local_processes(rec, 5000, 5001, gpu=False, gpu_reason="no GPU here")}
     assert set(processes) == {"rapids-scheduler", "rapids-default-worker-0000000000"}
     scheduler, worker = processes["rapids-scheduler"], processes["rapids-default-worker-0000000000"]
-    assert scheduler.rendered == ["dask", "scheduler", "--host", "0.0.0.0"]
+    preload = ["--preload", dask_spec.SCHEDULER_PRELOAD]  # run as rendered: the scheduler's preload text
+    assert scheduler.rendered == ["dask", "scheduler", "--host", "0.0.0.0", *preload]
     assert scheduler.argv[:2] == ["dask", "scheduler"]
-    assert scheduler.argv[2:] == ["--host", "127.0.0.1", "--port", "5000", "--dashboard-address", "127.0.0.1:5001"]
+    assert scheduler.argv[2:] == [
+        *preload,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "5000",
+        "--dashboard-address",
+        "127.0.0.1:5001",
+    ]
     # Rendered: as the kubelet would run it, the worker name already expanded.
     assert worker.rendered[:3] == ["dask-cuda-worker", "--name", "rapids-default-worker-0000000000"]
     assert worker.env["DASK_WORKER_NAME"] == worker.name
