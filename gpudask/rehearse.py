@@ -554,7 +554,7 @@ class Rehearsal:
                 raise RehearsalError(f"the scheduler did not come back:\n{self.log_tail(scheduler.name)}")
             time.sleep(0.2)
 
-    def stop(self, grace: float = 10.0) -> None:
+    def stop(self, grace: float = 3.0) -> None:
         """SIGTERM every process group, SIGKILL what is left after `grace` seconds, reap all."""
         self._stopping.set()
         if self._supervisor is not None:
