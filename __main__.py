@@ -28,6 +28,15 @@ gpu_pools = {
     )
     for pool_name, pool in settings.gpu_node_pools.items()
 }
+# The scheduler's one small GPU (L4/T4), unless dask.schedulerGpu is false.
+scheduler_pool = (
+    GpuNodePool(
+        "gpu-scheduler",
+        GpuNodePoolArgs(settings, settings.scheduler_pool, gke.cluster.id, gke.node_service_account.email),
+    )
+    if settings.scheduler_pool
+    else None
+)
 
 # Built from the endpoint and CA only (stable across cluster updates). Waiting for the
 # system pool gives the operator somewhere to run; nothing Kubernetes waits for GPU pools.
@@ -59,6 +68,8 @@ pulumi.export("clusterName", gke.name)
 pulumi.export("location", settings.location)
 pulumi.export("project", settings.project)
 pulumi.export("gpuNodePools", {name: pool.name for name, pool in gpu_pools.items()})
+if scheduler_pool is not None:
+    pulumi.export("schedulerNodePool", scheduler_pool.name)
 pulumi.export("kubeconfig", gke.kubeconfig)
 if dask.tls is not None:
     # Clients need the CA and a client certificate: `gpudask.connect` reads these three.

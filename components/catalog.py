@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 A100_40GB = "nvidia-tesla-a100"
 A100_80GB = "nvidia-a100-80gb"
+L4 = "nvidia-l4"
+T4 = "nvidia-tesla-t4"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,28 @@ A100_MACHINE_TYPES: dict[str, MachineType] = {
         _a2("a2-ultragpu-4g", 4, 48, 680, A100_80GB),
         _a2("a2-ultragpu-8g", 8, 96, 1360, A100_80GB),
     )
+}
+
+# One small GPU for the scheduler: dask-cudf graphs carry cuDF objects the scheduler must
+# deserialize, and GKE mounts the driver only into pods that request a GPU. An A100 is waste.
+# g2-standard-4 bundles one L4; n1-standard-4 takes one T4 as a guest accelerator.
+SCHEDULER_GPU_MACHINE_TYPES: dict[str, MachineType] = {
+    m.name: m
+    for m in (
+        MachineType("g2-standard-4", 4, 16, L4, 1),
+        MachineType("n1-standard-4", 4, 15, T4, 1),
+    )
+}
+DEFAULT_SCHEDULER_MACHINE_TYPE = "g2-standard-4"
+
+# Every GPU machine type a node pool of this stack may use.
+GPU_MACHINE_TYPES: dict[str, MachineType] = {**A100_MACHINE_TYPES, **SCHEDULER_GPU_MACHINE_TYPES}
+
+# Zones offering each small accelerator, where we checked (Compute Engine "GPU regions and
+# zones" table, 2026-11-22); other regions are not checked here.
+ACCELERATOR_ZONES: dict[str, dict[str, tuple[str, ...]]] = {
+    L4: {"us-central1": ("us-central1-a", "us-central1-b", "us-central1-c")},
+    T4: {"us-central1": ("us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f")},
 }
 
 # CPU machine types offered for the system pool (operator, scheduler, system pods).

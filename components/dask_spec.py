@@ -16,12 +16,14 @@ from dask_kubernetes.operator import make_cluster_spec
 
 from components import scheduler_preload, worker_prestop
 from components.security_spec import harden_pod
-from components.settings import SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
+from components.settings import SCHEDULER_POOL_NAME, SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
 
 API_VERSION = "kubernetes.dask.org/v1"
 WORKER_HTTP_PORT = 8788
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+# The scheduler pool's own taint (components/gke_spec.py SCHEDULER_TAINT).
+SCHEDULER_TOLERATION = {"key": "gpu-dask/scheduler", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 INTERNAL_LB_ANNOTATION = "networking.gke.io/load-balancer-type"
 # Makes `pulumi up` wait until the operator has accepted the DaskCluster: its create handler
@@ -219,9 +221,9 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
     gpus = 1 if dask.scheduler_gpu else 0
     container["resources"] = _resources(dask.scheduler_cpu, dask.scheduler_memory_gb, gpus)
     if gpus:
-        spec["spec"]["tolerations"] = [dict(GPU_TOLERATION)]
-        if dask.pool:
-            spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: dask.pool}
+        # Its own small GPU pool (L4/T4): cuDF objects in client graphs deserialize there.
+        spec["spec"]["tolerations"] = [dict(GPU_TOLERATION), dict(SCHEDULER_TOLERATION)]
+        spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: SCHEDULER_POOL_NAME}
     else:
         # On-demand CPU pool: the scheduler holds the cluster's state; a spot reclaim loses it.
         spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: SYSTEM_POOL_NAME}

@@ -18,6 +18,12 @@ from pulumi_gcp.container import (
 from components.settings import GpuPoolSettings, StackSettings
 
 GPU_TAINT: NodePoolNodeConfigTaintArgsDict = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
+# Only the Dask scheduler tolerates this: workers never take the scheduler's small GPU.
+SCHEDULER_TAINT: NodePoolNodeConfigTaintArgsDict = {
+    "key": "gpu-dask/scheduler",
+    "value": "true",
+    "effect": "NO_SCHEDULE",
+}
 OAUTH_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]  # access is governed by IAM roles
 IMAGE_TYPE = "COS_CONTAINERD"
 
@@ -69,7 +75,7 @@ def gpu_node_config(
                     "gpu_driver_installation_config": {"gpu_driver_version": settings.gke_driver_version},
                 }
             ],
-            "taints": [GPU_TAINT.copy()],
+            "taints": [GPU_TAINT.copy(), *([SCHEDULER_TAINT.copy()] if pool.scheduler_only else [])],
             # Image streaming: workers start before the whole image is pulled.
             "gcfs_config": {"enabled": True},
             "labels": {"gpu-dask/pool": pool.name},

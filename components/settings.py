@@ -20,9 +20,13 @@ from dask_kubernetes.operator.validation import validate_cluster_name
 
 from components.catalog import (
     A100_MACHINE_TYPES,
+    ACCELERATOR_ZONES,
     CPU_MACHINE_TYPES,
+    DEFAULT_SCHEDULER_MACHINE_TYPE,
+    GPU_MACHINE_TYPES,
     NODE_OVERHEAD_CPU,
     NODE_OVERHEAD_MEMORY_GB,
+    SCHEDULER_GPU_MACHINE_TYPES,
     MachineType,
 )
 
@@ -42,6 +46,8 @@ SCHEDULER_SERVICES = ("ClusterIP", "InternalLoadBalancer")
 # (`rapids-dask-dependency` in requirements.txt; tests/test_versions.py).
 DEFAULT_RAPIDS_IMAGE = "rapidsai/base:26.10-cuda12-py3.12"
 SYSTEM_POOL_NAME = "system"
+# The scheduler's own small GPU pool (dask.schedulerGpu), tainted so that only it lands there.
+SCHEDULER_POOL_NAME = "scheduler"
 
 _ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
@@ -72,10 +78,12 @@ class GpuPoolSettings:
     disk_size_gb: int
     zones: tuple[str, ...]
     """Omitted -> the cluster's location (a zonal cluster's zone, or GKE's choice in a region)."""
+    scheduler_only: bool = False
+    """True for the scheduler's pool: an extra taint keeps workers off it."""
 
     @property
     def machine(self) -> MachineType:
-        return A100_MACHINE_TYPES[self.machine_type]
+        return GPU_MACHINE_TYPES[self.machine_type]
 
     @property
     def accelerator_type(self) -> str:
@@ -122,6 +130,9 @@ class DaskSettings:
     pool: str | None
     """Omitted -> the default workers go to any A100 pool."""
     scheduler_gpu: bool
+    """True (default) -> the scheduler runs on its own small GPU pool (dask-cudf needs it)."""
+    scheduler_machine_type: str
+    scheduler_spot: bool
     scheduler_service: str
     scheduler_cpu: float
     scheduler_memory_gb: float
@@ -178,6 +189,22 @@ class StackSettings:
     gpu_node_pools: dict[str, GpuPoolSettings]
     dask: DaskSettings
     labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def scheduler_pool(self) -> GpuPoolSettings | None:
+        """The scheduler's one-node GPU pool; None with `dask.schedulerGpu: false`."""
+        if not self.dask.scheduler_gpu:
+            return None
+        return GpuPoolSettings(
+            name=SCHEDULER_POOL_NAME,
+            machine_type=self.dask.scheduler_machine_type,
+            min_nodes=0,
+            max_nodes=1,
+            spot=self.dask.scheduler_spot,
+            disk_size_gb=100,
+            zones=(),
+            scheduler_only=True,
+        )
 
     @property
     def regional(self) -> bool:
@@ -334,7 +361,7 @@ RESERVED_GROUP_NAMES = ("default", "gpu")
 GROUP_KEYS = {"replicas", "gpusPerWorker", "cpu", "memoryGb", "image", "pool"}
 DASK_KEYS = {
     "name", "namespace", "image", "workers", "gpusPerWorker", "workerCpu", "workerMemoryGb", "colocation",
-    "pool", "schedulerGpu", "schedulerService", "schedulerCpu", "schedulerMemoryGb", "clientCidrs",
+    "pool", "schedulerGpu", "schedulerMachineType", "schedulerSpot", "schedulerService", "schedulerCpu", "schedulerMemoryGb", "clientCidrs",
     "clientNamespaces", "tls",
     "workerGroups", "autoscale",
 }  # fmt: skip
@@ -358,9 +385,11 @@ def _parse_pools(problems: _Problems, location: str, raw: dict[str, Any]) -> dic
     region = location if _REGION.match(location) else location.rsplit("-", 1)[0]
     for name, body in raw.items():
         prefix = f"gpuNodePools.{name}"
-        if not _GKE_NAME.match(name) or name == SYSTEM_POOL_NAME:
+        if not _GKE_NAME.match(name) or name in (SYSTEM_POOL_NAME, SCHEDULER_POOL_NAME):
             problems.add(
-                prefix, name, "is not a valid pool name: lowercase letters, digits and '-', at most 40, not 'system'"
+                prefix,
+                name,
+                "is not a valid pool name: lowercase letters, digits and '-', at most 40, not 'system' or 'scheduler'",
             )
         if not isinstance(body, dict):
             problems.add(prefix, body, "must be a map with machineType, minNodes, maxNodes, spot")
@@ -573,6 +602,10 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
             pool=group_pool,
         )
 
+    scheduler_gpu = r.boolean("schedulerGpu", True)
+    scheduler_machine_type = r.choice(
+        "schedulerMachineType", DEFAULT_SCHEDULER_MACHINE_TYPE, tuple(SCHEDULER_GPU_MACHINE_TYPES)
+    )
     return DaskSettings(
         name=name,
         namespace=namespace,
@@ -583,7 +616,9 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
         worker_memory_gb=r.number("workerMemoryGb", default_memory),
         colocation=colocation,
         pool=pool,
-        scheduler_gpu=r.boolean("schedulerGpu", False),
+        scheduler_gpu=scheduler_gpu,
+        scheduler_machine_type=scheduler_machine_type,
+        scheduler_spot=r.boolean("schedulerSpot", any(p.spot for p in pools.values())),
         scheduler_service=service if service in SCHEDULER_SERVICES else "ClusterIP",
         scheduler_cpu=r.number("schedulerCpu", 1.0),
         scheduler_memory_gb=r.number("schedulerMemoryGb", 4.0),
@@ -593,6 +628,30 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
         worker_groups=groups,
         autoscale=autoscale,
     )
+
+
+def _check_scheduler_pool(problems: _Problems, location: str, dask: DaskSettings) -> None:
+    machine = SCHEDULER_GPU_MACHINE_TYPES[dask.scheduler_machine_type]
+    accelerator = machine.accelerator or ""
+    if _ZONE.match(location):
+        region = location.rsplit("-", 1)[0]
+        zones = ACCELERATOR_ZONES.get(accelerator, {}).get(region)
+        if zones is not None and location not in zones:
+            problems.add(
+                "dask.schedulerMachineType",
+                dask.scheduler_machine_type,
+                f"needs {accelerator}, which zone {location} does not offer (it is in {', '.join(zones)}); "
+                f"pick the other type ({', '.join(SCHEDULER_GPU_MACHINE_TYPES)}) or set schedulerGpu: false",
+            )
+    room_cpu = machine.allocatable_cpu - NODE_OVERHEAD_CPU
+    room_memory = machine.allocatable_memory_gb - NODE_OVERHEAD_MEMORY_GB
+    if dask.scheduler_cpu > room_cpu or dask.scheduler_memory_gb > room_memory:
+        problems.add(
+            "dask.schedulerMemoryGb" if dask.scheduler_memory_gb > room_memory else "dask.schedulerCpu",
+            dask.scheduler_memory_gb if dask.scheduler_memory_gb > room_memory else dask.scheduler_cpu,
+            f"does not fit a {dask.scheduler_machine_type} scheduler node ({room_cpu:.1f} CPU, {room_memory:.1f} GiB "
+            "after GKE's reservation and DaemonSets)",
+        )
 
 
 def _check_networks(problems: _Problems, network: NetworkSettings) -> None:
@@ -676,7 +735,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
     pools = _parse_pools(problems, location or "", r.mapping("gpuNodePools"))
     dask = _parse_dask(problems, r.mapping("dask"), pools)
     if dask.scheduler_gpu:
-        _check_gpu_fit(problems, "dask.schedulerGpu", 1, 1, [p for p in pools.values() if p.machine_type])
+        _check_scheduler_pool(problems, location or "", dask)
 
     if problems.items:
         raise SettingsError(problems.items)

@@ -11,7 +11,7 @@ from typing import Any
 
 from google.cloud.container_v1 import types as gke
 
-from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES, NODE_OVERHEAD_CPU, NODE_OVERHEAD_MEMORY_GB
+from components.catalog import CPU_MACHINE_TYPES, GPU_MACHINE_TYPES, NODE_OVERHEAD_CPU, NODE_OVERHEAD_MEMORY_GB
 from gpudask import validate
 from gpudask.engine import Recorded, Recording
 
@@ -185,7 +185,7 @@ def node_models(rec: Recording) -> list[NodeModel]:
     models = []
     for p in pools:
         config = p.inputs.get("nodeConfig") or {}
-        machine = A100_MACHINE_TYPES.get(config.get("machineType", "")) or CPU_MACHINE_TYPES.get(
+        machine = GPU_MACHINE_TYPES.get(config.get("machineType", "")) or CPU_MACHINE_TYPES.get(
             config.get("machineType", "")
         )
         if machine is None:
@@ -410,6 +410,101 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
     return findings
 
 
+# --- what a real Dask cluster would break (issue 10) -----------------------------------------
+OPERATOR_NAMESPACE_LABEL = "kubernetes.io/metadata.name"
+DASHBOARD_PORT = 8787
+
+
+def _option(args: list[Any], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return str(args[i + 1])
+        if str(arg).startswith(name + "="):
+            return str(arg).split("=", 1)[1]
+    return None
+
+
+def _worker_pods(manifest: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    spec = manifest.get("spec") or {}
+    if manifest["kind"] in ("DaskCluster", "DaskWorkerGroup") and "worker" in spec:
+        return [("spec.worker.spec", spec["worker"].get("spec") or {})]
+    return []
+
+
+def dask_findings(rec: Recording) -> list[Finding]:
+    """Problems only a running cluster would show, visible in the manifests: a scheduler without
+    a GPU, worker memory limits Dask does not know, 8787 reachable by clients, and an image whose
+    Dask is not the one clients and the rehearsal run here."""
+    from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
+    from gpudask import versions
+
+    findings: list[Finding] = []
+    manifests = kubernetes_manifests(rec)
+    for r, m in manifests:
+        label = _label(r, m)
+        if m["kind"] == "DaskCluster":
+            scheduler = ((m["spec"].get("scheduler") or {}).get("spec") or {}).get("containers") or [{}]
+            limits = (scheduler[0].get("resources") or {}).get("limits") or {}
+            if not limits.get(GPU):
+                findings.append(
+                    Finding(
+                        label,
+                        "spec.scheduler.spec.containers[0].resources.limits",
+                        "the scheduler has no GPU: dask-cudf graphs carry cuDF objects it must deserialize, and GKE "
+                        "mounts the driver only into pods requesting one, so they fail (dask.schedulerGpu: true)",
+                    )
+                )
+        for path, pod in _worker_pods(m):
+            for i, container in enumerate(pod.get("containers") or []):
+                args = list(container.get("args") or [])
+                limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+                given = _option(args, "--memory-limit")
+                expected = str(round(_quantity_gb(limit) * 1024**3)) if limit else None
+                if given is None or given == "auto" or given != expected:
+                    findings.append(
+                        Finding(
+                            label,
+                            f"{path}.containers[{i}].args",
+                            f"Dask memory limit {given or 'auto'} is not the container's {limit or '(none)'}: "
+                            "`auto` takes memory x threads / the node's vCPUs; pass --memory-limit "
+                            "with the container limit in bytes",
+                        )
+                    )
+        for path, image in [
+            ("spec.scheduler.spec.containers[0].image", (m.get("spec") or {}).get("scheduler", {}).get("spec", {})),
+            *[(f"{p}.containers[0].image", pod) for p, pod in _worker_pods(m)],
+        ]:
+            name = ((image.get("containers") or [{}])[0] or {}).get("image", "") if isinstance(image, dict) else ""
+            skew = versions.skew(name) if name else None
+            if skew:
+                findings.append(Finding(label, path, skew))
+        if m["kind"] == "NetworkPolicy":
+            selector = ((m["spec"].get("podSelector") or {}).get("matchLabels")) or {}
+            if selector.get("dask.org/component", "scheduler") != "scheduler":
+                continue
+            for j, rule in enumerate(m["spec"].get("ingress") or []):
+                ports = {p.get("port") for p in rule.get("ports") or []}
+                if ports and DASHBOARD_PORT not in ports:
+                    continue
+                for peer in rule.get("from") or [{}]:
+                    namespace = ((peer.get("namespaceSelector") or {}).get("matchLabels") or {}).get(
+                        OPERATOR_NAMESPACE_LABEL
+                    )
+                    if "podSelector" in peer and "namespaceSelector" not in peer:
+                        continue  # the Dask namespace's own pods
+                    if namespace != OPERATOR_NAMESPACE:
+                        findings.append(
+                            Finding(
+                                label,
+                                f"spec.ingress[{j}]",
+                                f"lets {peer or 'everyone'} reach the scheduler's 8787: the dashboard and the "
+                                "unauthenticated HTTP API (POST /api/v1/retire_workers), plain HTTP even with "
+                                "TLS; only the operator's namespace needs it, people use kubectl port-forward",
+                            )
+                        )
+    return findings
+
+
 def all_findings(rec: Recording) -> list[Finding]:
     return [
         *schema_findings(rec),
@@ -417,4 +512,5 @@ def all_findings(rec: Recording) -> list[Finding]:
         *helm_findings(rec),
         *gke_enum_findings(rec),
         *scheduling_findings(rec),
+        *dask_findings(rec),
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from google.cloud.container_v1 import types as gke
@@ -92,8 +92,8 @@ def test_no_colocation_means_no_affinity() -> None:
     assert "affinity" not in cluster["spec"]["worker"]["spec"]
 
 
-def test_scheduler_on_the_system_pool_with_probes_ports_and_args() -> None:
-    _, cluster, _ = _bodies("dev")
+def test_a_cpu_scheduler_on_the_system_pool_with_probes_ports_and_args() -> None:
+    _, cluster, _ = _bodies("dev", dask={"name": "rapids", "schedulerGpu": False})
     scheduler = cluster["spec"]["scheduler"]
     pod = scheduler["spec"]
     container = pod["containers"][0]
@@ -114,12 +114,21 @@ def test_scheduler_on_the_system_pool_with_probes_ports_and_args() -> None:
     assert scheduler["service"]["type"] == "ClusterIP"
 
 
-def test_gpu_scheduler_requests_a_gpu_and_tolerates_the_taint() -> None:
-    _, cluster, _ = _bodies("dev", dask={"name": "rapids", "schedulerGpu": True})
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_scheduler_gets_its_own_small_gpu_by_default(stack: str) -> None:
+    s, cluster, _ = _bodies(stack)
     pod = cluster["spec"]["scheduler"]["spec"]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert dask_spec.GPU_TOLERATION in pod["tolerations"]
-    assert pod.get("nodeSelector", {}).get("cloud.google.com/gke-nodepool") != "system"
+    assert dask_spec.GPU_TOLERATION in pod["tolerations"] and dask_spec.SCHEDULER_TOLERATION in pod["tolerations"]
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-nodepool": "scheduler"}
+    pool = s.scheduler_pool
+    assert pool is not None and pool.accelerator_type in ("nvidia-l4", "nvidia-tesla-t4")
+    assert pool.spot == any(p.spot for p in s.gpu_node_pools.values())  # spot where the stack is
+    config = gke_spec.gpu_node_config(s, pool, "sa@example.iam.gserviceaccount.com")
+    assert gke_spec.SCHEDULER_TAINT in cast(list[Any], config.get("taints"))
+    # Workers never tolerate the scheduler pool's taint, so they never take its GPU.
+    worker = cluster["spec"]["worker"]["spec"]
+    assert dask_spec.SCHEDULER_TOLERATION not in worker.get("tolerations", [])
 
 
 def test_internal_load_balancer_is_annotated_and_source_restricted() -> None:
