@@ -47,6 +47,9 @@ def image_prepuller(dask: DaskSettings) -> dict[str, Any]:
             # The pull is the work; the container then idles. `sleep` is in every RAPIDS image.
             "command": ["sleep", "infinity"],
             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+            # Nothing to serve: the probes only say the container (so the pulled image) is there.
+            "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 300},
+            "livenessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 300},
             # It writes nothing: a read-only root on top of the namespace's restricted context.
             "securityContext": {**copy.deepcopy(CONTAINER_SECURITY_CONTEXT), "readOnlyRootFilesystem": True},
         }
