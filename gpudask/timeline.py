@@ -13,7 +13,7 @@ Works on plan.json records (not on a live recording), so a saved base plan can b
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +316,48 @@ def cold_worker(levers: Levers, d: Durations | None = None) -> ColdStart:
         steps += [*gpu_ready, image]
     steps.append(Step.of("dask-cuda worker starts and connects", s["dask_worker_start"]))
     return ColdStart(levers, Chain(tuple(steps)), tuple(notes))
+
+
+def warm_node_ready(levers: Levers, d: Durations | None = None) -> list[Step]:
+    """After a GPU node booted during `pulumi up`: its driver, device plugin and (with the
+    prepuller, overlapped) image, until a worker could start there."""
+    d = d or load_durations()
+    s = d.steps
+    cold = cold_worker(replace(levers, min_nodes=0, dask_autoscaled_from_zero=False), d).path.steps
+    # The scale-from-zero chain minus the autoscaler and the boot (the pool create booted the node).
+    return [st for st in cold if st.step not in ("autoscaler_scale_up", "a2_vm_boot")] or [
+        Step.of("dask-cuda worker starts and connects", s["dask_worker_start"])
+    ]
+
+
+def from_nothing(records: list[dict[str, Any]], d: Durations | None = None) -> Chain | None:
+    """From an empty project to the first GPU worker connected: `pulumi up`, then the worker,
+    which needs both the DaskCluster (operator) and a GPU node (the pool, then the autoscaler
+    or its minimum node, its driver and image)."""
+    d = d or load_durations()
+    t = timeline(records, d)
+    if t.cold is None:
+        return None
+    clusters = [r["key"] for r in records if r["type"] == DASK_CLUSTER]
+    pools = [
+        r["key"]
+        for r in records
+        if r["type"] == NODE_POOL and str(r["inputs"].get("name", r["name"])) == t.cold.levers.pool
+    ]
+    if not clusters or not pools:
+        return None
+    to_dask = critical_path(records, d, until=clusters[0])
+    to_pool = critical_path(records, d, until=pools[0])
+    lv = t.cold.levers
+    if lv.min_nodes > 0:
+        after_boot = warm_node_ready(lv, d)[:-1]  # driver, device plugin, image (overlapped with a prepuller)
+        image_waits_for_worker = [] if lv.prepuller else after_boot[-1:]
+        node = Chain(to_pool.steps + tuple(after_boot[: len(after_boot) - len(image_waits_for_worker)]))
+        first = node if node.median_s >= to_dask.median_s else to_dask
+        worker = Step.of("dask-cuda worker starts and connects", d.steps["dask_worker_start"])
+        return Chain(first.steps + tuple(image_waits_for_worker) + (worker,))
+    first = to_pool if to_pool.median_s >= to_dask.median_s else to_dask
+    return Chain(first.steps + t.cold.path.steps)
 
 
 @dataclass(frozen=True)
