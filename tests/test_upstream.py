@@ -94,7 +94,9 @@ def test_build_caches_by_version_and_rebuilds_only_on_a_recipe_change(tmp_path: 
 def test_a_failed_build_says_what_and_leaves_no_half_cache(tmp_path: Path) -> None:
     program = _local_program(tmp_path)
     (tmp_path / "hello" / "main.go").write_text("package main\n\nfunc main() { undefined() }\n")
-    with pytest.raises(UpstreamError, match=r"building hello of example.com/hello@v0.0.0 failed(.|\n)*undefined: undefined"):
+    with pytest.raises(
+        UpstreamError, match=r"building hello of example.com/hello@v0.0.0 failed(.|\n)*undefined: undefined"
+    ):
         upstream.build_program(program, tmp_path / "cache")
     assert not upstream.is_built(program, tmp_path / "cache")
     assert not (tmp_path / "cache" / "hello-v0.0.0" / "bin").exists()
