@@ -13,11 +13,11 @@ setup: $(BIN)/python  ## create .venv and install runtime + dev requirements
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 
-test:  ## the test suite (control_plane tests build the upstream programs on first use)
+test:  ## the whole test suite (CI): every tier
 	$(BIN)/python -m pytest
 
-test-fast:  ## the editing loop: everything but the tests that start a local control plane
-	$(BIN)/python -m pytest -m "not control_plane"
+test-fast:  ## the edit loop (< 30 s): tests marked `fast` (no processes, no control plane, no real Pulumi)
+	$(BIN)/python -m pytest -m fast -q
 
 upstream:  ## build the pinned upstream programs (upstream/versions.toml) into the user cache; cached after
 	$(BIN)/python -m gpudask upstream build

@@ -74,6 +74,7 @@ def _local_program(tmp_path: Path, greeting: str = "hello") -> Program:
     )
 
 
+@pytest.mark.process
 def test_build_caches_by_version_and_rebuilds_only_on_a_recipe_change(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     program = _local_program(tmp_path)
@@ -91,6 +92,7 @@ def test_build_caches_by_version_and_rebuilds_only_on_a_recipe_change(tmp_path: 
     assert upstream.build_program(changed, cache).built  # same version, different recipe: rebuilt
 
 
+@pytest.mark.process
 def test_a_failed_build_says_what_and_leaves_no_half_cache(tmp_path: Path) -> None:
     program = _local_program(tmp_path)
     (tmp_path / "hello" / "main.go").write_text("package main\n\nfunc main() { undefined() }\n")
@@ -109,6 +111,7 @@ def test_binary_names_the_build_command_when_not_building(tmp_path: Path) -> Non
         upstream.binary("kubelet", build_missing=False, root=tmp_path)
 
 
+@pytest.mark.process
 def test_cli_versions_prints_every_pin() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "gpudask", "upstream", "versions"], cwd=ROOT, capture_output=True, text=True
