@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from components.dask_spec import GPU_RESOURCE
+from components.dask_spec import GPU_RESOURCE, SCHEDULER_TOLERATION
 from components.security_spec import CONTAINER_SECURITY_CONTEXT, LABELS, POD_SECURITY_CONTEXT
 from components.settings import DaskSettings
 
@@ -82,7 +82,11 @@ def image_prepuller(dask: DaskSettings) -> dict[str, Any]:
                         }
                     },
                     # Requests no GPU, so the automatic GPU toleration does not apply: say it.
-                    "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+                    # The scheduler's own GPU pool too: the scheduler runs the same image.
+                    "tolerations": [
+                        {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"},
+                        dict(SCHEDULER_TOLERATION),
+                    ],
                     "terminationGracePeriodSeconds": 1,
                     "containers": containers,
                 },

@@ -60,6 +60,7 @@ def test_worker_asking_more_gpus_than_a_node_has_is_found(recorded: Run) -> None
 def test_scheduler_pinned_to_the_gpu_pool_without_toleration_is_found(recorded: Run) -> None:
     def pin(r: Recorded) -> None:
         r.inputs["spec"]["scheduler"]["spec"]["nodeSelector"] = {"cloud.google.com/gke-nodepool": "a100"}
+        r.inputs["spec"]["scheduler"]["spec"]["tolerations"] = []
 
     found = findings(mutated(recorded("dev"), ":DaskCluster", pin))
     assert any(
