@@ -118,6 +118,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if plan.findings else EXIT_CLEAN
 
 
+def _one_line(arg: str) -> str:
+    """An argument as one printed line: a preload's module text becomes a placeholder."""
+    return f"<{arg.count(chr(10)) + 1}-line text>" if "\n" in arg else arg
+
+
 # Set when a signal stopped the rehearsal: the command line then exits at once (see below).
 _STOPPED_BY_SIGNAL = threading.Event()
 
@@ -147,7 +152,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                 files = running.tls_files
                 print(f"tls: ca={files['ca']} cert={files['client']} key={files['client-key']}", flush=True)
             for process in running.processes:
-                print(f"{process.component} {process.name}: {' '.join(process.argv)}", flush=True)
+                print(f"{process.component} {process.name}: {' '.join(map(_one_line, process.argv))}", flush=True)
                 for note in process.notes:
                     print(f"  note: {note}", flush=True)
             with Client(running.address, timeout=args.timeout, security=running.security()) as client:

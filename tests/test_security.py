@@ -95,7 +95,7 @@ def test_network_policies_select_the_pods_the_operator_builds(recorded: Run, sta
 @pytest.mark.parametrize("stack", STACKS)
 def test_workers_have_a_disruption_budget_and_the_scheduler_the_http_api(recorded: Run, stack: str) -> None:
     rec = recorded(stack)
-    pdb = _manifests(rec, "PodDisruptionBudget")[0]["spec"]
+    pdb = next(m for m in _manifests(rec, "PodDisruptionBudget") if m["metadata"]["name"].endswith("-workers"))["spec"]
     pods = _operator_pods(rec)
     assert pdb["maxUnavailable"] == 1
     assert [labels["dask.org/component"] for labels, _ in pods if _selects(pdb["selector"], labels)] == ["worker"] * (

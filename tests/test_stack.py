@@ -71,8 +71,10 @@ def test_nodes_use_a_dedicated_service_account_and_gke_metadata(recorded: Run, s
 def test_gpu_pools_follow_their_settings(recorded: Run, stack: str) -> None:
     rec, s = recorded(stack), settings_for(stack)
     pools = {p.inputs["name"]: p for p in gpu_pools(rec)}
-    assert set(pools) == set(s.gpu_node_pools)
-    for name, want in s.gpu_node_pools.items():
+    scheduler = s.scheduler_pool
+    expected = {**s.gpu_node_pools, **({scheduler.name: scheduler} if scheduler else {})}
+    assert set(pools) == set(expected)
+    for name, want in expected.items():
         pool = pools[name]
         config = pool.inputs["nodeConfig"]
         (accelerator,) = config["guestAccelerators"]
@@ -80,7 +82,10 @@ def test_gpu_pools_follow_their_settings(recorded: Run, stack: str) -> None:
         assert accelerator["count"] == float(want.gpus_per_node)  # numbers come back as floats
         assert accelerator["gpuDriverInstallationConfig"]["gpuDriverVersion"] == s.gke_driver_version
         assert config["machineType"] == want.machine_type and config["spot"] is want.spot
-        assert config["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
+        taints = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
+        if want.scheduler_only:  # the scheduler's pool: workers stay off it
+            taints.append({"key": "gpu-dask/scheduler", "value": "true", "effect": "NO_SCHEDULE"})
+        assert config["taints"] == taints
         assert config["imageType"] == "COS_CONTAINERD" and config["gcfsConfig"] == {"enabled": True}
         assert pool.inputs["autoscaling"]["totalMinNodeCount"] == want.min_nodes
         assert pool.inputs["autoscaling"]["totalMaxNodeCount"] == want.max_nodes
