@@ -18,6 +18,7 @@ from typing import Any
 from dask_kubernetes.exceptions import ValidationError as DaskNameError
 from dask_kubernetes.operator.validation import validate_cluster_name
 
+from components import gpu_drivers
 from components.catalog import (
     A100_MACHINE_TYPES,
     CPU_MACHINE_TYPES,
@@ -595,6 +596,18 @@ def _check_networks(problems: _Problems, network: NetworkSettings) -> None:
         parsed[key] = net
 
 
+def _check_driver_fits_images(problems: _Problems, driver: str, channel: str, dask: DaskSettings) -> None:
+    """Every image that runs on a GPU must fit the driver the stack's mode installs."""
+    images = {"dask.image": dask.image} if dask.gpus_per_worker or dask.scheduler_gpu else {}
+    for name, group in dask.worker_groups.items():
+        if group.gpus_per_worker:
+            images[f"dask.workerGroups.{name}.image"] = group.image
+    for key, image in images.items():
+        reason = gpu_drivers.mismatch(image, driver, channel)
+        if reason:
+            problems.add(key, image, reason)
+
+
 def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings:
     """Validate the stack config; every problem is reported at once."""
     problems = _Problems()
@@ -654,6 +667,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
     dask = _parse_dask(problems, r.mapping("dask"), pools)
     if dask.scheduler_gpu:
         _check_gpu_fit(problems, "dask.schedulerGpu", 1, 1, [p for p in pools.values() if p.machine_type])
+    _check_driver_fits_images(problems, driver, release_channel, dask)
 
     if problems.items:
         raise SettingsError(problems.items)
