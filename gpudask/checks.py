@@ -411,6 +411,47 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
     return findings
 
 
+# --- GKE prerequisites ------------------------------------------------------------------------
+IAM_MEMBER = "gcp:projects/iAMMember:IAMMember"
+PROJECT_SERVICE = "gcp:projects/service:Service"
+STREAMING_ROLE = "roles/serviceusage.serviceUsageConsumer"
+STREAMING_API = "containerfilesystem.googleapis.com"
+
+
+def prerequisite_findings(rec: Recording) -> list[Finding]:
+    """Image streaming needs the Container File System API and, for a custom node service
+    account, serviceUsageConsumer (terraform-google-kubernetes-engine#2251, PR #2262)."""
+    members = {
+        (r.inputs.get("project"), r.inputs.get("member"))
+        for r in rec.of_type(IAM_MEMBER)
+        if r.inputs.get("role") == STREAMING_ROLE
+    }
+    apis = {(r.inputs.get("project"), r.inputs.get("service")) for r in rec.of_type(PROJECT_SERVICE)}
+    findings = []
+    for pool in rec.of_type(NODE_POOL):
+        config = pool.inputs.get("nodeConfig") or {}
+        if not (config.get("gcfsConfig") or {}).get("enabled"):
+            continue
+        project, account = pool.inputs.get("project"), config.get("serviceAccount")
+        if (project, f"serviceAccount:{account}") not in members:
+            findings.append(
+                Finding(
+                    _label(pool),
+                    "nodeConfig.gcfsConfig.enabled",
+                    f"image streaming, but the node service account {account!r} lacks {STREAMING_ROLE} in project {project!r}: pods on these nodes fail to start",
+                )
+            )
+        if (project, STREAMING_API) not in apis:
+            findings.append(
+                Finding(
+                    _label(pool),
+                    "nodeConfig.gcfsConfig.enabled",
+                    f"image streaming, but nothing enables {STREAMING_API} in project {project!r}",
+                )
+            )
+    return findings
+
+
 # --- the driver against the images ---------------------------------------------------------
 _GKE_DRIVER_MODES = {"INSTALLATION_DISABLED": "daemonset", "DEFAULT": "gke-default", "LATEST": "gke-latest"}
 
@@ -473,4 +514,5 @@ def all_findings(rec: Recording) -> list[Finding]:
         *gke_enum_findings(rec),
         *scheduling_findings(rec),
         *driver_findings(rec),
+        *prerequisite_findings(rec),
     ]

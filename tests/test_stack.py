@@ -26,11 +26,16 @@ def gpu_pools(rec: Recording) -> list:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_cluster_is_private_hardened_and_has_no_cluster_level_node_config(recorded: Run, stack: str) -> None:
+def test_cluster_is_private_hardened_and_its_default_pool_uses_the_node_account(recorded: Run, stack: str) -> None:
     s = settings_for(stack)
     cluster = recorded(stack).one(CLUSTER)
     i = cluster.inputs
-    assert "nodeConfig" not in i, "cluster-level nodeConfig + removeDefaultNodePool replaces on every up"
+    # The transient default pool runs as our node service account; its config is ignored
+    # afterwards, or it would replace the cluster on every up (pulumi/pulumi-gcp#744).
+    node_sa = recorded(stack).one("gcp:serviceaccount/account:Account").outputs["email"]
+    assert i["nodeConfig"]["serviceAccount"] == node_sa
+    assert i["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    assert "nodeConfig" in cluster.ignore_changes
     assert i["removeDefaultNodePool"] is True
     assert i["privateClusterConfig"]["enablePrivateNodes"] is True
     assert [b["cidrBlock"] for b in i["masterAuthorizedNetworksConfig"]["cidrBlocks"]] == list(s.authorized_networks)
