@@ -276,3 +276,31 @@ def test_serve_keeps_the_cluster_for_other_clients_until_sigint() -> None:
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert _processes_of(address) == []
     assert _port_free(address)
+
+
+def test_a_spawned_container_dies_with_the_process_that_started_it(tmp_path) -> None:
+    # A harness killed hard (SIGKILL: no handler, no cleanup) must leave no process behind:
+    # rehearse.spawn sets PR_SET_PDEATHSIG. The harness here is a child Python that spawns a
+    # long sleep the way a container is spawned, prints its pid, then waits to be killed.
+    harness = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, pathlib; from gpudask.rehearse import spawn; "
+            f"p = spawn('sleeper', ['sleep', '300'], {{}}, pathlib.Path({str(tmp_path / 'log')!r}), pathlib.Path({str(tmp_path)!r})); "
+            "print(p.pid, flush=True); time.sleep(300)",
+        ],
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert harness.stdout is not None
+    child = psutil.Process(int(harness.stdout.readline()))
+    assert child.is_running()
+    harness.kill()
+    harness.wait()
+    try:
+        child.wait(timeout=5)
+    except psutil.TimeoutExpired:
+        child.kill()
+        pytest.fail("the spawned process outlived the harness that started it")
