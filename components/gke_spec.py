@@ -25,19 +25,6 @@ IMAGE_TYPE = "COS_CONTAINERD"
 # The autoscaler and GKE change node counts; Pulumi must not report (or revert) that drift.
 NODE_COUNT_IGNORE_CHANGES = ["nodeCount", "initialNodeCount"]
 
-# NodePool fields whose change makes GKE (and so Pulumi) replace the pool: every node is
-# recreated and running workers are lost. Shown in reviews; source: GOTCHAS.md.
-NODE_POOL_REPLACE_FIELDS = (
-    "nodeConfig.machineType",
-    "nodeConfig.guestAccelerators",
-    "nodeConfig.spot",
-    "nodeConfig.diskSizeGb",
-    "nodeConfig.serviceAccount",
-    "nodeConfig.imageType",
-    "nodeLocations",
-    "name",
-)
-
 
 def _common_node_config(settings: StackSettings, service_account: pulumi.Input[str]) -> NodePoolNodeConfigArgsDict:
     return {

@@ -72,6 +72,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 "added": diff.added,
                 "removed": diff.removed,
                 "replaced": diff.replaced(),
+                "nodeRolls": diff.node_rolls(),
                 "changed": {k: [c[0] for c in v] for k, v in diff.changed.items()},
             }
         print(json.dumps(result, indent=2, default=str))

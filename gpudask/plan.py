@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from components.gke_spec import NODE_POOL_REPLACE_FIELDS
 from gpudask import checks, tfplan, validate
 from gpudask.engine import PROJECT_DIR, Recording
+from gpudask.replacements import replacement_kind
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
 SECRET = "[secret]"
@@ -266,22 +266,28 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _replaces(resource: dict[str, Any], path: str) -> bool:
+def change_kind(resource: dict[str, Any], path: str) -> str:
+    """What changing `path` (under `inputs`) does: replace, node-roll, update, or ignored."""
     plain = path.replace("[", ".").split(".")
     dotted = ".".join(p.rstrip("]") for p in plain if not p.rstrip("]").isdigit())
-    if resource["type"] == checks.NODE_POOL and any(
-        dotted == f or dotted.startswith(f + ".") for f in NODE_POOL_REPLACE_FIELDS
-    ):
-        return True
-    if resource["type"] == checks.CLUSTER and dotted in (
-        "name",
-        "location",
-        "network",
-        "subnetwork",
-        "privateClusterConfig.masterIpv4CidrBlock",
-    ):
-        return True
-    return any(dotted == f or dotted.startswith(f + ".") for f in resource["options"]["replaceOnChanges"])
+
+    def covered(fields: list[str]) -> bool:
+        return any(dotted == f or dotted.startswith(f + ".") for f in fields)
+
+    if covered(resource["options"]["ignoreChanges"]):
+        return "ignored"
+    if covered(resource["options"]["replaceOnChanges"]):
+        return "replace"
+    return replacement_kind(resource["type"], dotted)
+
+
+_VERBS = {"replace": "🔁 replace", "node-roll": "🔄 update, GKE recreates every node of", "update": "✏️ update"}
+_NOTES = {
+    "replace": " **(forces replacement)**",
+    "node-roll": " **(GKE recreates every node)**",
+    "ignored": " (ignored: ignoreChanges)",
+    "update": "",
+}
 
 
 @dataclass
@@ -290,32 +296,38 @@ class Diff:
     head: str
     added: list[str]
     removed: list[str]
-    changed: dict[str, list[tuple[str, Any, Any, bool]]]
+    changed: dict[str, list[tuple[str, Any, Any, str]]]
 
     @property
     def empty(self) -> bool:
         return not (self.added or self.removed or self.changed)
 
+    def kind(self, key: str) -> str:
+        """The strongest change to one resource: replace, node-roll or update."""
+        kinds = {c[3] for c in self.changed[key]}
+        return next((k for k in ("replace", "node-roll") if k in kinds), "update")
+
     def replaced(self) -> list[str]:
-        return [key for key, changes in self.changed.items() if any(c[3] for c in changes)]
+        return [key for key in self.changed if self.kind(key) == "replace"]
+
+    def node_rolls(self) -> list[str]:
+        return [key for key in self.changed if self.kind(key) == "node-roll"]
 
     def markdown(self) -> str:
         lines = [f"# gpu-dask plan diff: `{self.base}` → `{self.head}`", ""]
         if self.empty:
             return "\n".join([*lines, "No changes.", ""])
         lines += [
-            f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced), {len(self.removed)} to remove**",
+            f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced, "
+            f"{len(self.node_rolls())} recreating their nodes), {len(self.removed)} to remove**",
             "",
         ]
         lines += [f"- add `{k}`" for k in self.added]
         lines += [f"- remove `{k}`" for k in self.removed]
         for key, changes in self.changed.items():
-            verb = "🔁 replace" if any(c[3] for c in changes) else "✏️ update"
-            lines.append(f"- {verb} `{key}`")
-            for path, old, new, replace in changes:
-                lines.append(
-                    f"  - `{path}`: `{json.dumps(old)}` → `{json.dumps(new)}`{' **(forces replacement)**' if replace else ''}"
-                )
+            lines.append(f"- {_VERBS[self.kind(key)]} `{key}`")
+            for path, old, new, kind in changes:
+                lines.append(f"  - `{path}`: `{json.dumps(old)}` → `{json.dumps(new)}`{_NOTES[kind]}")
         return "\n".join([*lines, ""])
 
 
@@ -323,7 +335,7 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
     """Resource-level and field-level differences between two plan.json documents."""
     old = {r["key"]: r for r in base["resources"]}
     new = {r["key"]: r for r in head["resources"]}
-    changed: dict[str, list[tuple[str, Any, Any, bool]]] = {}
+    changed: dict[str, list[tuple[str, Any, Any, str]]] = {}
     for key in sorted(old.keys() & new.keys()):
         a = _flatten({"inputs": old[key]["inputs"], "options": old[key]["options"]})
         b = _flatten({"inputs": new[key]["inputs"], "options": new[key]["options"]})
@@ -331,9 +343,8 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
         for path in sorted(a.keys() | b.keys()):
             if a.get(path) != b.get(path):
                 field_path = path.split(".", 1)[1] if "." in path else path
-                rows.append(
-                    (path, a.get(path), b.get(path), path.startswith("inputs.") and _replaces(new[key], field_path))
-                )
+                kind = change_kind(new[key], field_path) if path.startswith("inputs.") else "update"
+                rows.append((path, a.get(path), b.get(path), kind))
         if rows:
             changed[key] = rows
     return Diff(base["stack"], head["stack"], sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys()), changed)
@@ -369,6 +380,12 @@ def pr_comment(plan: Plan, diff: Diff | None) -> str:
         if diff.replaced():
             lines += [
                 "⚠️ Replacing resources deletes and recreates them: " + ", ".join(f"`{k}`" for k in diff.replaced()),
+                "",
+            ]
+        if diff.node_rolls():
+            lines += [
+                "⚠️ Updated in place, but GKE recreates every node (running workers are lost): "
+                + ", ".join(f"`{k}`" for k in diff.node_rolls()),
                 "",
             ]
     head = "\n".join(lines)

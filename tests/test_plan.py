@@ -147,9 +147,10 @@ def test_diff_dev_to_prod_lists_the_expected_differences(recorded: Run) -> None:
     assert "kubernetes:core/v1:Service::dask-scheduler-service" in diff.added
     assert "kubernetes:kubernetes.dask.org/v1:DaskAutoscaler::dask-autoscaler" in diff.removed
     pool = dict((c[0], c) for c in diff.changed["gcp:container/nodePool:NodePool::gpu-a100-pool"])
-    assert pool["inputs.nodeConfig.machineType"][1:] == ("a2-highgpu-1g", "a2-highgpu-2g", True)
-    assert pool["inputs.nodeConfig.spot"][1:] == (True, False, True)
-    assert pool["inputs.autoscaling.totalMaxNodeCount"][1:] == (2.0, 4.0, False)
+    # machineType is updated in place and GKE recreates the nodes; spot is ForceNew.
+    assert pool["inputs.nodeConfig.machineType"][1:] == ("a2-highgpu-1g", "a2-highgpu-2g", "node-roll")
+    assert pool["inputs.nodeConfig.spot"][1:] == (True, False, "replace")
+    assert pool["inputs.autoscaling.totalMaxNodeCount"][1:] == (2.0, 4.0, "update")
     assert "kubernetes:kubernetes.dask.org/v1:DaskCluster::dask-cluster" in diff.replaced()
     text = diff.markdown()
     assert "🔁 replace `gcp:container/nodePool:NodePool::gpu-a100-pool`" in text
@@ -163,7 +164,7 @@ def test_a_max_nodes_change_is_an_in_place_update(recorded: Run) -> None:
     pool["inputs"]["autoscaling"]["totalMaxNodeCount"] = 5.0
     diff = planning.diff_plans(base, head)
     assert diff.changed == {
-        "gcp:container/nodePool:NodePool::gpu-a100-pool": [("inputs.autoscaling.totalMaxNodeCount", 2.0, 5.0, False)]
+        "gcp:container/nodePool:NodePool::gpu-a100-pool": [("inputs.autoscaling.totalMaxNodeCount", 2.0, 5.0, "update")]
     }
     assert diff.replaced() == []
 
