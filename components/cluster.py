@@ -48,6 +48,7 @@ class GkeCluster(pulumi.ComponentResource):
     apis: dict[str, gcp.projects.Service]
     name: pulumi.Output[str]
     endpoint: pulumi.Output[str]
+    dns_endpoint: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
 
     def __init__(self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None):
@@ -98,6 +99,11 @@ class GkeCluster(pulumi.ComponentResource):
                 "enable_private_endpoint": False,
                 "master_ipv4_cidr_block": s.network.master_cidr,
             },
+            # The DNS-based control-plane endpoint: reachable from anywhere, authorised by IAM
+            # (container.clusters.connect) instead of an IP allowlist, so GitHub-hosted runners
+            # and laptops reach it without joining authorizedNetworks (docs/deploy.md). The IP
+            # endpoint stays behind authorizedNetworks.
+            control_plane_endpoints_config={"dns_endpoint_config": {"allow_external_traffic": True}},
             master_authorized_networks_config={
                 "cidr_blocks": [
                     {"cidr_block": cidr, "display_name": f"authorized-{cidr}"} for cidr in s.authorized_networks
@@ -142,9 +148,20 @@ class GkeCluster(pulumi.ComponentResource):
 
         self.name = self.cluster.name
         self.endpoint = self.cluster.endpoint
+        self.dns_endpoint = self.cluster.control_plane_endpoints_config.apply(_dns_endpoint)
         self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(self.cluster.endpoint, self.cluster.master_auth.cluster_ca_certificate).apply(
-                lambda parts: kubeconfig(f"gke_{s.project}_{s.location}_{s.cluster_name}", parts[0], parts[1] or "")
-            )
+            self.dns_endpoint.apply(lambda host: kubeconfig(f"gke_{s.project}_{s.location}_{s.cluster_name}", host))
         )
-        self.register_outputs({"name": self.name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig})
+        self.register_outputs(
+            {
+                "name": self.name,
+                "endpoint": self.endpoint,
+                "dnsEndpoint": self.dns_endpoint,
+                "kubeconfig": self.kubeconfig,
+            }
+        )
+
+
+def _dns_endpoint(config: gcp.container.outputs.ClusterControlPlaneEndpointsConfig | None) -> str:
+    dns = config.dns_endpoint_config if config else None
+    return (dns.endpoint if dns else None) or ""

@@ -57,3 +57,23 @@ def test_plan_reports_streaming_without_the_api(recorded: Run) -> None:
         del rec.resources[urn]
     found = _findings(rec)
     assert any(f"nothing enables {checks.STREAMING_API}" in f for f in found), found
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_kubeconfig_reaches_the_dns_endpoint_with_application_default_credentials(recorded: Run, stack: str) -> None:
+    """One auth story: `gcloud auth application-default login` (laptop) or
+    google-github-actions/auth (CI) serves both the GCP provider and the Kubernetes provider,
+    through GKE's DNS-based endpoint, which IAM guards instead of an IP allowlist."""
+    import yaml
+
+    rec = recorded(stack)
+    cluster = rec.one(checks.CLUSTER)
+    assert cluster.inputs["controlPlaneEndpointsConfig"] == {"dnsEndpointConfig": {"allowExternalTraffic": True}}
+    config = yaml.safe_load(rec.outputs["kubeconfig"])
+    server = config["clusters"][0]["cluster"]["server"]
+    assert server.startswith("https://gke-") and server.endswith(".gke.goog"), server
+    assert "certificate-authority-data" not in config["clusters"][0]["cluster"]  # publicly trusted
+    plugin = config["users"][0]["user"]["exec"]
+    assert plugin["command"] == "gke-gcloud-auth-plugin"
+    assert plugin["args"] == ["--use_application_default_credentials"]
+    assert "kubeconfig" in rec.secret_outputs
