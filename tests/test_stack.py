@@ -239,3 +239,13 @@ def test_bad_config_declares_nothing(recorded: Run) -> None:
     assert isinstance(caught.value.cause, SettingsError)
     assert len(caught.value.cause.problems) == 2
     assert caught.value.recording.resources == {}
+
+
+def test_recorded_hands_out_copies(recorded: Run) -> None:
+    """Editing what `recorded` returns (as plan tests do to break things) never leaks into the next test."""
+    first = recorded("dev")
+    first.one(CLUSTER).inputs["location"] = "edited-by-a-test"
+    first.outputs.clear()
+    again = recorded("dev")
+    assert again.one(CLUSTER).inputs["location"] == settings_for("dev").location
+    assert again.outputs
