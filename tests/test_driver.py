@@ -99,10 +99,12 @@ def _run_script(tmp_path: Path, lsmod_output: str, installer_rc: int) -> tuple[i
     return done.returncode, log.read_text().splitlines() if log.exists() else []
 
 
+@pytest.mark.process  # runs the script under bash
 def test_install_script_skips_a_node_whose_driver_is_loaded(tmp_path: Path) -> None:
     assert _run_script(tmp_path, "nvidia_uvm 1234 0\nnvidia 5678 1", 0) == (0, [])
 
 
+@pytest.mark.process  # runs the script under bash
 def test_install_script_installs_then_opens_the_directory_to_non_root_pods(tmp_path: Path) -> None:
     assert _run_script(tmp_path, "ext4 1 0", 0) == (
         0,
@@ -110,6 +112,7 @@ def test_install_script_installs_then_opens_the_directory_to_non_root_pods(tmp_p
     )
 
 
+@pytest.mark.process  # runs the script under bash
 def test_install_script_fails_the_pod_when_the_install_fails(tmp_path: Path) -> None:
     assert _run_script(tmp_path, "ext4 1 0", 3) == (1, ["installer install --version=latest"])
 
