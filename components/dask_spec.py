@@ -23,6 +23,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": "present", "effect": "NoSchedule"}
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 INTERNAL_LB_ANNOTATION = "networking.gke.io/load-balancer-type"
+# The TLS certificates' digest, on the scheduler (and so on its pod and Service): see dask_cluster.py.
+TLS_DIGEST_ANNOTATION = "gpu-dask/tls-certificates-sha256"
 # Makes `pulumi up` wait until the operator has created the scheduler Service.
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
 
