@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 
 from gpudask import checks, quotas, tfplan, validate
-from gpudask.engine import PROJECT_DIR, Recording
+from gpudask import timeline as timing
+from gpudask.engine import PROJECT_DIR, Recording, _urn_of_provider_ref
 from gpudask.replacements import replacement_kind
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
@@ -78,9 +79,14 @@ class Plan:
     def max_hourly(self) -> float:
         return self.cluster_fee_hour + sum(c.max_hourly for c in self.costs)
 
+    @property
+    def timeline(self) -> timing.Timeline:
+        return timing.timeline(self.resources)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
+            "timeline": self.timeline.to_json(),
             "outputs": self.outputs,
             "resources": self.resources,
             "findings": self.findings,
@@ -116,6 +122,8 @@ def resource_records(rec: Recording) -> list[dict[str, Any]]:
                 "type": r.type,
                 "name": r.name,
                 "parent": _short(r.parent),
+                # Pulumi waits for a resource's provider: an edge of the `pulumi up` graph.
+                "provider": _short(_urn_of_provider_ref(r.provider)),
                 "custom": r.custom,
                 "read": r.read,
                 "inputs": inputs,
@@ -340,6 +348,7 @@ def summary_markdown(plan: Plan) -> str:
         "|---|---|---|---|",
         *[f"| {q['region']} | `{q['metric']}` | {q['count']:g} | {q['for']} |" for q in plan.quotas],
         "",
+        *timing.markdown(plan.timeline),
         "## Resources",
         "",
         *_tree(plan),
@@ -398,6 +407,8 @@ class Diff:
     added: list[str]
     removed: list[str]
     changed: dict[str, list[tuple[str, Any, Any, str]]]
+    timeline: str = ""
+    """How the change moves the modeled cold start and `pulumi up` (timeline.diff_line)."""
 
     @property
     def empty(self) -> bool:
@@ -418,6 +429,8 @@ class Diff:
         lines = [f"# gpu-dask plan diff: `{self.base}` → `{self.head}`", ""]
         if self.empty:
             return "\n".join([*lines, "No changes.", ""])
+        if self.timeline:
+            lines += [self.timeline, ""]
         lines += [
             f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced, "
             f"{len(self.node_rolls())} recreating their nodes), {len(self.removed)} to remove**",
@@ -448,7 +461,10 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
                 rows.append((path, a.get(path), b.get(path), kind))
         if rows:
             changed[key] = rows
-    return Diff(base["stack"], head["stack"], sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys()), changed)
+    line = timing.diff_line(timing.timeline(base["resources"]), timing.timeline(head["resources"]))
+    return Diff(
+        base["stack"], head["stack"], sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys()), changed, line
+    )
 
 
 # --- pull request comment ------------------------------------------------------------------
@@ -469,6 +485,8 @@ def pr_comment(plan: Plan, diff: Diff | None) -> str:
         f"## gpu-dask offline plan: `{plan.stack}`",
         "",
         f"{verdict} · {len(plan.resources)} resources · idle ${plan.idle_hourly:.2f}/h, full scale ${plan.max_hourly:.2f}/h",
+        "",
+        f"⏱️ {timing.headline(plan.timeline)} (modeled: `gpudask/durations.yaml`).",
         "",
     ]
     lines += [f"- `{f['resource']}` `{f['path']}`: {f['reason']}" for f in plan.findings]
