@@ -118,7 +118,12 @@ def test_install_script_fails_the_pod_when_the_install_fails(tmp_path: Path) -> 
 
 
 def test_pulumi_up_does_not_wait_for_the_daemonset(recorded: Run) -> None:
-    ds = next(r for r in recorded("dev").resources.values() if r.type == "kubernetes:apps/v1:DaemonSet")
+    rec = recorded("prod")  # driver: daemonset
+    ds = next(
+        r
+        for r in rec.resources.values()
+        if r.type == "kubernetes:apps/v1:DaemonSet" and r.name.startswith("nvidia-driver")
+    )
     assert ds.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
 
 
@@ -163,7 +168,7 @@ def _findings(rec: Recording) -> list[str]:
 
 
 def test_plan_refuses_a_cuda13_image_on_the_daemonset_driver(recorded: Run) -> None:
-    rec = copy.deepcopy(recorded("dev"))
+    rec = copy.deepcopy(recorded("prod"))  # driver: daemonset
     cluster = next(r for r in rec.resources.values() if r.type.endswith(":DaskCluster"))
     cluster.inputs["spec"]["worker"]["spec"]["containers"][0]["image"] = "rapidsai/base:26.10-cuda13-py3.12"
     found = _findings(rec)

@@ -203,8 +203,10 @@ def test_kubernetes_provider_is_built_from_stable_cluster_outputs(recorded: Run)
     cluster = rec.one(CLUSTER)
     config = provider.inputs["kubeconfig"]
     assert provider.secret_inputs == ["kubeconfig"]
-    assert f"server: https://{cluster.outputs['endpoint']}" in config
-    assert cluster.outputs["masterAuth"]["clusterCaCertificate"] in config
+    # The DNS-based endpoint: stable across cluster updates, publicly trusted (no CA embedded).
+    dns = cluster.outputs["controlPlaneEndpointsConfig"]["dnsEndpointConfig"]["endpoint"]
+    assert f"server: https://{dns}" in config
+    assert "certificate-authority-data" not in config
     system_pool = next(p for p in rec.of_type(NODE_POOL) if p.inputs["name"] == "system")
     assert system_pool.urn in provider.dependencies
     for obj in [*rec.of_type(DAEMONSET), *rec.of_type(RELEASE), *rec.of_type(DASK_CLUSTER)]:
