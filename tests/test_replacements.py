@@ -57,6 +57,7 @@ def test_every_entry_names_a_known_kind_and_source() -> None:
         (POOL, "nodeConfig.shieldedInstanceConfig.enableSecureBoot", "replace"),
         (POOL, "nodeConfig.guestAccelerators[0].gpuDriverInstallationConfig.gpuDriverVersion", "replace"),
         (POOL, "nodeConfig.spot", "replace"),
+        (POOL, "nodeConfig.secondaryBootDisks[0].diskImage", "replace"),
         (POOL, "name", "replace"),
         (POOL, "autoscaling.totalMaxNodeCount", "update"),
         (POOL, "nodeConfig.taints[0].value", "update"),
