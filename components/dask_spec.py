@@ -15,6 +15,7 @@ from typing import Any
 from dask_kubernetes.operator import make_cluster_spec
 
 from components import scheduler_preload, worker_prestop
+from components.gpu_drivers import DRIVER_LIBRARY_PATH
 from components.security_spec import harden_pod
 from components.settings import SCHEDULER_POOL_NAME, SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
 
@@ -30,6 +31,8 @@ INTERNAL_LB_ANNOTATION = "networking.gke.io/load-balancer-type"
 # (`daskcluster_create`) validates the name and writes `status.phase` (Created). Never a
 # particular phase: the pinned operator's handlers race, and the cluster can stay Pending for
 # good with its scheduler running (dask/dask-kubernetes#968, GOTCHAS.md).
+# The TLS certificates' digest, on the scheduler (and so on its pod and Service): see dask_cluster.py.
+TLS_DIGEST_ANNOTATION = "gpu-dask/tls-certificates-sha256"
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
 WAIT_FOR_CONDITION = "jsonpath={.status.phase}"
 # The cluster autoscaler never drains a node for a pod carrying this (GKE docs).
@@ -110,6 +113,16 @@ def spill_size_gb(memory_gb: float) -> float:
     return memory_gb
 
 
+def with_driver_libraries(container: dict[str, Any]) -> None:
+    """Put the driver's libraries, which GKE mounts at /usr/local/nvidia, on the loader path.
+
+    With a GKE-installed driver, RAPIDS images have failed to find the CUDA libraries
+    without it (rapidsai/deployment#698); with the DaemonSet the mount is the same.
+    """
+    env = [e for e in container.get("env") or [] if e.get("name") != "LD_LIBRARY_PATH"]
+    container["env"] = [*env, {"name": "LD_LIBRARY_PATH", "value": DRIVER_LIBRARY_PATH}]
+
+
 def _resources(cpu: float, memory_gb: float, gpus: int, spill_gb: float = 0.0) -> dict[str, Any]:
     # Memory limit = request: the nanny's memory limit is set to the same bytes, and the pod
     # is never OOM-killed for using what it asked for. Ephemeral storage covers the spill
@@ -179,6 +192,8 @@ def worker_pod_spec(
     container["readinessProbe"] = {**health, "initialDelaySeconds": 10, "periodSeconds": 10}
     container["livenessProbe"] = {**health, "initialDelaySeconds": 60, "periodSeconds": 30, "failureThreshold": 6}
     container["resources"] = _resources(cpu, memory_gb, gpus, spill_size_gb(memory_gb))
+    if gpus:
+        with_driver_libraries(container)
     node_pool = pool if gpus else SYSTEM_POOL_NAME
     if node_pool:
         spec["nodeSelector"] = {NODEPOOL_LABEL: node_pool}
@@ -221,6 +236,7 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
     gpus = 1 if dask.scheduler_gpu else 0
     container["resources"] = _resources(dask.scheduler_cpu, dask.scheduler_memory_gb, gpus)
     if gpus:
+        with_driver_libraries(container)
         # Its own small GPU pool (L4/T4): cuDF objects in client graphs deserialize there.
         spec["spec"]["tolerations"] = [dict(GPU_TOLERATION), dict(SCHEDULER_TOLERATION)]
         spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: SCHEDULER_POOL_NAME}
