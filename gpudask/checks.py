@@ -510,6 +510,8 @@ def dask_findings(rec: Recording) -> list[Finding]:
                                 "TLS; only the operator's namespace needs it, people use kubectl port-forward",
                             )
                         )
+
+
 # --- GKE prerequisites ------------------------------------------------------------------------
 IAM_MEMBER = "gcp:projects/iAMMember:IAMMember"
 PROJECT_SERVICE = "gcp:projects/service:Service"
