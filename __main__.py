@@ -39,7 +39,13 @@ gpu_pools = {
 scheduler_pool = (
     GpuNodePool(
         "gpu-scheduler",
-        GpuNodePoolArgs(settings, settings.scheduler_pool, gke.cluster.id, gke.node_service_account.email),
+        GpuNodePoolArgs(
+            settings,
+            settings.scheduler_pool,
+            gke.cluster.id,
+            gke.node_service_account.email,
+            after=[*gke.node_roles.values(), *gke.apis.values()],
+        ),
     )
     if settings.scheduler_pool
     else None

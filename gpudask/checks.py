@@ -510,6 +510,7 @@ def dask_findings(rec: Recording) -> list[Finding]:
                                 "TLS; only the operator's namespace needs it, people use kubectl port-forward",
                             )
                         )
+    return findings
 
 
 # --- GKE prerequisites ------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def _by_pool(objects: list[dict]) -> dict[str, list[dict]]:
 
 def test_nodes_follow_the_recorded_pools(prod) -> None:
     objects = _by_pool(node_objects(pools(prod), "gpu-dask-prod", "v1.34.4"))
-    assert sorted(objects) == ["a100", "system"]
+    assert sorted(objects) == ["a100", "scheduler", "system"]
     assert len(objects["a100"]) == 4 and len(objects["system"]) == 3  # each pool at maxNodes
     gpu = objects["a100"][0]
     machine = A100_MACHINE_TYPES["a2-highgpu-2g"]

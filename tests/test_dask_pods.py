@@ -158,7 +158,7 @@ def reachable_ports(policies: list[dict[str, Any]], target_labels: dict[str, str
 @pytest.mark.parametrize("stack", STACKS)
 def test_clients_reach_only_the_comm_port_and_8787_is_the_operators(stack: str) -> None:
     s = settings_for(
-        stack, dask={**_dask_raw(stack), "clientNamespaces": ["notebooks"], "clientCidrs": ["10.128.0.0/20"]}
+        stack, dask={**_dask_raw(stack), "clientNamespaces": ["notebooks"], "clientCidrs": ["10.10.8.0/24"]}
     )
     policies = list(security_spec.network_policies(s.dask).values())
     scheduler = operator_objects(dask_spec.dask_cluster(s.dask))[0]
@@ -170,7 +170,7 @@ def test_clients_reach_only_the_comm_port_and_8787_is_the_operators(stack: str) 
         return {"namespace": namespace, "namespace_labels": meta, "ip": ip, "target_namespace": ns}
 
     assert reachable_ports(policies, labels, source("notebooks")) == {8786}
-    assert reachable_ports(policies, labels, source(ip="10.128.0.7")) == {8786}
+    assert reachable_ports(policies, labels, source(ip="10.10.8.7")) == {8786}
     assert reachable_ports(policies, labels, source(OPERATOR_NAMESPACE)) == {8787}
     assert reachable_ports(policies, labels, source("default")) == set()
 

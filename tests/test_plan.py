@@ -177,7 +177,10 @@ def test_cost_table_prices_pools_and_idle(recorded: Run) -> None:
     assert costs["system"].machine_hourly == pytest.approx(0.134)
     # Dev's workers belong to an autoscaler with minimum 0: the GPU pool is empty when idle.
     assert costs["a100"].idle_nodes == 0
-    assert plan.idle_hourly == pytest.approx(0.10 + 0.134 + 100 * 0.10 / 730, abs=0.001)
+    # The scheduler's spot L4 node (g2-standard-4, 100 GB pd-ssd) runs whenever the cluster does.
+    assert costs["scheduler"].idle_nodes == 1
+    scheduler_node = 0.28 + 100 * 0.17 / 730
+    assert plan.idle_hourly == pytest.approx(0.10 + 0.134 + 100 * 0.10 / 730 + scheduler_node, abs=0.001)
 
 
 def test_prod_idle_and_full_cost_recomputed_by_hand(recorded: Run) -> None:
@@ -189,8 +192,9 @@ def test_prod_idle_and_full_cost_recomputed_by_hand(recorded: Run) -> None:
     plan = planning.build_plan(recorded("prod"))
     gpu_node = 2 * 3.67 + 300 * 0.17 / 730
     system_node = 0.268 + 100 * 0.10 / 730
-    idle = 2 * gpu_node + 1 * system_node + 0.10
-    full = 4 * gpu_node + 3 * system_node + 0.10
+    scheduler_node = 0.71 + 100 * 0.17 / 730  # on-demand L4 (g2-standard-4), always up
+    idle = 2 * gpu_node + 1 * system_node + scheduler_node + 0.10
+    full = 4 * gpu_node + 3 * system_node + scheduler_node + 0.10
     costs = {c.pool: c for c in plan.costs}
     assert (costs["a100"].idle_nodes, costs["system"].idle_nodes) == (2, 1)
     assert plan.idle_hourly == pytest.approx(idle, abs=0.001)  # 15.20 $/h, not 7.71 (min nodes, no disks)
@@ -208,13 +212,15 @@ def test_quotas_per_region_on_demand_and_spot_at_max_nodes(recorded: Run) -> Non
     dev = {(q["region"], q["metric"]): q["count"] for q in planning.build_plan(recorded("dev")).quotas}
     assert dev[("us-central1", "PREEMPTIBLE_NVIDIA_A100_GPUS")] == 2  # spot a2-highgpu-1g x 2
     assert dev[("us-central1", "PREEMPTIBLE_CPUS or A2_CPUS")] == 24
-    assert dev[("global", "GPUS_ALL_REGIONS")] == 2
+    assert dev[("us-central1", "PREEMPTIBLE_NVIDIA_L4_GPUS")] == 1  # the scheduler's spot L4
+    assert dev[("global", "GPUS_ALL_REGIONS")] == 3
     prod = {(q["region"], q["metric"]): q["count"] for q in planning.build_plan(recorded("prod")).quotas}
     assert prod[("us-central1", "NVIDIA_A100_GPUS")] == 8  # on-demand a2-highgpu-2g x 4
     assert prod[("us-central1", "A2_CPUS")] == 96
     assert prod[("us-central1", "CPUS")] == 24  # e2-standard-8 x 3
-    assert prod[("us-central1", "SSD_TOTAL_GB")] == 4 * 300 + 3 * 100
-    assert prod[("global", "GPUS_ALL_REGIONS")] == 8
+    assert prod[("us-central1", "NVIDIA_L4_GPUS")] == 1 and prod[("us-central1", "G2_CPUS")] == 4  # scheduler
+    assert prod[("us-central1", "SSD_TOTAL_GB")] == 4 * 300 + 3 * 100 + 100
+    assert prod[("global", "GPUS_ALL_REGIONS")] == 9
 
 
 def test_80gb_pools_need_their_own_quota(recorded: Run) -> None:
