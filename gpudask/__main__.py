@@ -192,6 +192,22 @@ def cmd_stacks(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Regenerate README.md's config reference (or, with --check, say whether it is stale)."""
+    from gpudask import config_reference
+
+    problems = config_reference.undocumented()
+    if problems:
+        print("gpudask/config_reference.py and components/settings.py disagree:\n  - " + "\n  - ".join(problems))
+        return EXIT_PROGRAM_FAILED
+    if args.check:
+        stale = config_reference.readme_section(config_reference.README.read_text()) != config_reference.render()
+        print("README.md config reference is stale: run `python -m gpudask docs`" if stale else "up to date")
+        return EXIT_FINDINGS if stale else EXIT_CLEAN
+    print("README.md updated" if config_reference.write() else "README.md already up to date")
+    return EXIT_CLEAN
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gpudask", description="gpu-dask tooling that needs no cloud account"
@@ -219,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("stacks", help="the stacks in stacks/ as a JSON list (CI matrices)")
     st.add_argument("--except", dest="exclude", action="append", metavar="STACK", help="leave this stack out")
     st.set_defaults(func=cmd_stacks)
+    d = sub.add_parser("docs", help="regenerate README.md's config reference from Pulumi.yaml and the settings")
+    d.add_argument("--check", action="store_true", help="only report whether it is stale (exit 1 if so)")
+    d.set_defaults(func=cmd_docs)
     args = parser.parse_args(argv)
     return args.func(args)
 

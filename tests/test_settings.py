@@ -272,22 +272,23 @@ def test_enums_are_gkes_own_names() -> None:
     gpus=st.integers(min_value=1, max_value=16),
     colocation=st.sampled_from(COLOCATION_MODES),
 )
-def test_accepted_settings_always_fit_the_pools(
+def test_settings_are_accepted_exactly_when_they_fit_the_pools(
     machine: str, max_nodes: int, workers: int, gpus: int, colocation: str
 ) -> None:
     pools = {"a100": {**POOL, "machineType": machine, "maxNodes": max_nodes}}
     raw, project = raw_config(
         "dev", gpuNodePools=pools, dask=_dask(workers=workers, gpusPerWorker=gpus, colocation=colocation)
     )
-    try:
-        s = parse_settings(raw, project)
-    except SettingsError as err:
-        problems = err.problems
-        assert problems, "a refusal must say why"
-        return
     node_gpus = A100_MACHINE_TYPES[machine].gpus
-    assert gpus <= node_gpus
-    assert workers <= (node_gpus // gpus) * max_nodes
-    if colocation == "required":
-        assert workers * gpus <= node_gpus
+    fits = gpus <= node_gpus and workers <= (node_gpus // gpus) * max_nodes
+    fits = fits and (colocation != "required" or workers * gpus <= node_gpus)
+    if not fits:
+        # Refused, and only for not fitting: every problem names a key of the fit.
+        with pytest.raises(SettingsError) as refused:
+            parse_settings(raw, project)
+        assert all(
+            p.startswith(("dask.gpusPerWorker", "dask.workers", "dask.colocation")) for p in refused.value.problems
+        )
+        return
+    s = parse_settings(raw, project)  # a config that fits is accepted
     assert s.dask.worker_cpu >= 1

@@ -122,11 +122,30 @@ def test_scheduler_on_the_system_pool_with_probes_ports_and_args() -> None:
     assert scheduler["service"]["type"] == "ClusterIP"
 
 
+_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
+
+
+def _tolerates(tolerations: list[dict[str, Any]], taint: Any) -> bool:
+    """Whether a pod with these tolerations may run on a node with this GKE node-pool taint."""
+    effect = _EFFECTS[taint["effect"]]
+    for t in tolerations:
+        if t.get("effect") not in (None, "", effect):
+            continue
+        if t.get("operator") == "Exists" and t.get("key") in (None, "", taint["key"]):
+            return True
+        if t.get("operator", "Equal") == "Equal" and (t.get("key"), t.get("value")) == (taint["key"], taint["value"]):
+            return True
+    return False
+
+
 def test_gpu_scheduler_requests_a_gpu_and_tolerates_the_taint() -> None:
     _, cluster, _ = _bodies("dev", dask={"name": "rapids", "schedulerGpu": True})
     pod = cluster["spec"]["scheduler"]["spec"]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert dask_spec.GPU_TOLERATION in pod["tolerations"]
+    # It tolerates the taint the GPU pools really carry (Kubernetes matching rules).
+    s = settings_for("dev")
+    taints = gke_spec.gpu_node_config(s, s.gpu_node_pools["a100"], "nodes@example.iam.gserviceaccount.com")["taints"]
+    assert taints and all(_tolerates(pod["tolerations"], taint) for taint in taints)
     assert pod.get("nodeSelector", {}).get("cloud.google.com/gke-nodepool") != "system"
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+import yaml
 
 from components import gke_spec
 from components.settings import SettingsError
-from gpudask.engine import ProgramFailed, Recording
+from gpudask.engine import ProgramFailed, Recording, project_config_defaults, stack_file
 from tests.conftest import STACKS, settings_for
 
 Run = Callable[..., Recording]
@@ -49,7 +50,9 @@ def test_protect_and_deletion_protection_follow_the_stack(recorded: Run, stack: 
     assert cluster.inputs["deletionProtection"] is s.protect
     assert cluster.protect is s.protect
     assert all(p.protect is s.protect for p in rec.of_type(NODE_POOL))
-    assert s.protect is (stack == "prod")
+    # What the stack file says (or Pulumi.yaml's default), not what its name suggests.
+    declared = yaml.safe_load(stack_file(stack).read_text())["config"].get("gpu-dask:protect")
+    assert s.protect is (declared if declared is not None else project_config_defaults()[1]["gpu-dask:protect"])
 
 
 @pytest.mark.parametrize("stack", STACKS)
