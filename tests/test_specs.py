@@ -144,7 +144,10 @@ def test_gpu_scheduler_requests_a_gpu_and_tolerates_the_taint() -> None:
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     # It tolerates the taint the GPU pools really carry (Kubernetes matching rules).
     s = settings_for("dev")
-    taints = gke_spec.gpu_node_config(s, s.gpu_node_pools["a100"], "nodes@example.iam.gserviceaccount.com")["taints"]
+    config: dict[str, Any] = dict(
+        gke_spec.gpu_node_config(s, s.gpu_node_pools["a100"], "nodes@example.iam.gserviceaccount.com")
+    )
+    taints = config["taints"]
     assert taints and all(_tolerates(pod["tolerations"], taint) for taint in taints)
     assert pod.get("nodeSelector", {}).get("cloud.google.com/gke-nodepool") != "system"
 
