@@ -42,7 +42,7 @@ on_gke = pulumi.ResourceOptions(providers=[provider])
 if settings.uses_driver_daemonset:
     NvidiaDriverInstaller("nvidia-driver", NvidiaDriverArgs(), on_gke)
 
-operator = DaskOperator("dask-operator", DaskOperatorArgs(settings), on_gke)
+operator = DaskOperator("dask-operator", DaskOperatorArgs(version=settings.operator_version), on_gke)
 dask = GpuDaskCluster(
     "dask",
     GpuDaskClusterArgs(settings.dask),

@@ -28,7 +28,8 @@ class NvidiaDriverInstaller(pulumi.ComponentResource):
             f"{name}-daemonset",
             metadata=manifest["metadata"],
             spec=manifest["spec"],
-            # A DaemonSet with no GPU node yet is complete: don't wait for pods that can't exist.
+            # pulumi-kubernetes awaits the rollout (kstatus, pulumi/pulumi-kubernetes#2953): with
+            # no GPU node yet nothing is desired and it is complete at once (GOTCHAS.md).
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"name": self.daemonset.metadata.name})

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.settings import SYSTEM_POOL_NAME, StackSettings
+from components.settings import SYSTEM_POOL_NAME
 
 CHART = "dask-kubernetes-operator"
 REPOSITORY = "https://helm.dask.org"
 NAMESPACE = "dask-operator"
 
 
-def operator_values(settings: StackSettings) -> dict[str, Any]:
-    del settings  # the values do not vary per stack today; the signature keeps the builder uniform
+def operator_values() -> dict[str, Any]:
+    """The same for every stack: the operator's placement and its resources."""
     return {
         # The operator reconciles every DaskCluster: it belongs on the on-demand system pool.
         "nodeSelector": {"cloud.google.com/gke-nodepool": SYSTEM_POOL_NAME},

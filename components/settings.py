@@ -243,7 +243,7 @@ class _Reader:
             return default or ""
         return value
 
-    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+    def integer(self, name: str, default: int = 0, *, minimum: int = 0) -> int:
         value = _decode(self.data.get(name))
         if value is None:
             return default
@@ -261,7 +261,7 @@ class _Reader:
             return default
         return float(value)
 
-    def boolean(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str, default: bool = False) -> bool:
         value = _decode(self.data.get(name))
         if value is None:
             return default
@@ -270,7 +270,7 @@ class _Reader:
             return default
         return value
 
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+    def choice(self, name: str, allowed: tuple[str, ...], default: str = "") -> str:
         value = self.string(name, default)
         if value not in allowed:
             self.problems.add(self.key(name), value, f"is not allowed; one of {', '.join(allowed)}")
@@ -476,7 +476,7 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
     _check_image(problems, r.key("image"), image)
     workers = r.integer("workers", 1)
     gpus = r.integer("gpusPerWorker", 1, minimum=1)
-    colocation = r.choice("colocation", "preferred", COLOCATION_MODES)
+    colocation = r.choice("colocation", COLOCATION_MODES, "preferred")
     pool = r.string("pool") or None
     targets = _target_pools(problems, r.key("pool"), pool, pools)
     service = r.string("schedulerService", "ClusterIP")
@@ -601,7 +601,8 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
     if not project or not _PROJECT_ID.match(project):
         problems.add("gcp:project", project, "is required: your GCP project id (6-30 lowercase letters, digits, '-')")
     present = {k: v for k, v in raw.items() if v is not None}
-    # Scalar defaults live in Pulumi.yaml only; the Pulumi CLI (or gpudask's engine) fills them in.
+    # Scalar defaults live in Pulumi.yaml only; the Pulumi CLI (or gpudask's engine) fills them in,
+    # so the scalar reads below carry no default: a missing scalar is reported here instead.
     for key in sorted(SCALAR_KEYS - set(present)):
         problems.add(key, None, "is required (Pulumi.yaml declares the defaults; set it in the stack file)")
     r = _Reader(problems, "", present, TOP_KEYS)
@@ -609,7 +610,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
     location = r.string("location")
     if location and not (_ZONE.match(location) or _REGION.match(location)):
         problems.add("location", location, "is neither a zone (us-central1-c) nor a region (us-central1)")
-    cluster_name = r.string("clusterName", "gpu-dask")
+    cluster_name = r.string("clusterName")
     if not _GKE_NAME.match(cluster_name) or len(cluster_name) > 24:
         problems.add(
             "clusterName",
@@ -618,29 +619,28 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         )
     authorized = r.strings("authorizedNetworks")
     _check_cidrs(problems, "authorizedNetworks", authorized, allow_empty=False)
-    driver = r.choice("driver", "daemonset", tuple(DRIVER_MODES))
-    protect = r.boolean("protect", False)
-    release_channel = r.choice("releaseChannel", "STABLE", RELEASE_CHANNELS)
+    driver = r.choice("driver", tuple(DRIVER_MODES))
+    protect = r.boolean("protect")
+    release_channel = r.choice("releaseChannel", RELEASE_CHANNELS)
     operator_version = r.string("operatorVersion")
     if not _VERSION.match(operator_version):
         problems.add("operatorVersion", operator_version, "must be an exact chart version like 2026.3.0 (no ranges)")
-    system_machine_type = r.string("systemMachineType", "e2-standard-4")
+    system_machine_type = r.string("systemMachineType")
     if system_machine_type not in CPU_MACHINE_TYPES:
         problems.add(
             "systemMachineType",
             system_machine_type,
             f"is not a supported CPU machine type; one of {', '.join(CPU_MACHINE_TYPES)}",
         )
-        system_machine_type = "e2-standard-4"
-    system_min = r.integer("systemMinNodes", 1, minimum=1)
-    system_max = r.integer("systemMaxNodes", 3, minimum=1)
+    system_min = r.integer("systemMinNodes", minimum=1)
+    system_max = r.integer("systemMaxNodes", minimum=1)
     if system_min > system_max:
         problems.add("systemMinNodes", system_min, f"is greater than systemMaxNodes ({system_max})")
     network = NetworkSettings(
-        subnet_cidr=r.string("subnetCidr", "10.10.0.0/20"),
-        pods_cidr=r.string("podsCidr", "10.16.0.0/14"),
-        services_cidr=r.string("servicesCidr", "10.12.0.0/20"),
-        master_cidr=r.string("masterCidr", "172.16.0.32/28"),
+        subnet_cidr=r.string("subnetCidr"),
+        pods_cidr=r.string("podsCidr"),
+        services_cidr=r.string("servicesCidr"),
+        master_cidr=r.string("masterCidr"),
     )
     _check_networks(problems, network)
     labels = {str(k): str(v) for k, v in r.mapping("labels").items()}

@@ -77,12 +77,6 @@ class Recording:
             raise LookupError(f"expected one {type_} {name or ''}, found {[r.name for r in found]}")
         return found[0]
 
-    def by_name(self, name: str) -> Recorded:
-        found = [r for r in self.resources.values() if r.name == name]
-        if len(found) != 1:
-            raise LookupError(f"expected one resource named {name}, found {len(found)}")
-        return found[0]
-
     def ancestors_and_dependencies(self, urn: str) -> set[str]:
         """Every URN this resource waits for, directly or through its dependencies and parents."""
         seen: set[str] = set()

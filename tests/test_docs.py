@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import subprocess
 from pathlib import Path
 
 from gpudask import config_reference
@@ -34,6 +35,19 @@ def test_docs_command_checks_and_rewrites_only_between_the_markers(tmp_path: Pat
     assert config_reference.readme_section(text) == config_reference.render()
     assert config_reference.write(readme) is False
     assert main(["docs", "--check"]) == 0
+
+
+def test_nothing_cites_a_file_outside_the_repo() -> None:
+    """Sources are upstream documents or files in this repository (the team's notes are neither)."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True)
+    citing = [
+        path
+        for path in tracked.stdout.split()
+        if path != "tests/test_docs.py"
+        and (PROJECT_DIR / path).is_file()
+        and "FACTS.md" in (PROJECT_DIR / path).read_text(errors="replace")
+    ]
+    assert citing == []
 
 
 def test_gotchas_entries_are_dated_and_sourced() -> None:

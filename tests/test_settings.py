@@ -221,7 +221,7 @@ def test_accelerator_type_and_count_follow_the_machine_type(name: str) -> None:
 
 
 def test_machine_catalog_matches_the_published_table() -> None:
-    # FACTS.md / Compute Engine A2 table: (GPUs, vCPU, GB).
+    # Compute Engine A2 machine table: (GPUs, vCPU, GB).
     table = {
         "a2-highgpu-1g": (1, 12, 85), "a2-highgpu-2g": (2, 24, 170), "a2-highgpu-4g": (4, 48, 340),
         "a2-highgpu-8g": (8, 96, 680), "a2-megagpu-16g": (16, 96, 1360), "a2-ultragpu-1g": (1, 12, 170),
