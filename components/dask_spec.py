@@ -13,13 +13,13 @@ from typing import Any
 
 from dask_kubernetes.operator import make_cluster_spec
 
+from components.catalog import GPU_RESOURCE, GPU_TAINT_EFFECT, GPU_TAINT_VALUE, MANAGED_BY_LABELS
 from components.security_spec import harden_pod
 from components.settings import SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
 
 API_VERSION = "kubernetes.dask.org/v1"
 WORKER_HTTP_PORT = 8788
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT}
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 INTERNAL_LB_ANNOTATION = "networking.gke.io/load-balancer-type"
 # Makes `pulumi up` wait until the operator has created the scheduler Service.
@@ -200,7 +200,7 @@ def dask_cluster(dask: DaskSettings) -> dict[str, Any]:
         "metadata": {
             "name": dask.name,
             "namespace": dask.namespace,
-            "labels": {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gpu-dask"},
+            "labels": dict(MANAGED_BY_LABELS),
             "annotations": cluster_annotations(dask),
         },
         "spec": {
@@ -240,7 +240,7 @@ def dask_worker_group(dask: DaskSettings, group: WorkerGroupSettings) -> dict[st
         "metadata": {
             "name": name,
             "namespace": dask.namespace,
-            "labels": {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gpu-dask"},
+            "labels": dict(MANAGED_BY_LABELS),
         },
         "spec": {
             "cluster": dask.name,

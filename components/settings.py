@@ -24,6 +24,7 @@ from components.catalog import (
     NODE_OVERHEAD_CPU,
     NODE_OVERHEAD_MEMORY_GB,
     MachineType,
+    gpu_pod_capacity,
 )
 
 # --- enums: the config word -> what GKE / Kubernetes / the operator calls it -------------
@@ -46,6 +47,8 @@ _GKE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")  # clusters and nod
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PROJECT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+# A Compute Engine disk image, as GKE's secondaryBootDisks.diskImage takes it.
+_DISK_IMAGE = re.compile(r"^projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/global/images/[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class SettingsError(ValueError):
@@ -69,6 +72,10 @@ class GpuPoolSettings:
     disk_size_gb: int
     zones: tuple[str, ...]
     """Omitted -> the cluster's location (a zonal cluster's zone, or GKE's choice in a region)."""
+    secondary_boot_disk_image: str | None = None
+    """Omitted -> no image cache disk: new nodes pull (or stream) the RAPIDS image. Set ->
+    `projects/<p>/global/images/<name>`, a disk image holding the image, attached to every new
+    node as a secondary boot disk in CONTAINER_IMAGE_CACHE mode (needs imageStreaming)."""
 
     @property
     def machine(self) -> MachineType:
@@ -175,6 +182,10 @@ class StackSettings:
     gpu_node_pools: dict[str, GpuPoolSettings]
     dask: DaskSettings
     labels: dict[str, str] = field(default_factory=dict)
+    image_streaming: bool = True
+    """GKE image streaming (gcfsConfig) on the A100 pools: containers start before the image is pulled."""
+    image_prepuller: bool = False
+    """A DaemonSet that pulls the worker image onto every GPU node as soon as it is Ready."""
 
     @property
     def regional(self) -> bool:
@@ -323,7 +334,7 @@ def _check_image(problems: _Problems, key: str, image: str) -> None:
         problems.add(key, image, "uses :latest; pin a version so every node runs the same image")
 
 
-POOL_KEYS = {"machineType", "minNodes", "maxNodes", "spot", "diskSizeGb", "zones"}
+POOL_KEYS = {"machineType", "minNodes", "maxNodes", "spot", "diskSizeGb", "zones", "secondaryBootDiskImage"}
 # Namespaces other workloads live in: default-deny policies there would break them.
 SHARED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "dask-operator", "gke-managed-system")
 # The operator names the DaskCluster's own group "default"; `gpudask.connect` also calls it "gpu".
@@ -338,11 +349,12 @@ DASK_KEYS = {
 SCALAR_KEYS = {
     "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "protect",
     "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr", "masterCidr",
+    "imageStreaming", "imagePrepuller",
 }  # fmt: skip
 TOP_KEYS = {
     "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "protect",
     "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr",
-    "masterCidr", "gpuNodePools", "dask", "labels",
+    "masterCidr", "gpuNodePools", "dask", "labels", "imageStreaming", "imagePrepuller",
 }  # fmt: skip
 
 
@@ -391,8 +403,22 @@ def _parse_pools(problems: _Problems, location: str, raw: dict[str, Any]) -> dic
             spot=r.boolean("spot", False),
             disk_size_gb=r.integer("diskSizeGb", 200, minimum=100),
             zones=zones,
+            secondary_boot_disk_image=_disk_image(r),
         )
     return pools
+
+
+def _disk_image(r: _Reader) -> str | None:
+    image = r.string("secondaryBootDiskImage") or None
+    if image is not None and not _DISK_IMAGE.match(image):
+        r.problems.add(
+            r.key("secondaryBootDiskImage"),
+            image,
+            "is not a disk image reference; use projects/<project>/global/images/<name> "
+            "(build it with gke-disk-image-builder: docs/image-cache.md)",
+        )
+        return None
+    return image
 
 
 def _worker_share(pools: list[GpuPoolSettings], gpus: int) -> tuple[float, float]:
@@ -436,7 +462,7 @@ def _check_gpu_fit(
             f"GPUs per worker exceed the largest node ({biggest} GPUs) in pools {', '.join(p.name for p in targets)}",
         )
         return
-    capacity = sum((p.gpus_per_node // gpus) * p.max_nodes for p in targets)
+    capacity = sum(gpu_pod_capacity(p.gpus_per_node, p.max_nodes, gpus) for p in targets)
     if replicas > capacity:
         problems.add(
             key.rsplit(".", 1)[0] + ".workers" if key.endswith("gpusPerWorker") else key,
@@ -651,6 +677,16 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
             )
 
     pools = _parse_pools(problems, location or "", r.mapping("gpuNodePools"))
+    image_streaming = r.boolean("imageStreaming")
+    image_prepuller = r.boolean("imagePrepuller")
+    for pool in pools.values():
+        if pool.secondary_boot_disk_image and not image_streaming:
+            problems.add(
+                "imageStreaming",
+                False,
+                f"must be true with gpuNodePools.{pool.name}.secondaryBootDiskImage: "
+                "GKE reads the image cache disk through image streaming",
+            )
     dask = _parse_dask(problems, r.mapping("dask"), pools)
     if dask.scheduler_gpu:
         _check_gpu_fit(problems, "dask.schedulerGpu", 1, 1, [p for p in pools.values() if p.machine_type])
@@ -673,4 +709,6 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         gpu_node_pools=pools,
         dask=dask,
         labels=labels,
+        image_streaming=image_streaming,
+        image_prepuller=image_prepuller,
     )

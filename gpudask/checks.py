@@ -11,7 +11,15 @@ from typing import Any
 
 from google.cloud.container_v1 import types as gke
 
-from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES, NODE_OVERHEAD_CPU, NODE_OVERHEAD_MEMORY_GB
+from components.catalog import (
+    A100_MACHINE_TYPES,
+    CPU_MACHINE_TYPES,
+    GPU_RESOURCE,
+    GPU_TAINT_EFFECT,
+    GPU_TAINT_VALUE,
+    gpu_pod_capacity,
+    node_overhead,
+)
 from gpudask import validate
 from gpudask.engine import Recorded, Recording
 
@@ -19,7 +27,7 @@ NODE_POOL = "gcp:container/nodePool:NodePool"
 CLUSTER = "gcp:container/cluster:Cluster"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 DASK_KINDS = ("DaskCluster", "DaskWorkerGroup", "DaskAutoscaler", "DaskJob")
-GPU = "nvidia.com/gpu"
+GPU = GPU_RESOURCE
 
 
 @dataclass(frozen=True)
@@ -71,14 +79,28 @@ def schema_findings(rec: Recording) -> list[Finding]:
     return findings
 
 
+def dask_clusters(manifests: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Each DaskCluster among these manifests with the DaskWorkerGroups that name it."""
+    return [
+        (
+            cluster,
+            [
+                m
+                for m in manifests
+                if m["kind"] == "DaskWorkerGroup"
+                and (m.get("spec") or {}).get("cluster") == cluster["metadata"]["name"]
+            ],
+        )
+        for cluster in manifests
+        if cluster["kind"] == "DaskCluster"
+    ]
+
+
 def operator_findings(rec: Recording) -> list[Finding]:
     """Feed the DaskCluster through the operator's own builders; validate what comes out."""
-    manifests = [m for _, m in kubernetes_manifests(rec)]
-    clusters = [m for m in manifests if m["kind"] == "DaskCluster"]
     findings = []
-    for cluster in clusters:
+    for cluster, groups in dask_clusters([m for _, m in kubernetes_manifests(rec)]):
         name = cluster["metadata"]["name"]
-        groups = [m for m in manifests if m["kind"] == "DaskWorkerGroup" and m["spec"].get("cluster") == name]
         try:
             objects = validate.operator_objects(cluster, groups)
         except (KeyError, TypeError) as err:
@@ -203,10 +225,10 @@ def node_models(rec: Recording) -> list[NodeModel]:
             if version in ("DEFAULT", "LATEST") or version is None:
                 labels["cloud.google.com/gke-gpu-driver-version"] = (version or "default").lower()
             if any_cpu_pool and not any(t["key"] == GPU for t in taints):
-                taints.append({"key": GPU, "value": "present", "effect": "NoSchedule"})  # GKE adds it
+                taints.append({"key": GPU, "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT})  # GKE adds it
         if config.get("spot"):
             labels["cloud.google.com/gke-spot"] = "true"
-        overhead_cpu, overhead_mem = (NODE_OVERHEAD_CPU, NODE_OVERHEAD_MEMORY_GB) if gpus else (0.5, 1.5)
+        overhead_cpu, overhead_mem = node_overhead(gpus)
         autoscaling = p.inputs.get("autoscaling") or {}
         models.append(
             NodeModel(
@@ -380,6 +402,13 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
                     for n in gpu_nodes
                     if reasons[n.pool] is not None
                 ]
+            # The image prepuller is pointless on a GPU pool it cannot reach.
+            if "image-prepuller" in pod.label:
+                findings += [
+                    Finding(pod.label, "spec.template.spec", f"never schedules on GPU pool {n.pool}: {reasons[n.pool]}")
+                    for n in gpu_nodes
+                    if reasons[n.pool] is not None
+                ]
             continue
         if not fits:
             detail = "; ".join(f"{pool}: {reason}" for pool, reason in reasons.items())
@@ -387,7 +416,7 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
             continue
         _, _, gpus = pod_requests(pod.spec)
         if gpus and pod.replicas:
-            capacity = sum((n.gpus // gpus) * n.max_nodes for n in fits)
+            capacity = sum(gpu_pod_capacity(n.gpus, n.max_nodes, gpus) for n in fits)
             if pod.replicas > capacity:
                 findings.append(
                     Finding(

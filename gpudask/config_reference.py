@@ -50,6 +50,12 @@ POOL: dict[str, Key] = {
     "spot": Key("Spot VMs (about a third of the on-demand price, reclaimed with 30 s notice)"),
     "diskSizeGb": Key("boot disk (pd-ssd) per node; the RAPIDS image is ~14 GB"),
     "zones": Key("zones of a regional cluster the pool's nodes go to", default="the cluster's location"),
+    "secondaryBootDiskImage": Key(
+        "`projects/<project>/global/images/<name>`: a disk image holding the RAPIDS image, attached to every new "
+        "node as a `CONTAINER_IMAGE_CACHE` secondary boot disk; needs `imageStreaming`; changing it replaces the "
+        "pool; how to build it: [docs/image-cache.md](docs/image-cache.md)",
+        default="no image cache",
+    ),
 }
 
 DASK: dict[str, Key] = {

@@ -11,7 +11,8 @@ import yaml
 
 from components.gke_spec import NODE_POOL_REPLACE_FIELDS
 from gpudask import checks, tfplan, validate
-from gpudask.engine import PROJECT_DIR, Recording
+from gpudask import timeline as timing
+from gpudask.engine import PROJECT_DIR, Recording, _urn_of_provider_ref
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
 SECRET = "[secret]"
@@ -50,9 +51,14 @@ class Plan:
     def max_hourly(self) -> float:
         return self.cluster_fee_hour + sum(c.hourly * c.max_nodes for c in self.costs)
 
+    @property
+    def timeline(self) -> timing.Timeline:
+        return timing.timeline(self.resources)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
+            "timeline": self.timeline.to_json(),
             "outputs": self.outputs,
             "resources": self.resources,
             "findings": self.findings,
@@ -84,6 +90,8 @@ def resource_records(rec: Recording) -> list[dict[str, Any]]:
                 "type": r.type,
                 "name": r.name,
                 "parent": _short(r.parent),
+                # Pulumi waits for a resource's provider: an edge of the `pulumi up` graph.
+                "provider": _short(_urn_of_provider_ref(r.provider)),
                 "custom": r.custom,
                 "read": r.read,
                 "inputs": inputs,
@@ -166,10 +174,7 @@ def write(plan: Plan, rec: Recording, out: Path) -> list[Path]:
     for old in operator_dir.glob("*.yaml"):
         old.unlink()
     bodies = [m for _, m in manifests]
-    for cluster in (m for m in bodies if m["kind"] == "DaskCluster"):
-        groups = [
-            m for m in bodies if m["kind"] == "DaskWorkerGroup" and m["spec"]["cluster"] == cluster["metadata"]["name"]
-        ]
+    for cluster, groups in checks.dask_clusters(bodies):
         for i, obj in enumerate(validate.operator_objects(cluster, groups)):
             path = operator_dir / _manifest_name(i, obj)
             path.write_text(yaml.safe_dump(obj, sort_keys=False))
@@ -239,6 +244,7 @@ def summary_markdown(plan: Plan) -> str:
         "",
         f"**Idle: ${plan.idle_hourly:.2f}/h** (every pool at its minimum); at full scale ${plan.max_hourly:.2f}/h. {plan.prices_note}.",
         "",
+        *timing.markdown(plan.timeline),
         "## Resources",
         "",
         *_tree(plan),
@@ -291,6 +297,8 @@ class Diff:
     added: list[str]
     removed: list[str]
     changed: dict[str, list[tuple[str, Any, Any, bool]]]
+    timeline: str = ""
+    """How the change moves the modeled cold start and `pulumi up` (timeline.diff_line)."""
 
     @property
     def empty(self) -> bool:
@@ -303,6 +311,8 @@ class Diff:
         lines = [f"# gpu-dask plan diff: `{self.base}` → `{self.head}`", ""]
         if self.empty:
             return "\n".join([*lines, "No changes.", ""])
+        if self.timeline:
+            lines += [self.timeline, ""]
         lines += [
             f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced), {len(self.removed)} to remove**",
             "",
@@ -336,7 +346,10 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
                 )
         if rows:
             changed[key] = rows
-    return Diff(base["stack"], head["stack"], sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys()), changed)
+    line = timing.diff_line(timing.timeline(base["resources"]), timing.timeline(head["resources"]))
+    return Diff(
+        base["stack"], head["stack"], sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys()), changed, line
+    )
 
 
 # --- pull request comment ------------------------------------------------------------------
@@ -357,6 +370,8 @@ def pr_comment(plan: Plan, diff: Diff | None) -> str:
         f"## gpu-dask offline plan: `{plan.stack}`",
         "",
         f"{verdict} · {len(plan.resources)} resources · idle ${plan.idle_hourly:.2f}/h, full scale ${plan.max_hourly:.2f}/h",
+        "",
+        f"⏱️ {timing.headline(plan.timeline)} (modeled: `gpudask/durations.yaml`).",
         "",
     ]
     lines += [f"- `{f['resource']}` `{f['path']}`: {f['reason']}" for f in plan.findings]
