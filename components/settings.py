@@ -322,16 +322,24 @@ def _check_cidrs(problems: _Problems, key: str, cidrs: tuple[str, ...], *, allow
             problems.add(f"{key}[{i}]", cidr, "opens the range to the whole internet; list specific ranges")
 
 
-def _check_image(problems: _Problems, key: str, image: str) -> None:
-    if not image:
-        return
-    if "@sha256:" in image:
-        return
+def image_pin_problem(image: str) -> str | None:
+    """Why this image reference is not pinned (None when it is: a tag other than latest, or a
+    digest). The policy pack keeps its own copy (its own venv); tests/test_policies.py checks
+    that the two agree."""
+    if not image or "@sha256:" in image:
+        return None
     last = image.rsplit("/", 1)[-1]
     if ":" not in last:
-        problems.add(key, image, "has no tag; pin a version (e.g. rapidsai/base:25.10-cuda12.9-py3.12)")
-    elif last.endswith(":latest"):
-        problems.add(key, image, "uses :latest; pin a version so every node runs the same image")
+        return "has no tag; pin a version (e.g. rapidsai/base:25.10-cuda12.9-py3.12)"
+    if last.endswith(":latest"):
+        return "uses :latest; pin a version so every node runs the same image"
+    return None
+
+
+def _check_image(problems: _Problems, key: str, image: str) -> None:
+    problem = image_pin_problem(image)
+    if problem:
+        problems.add(key, image, problem)
 
 
 POOL_KEYS = {"machineType", "minNodes", "maxNodes", "spot", "diskSizeGb", "zones", "secondaryBootDiskImage"}

@@ -27,7 +27,6 @@ NODE_POOL = "gcp:container/nodePool:NodePool"
 CLUSTER = "gcp:container/cluster:Cluster"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 DASK_KINDS = ("DaskCluster", "DaskWorkerGroup", "DaskAutoscaler", "DaskJob")
-GPU = GPU_RESOURCE
 
 
 @dataclass(frozen=True)
@@ -224,8 +223,10 @@ def node_models(rec: Recording) -> list[NodeModel]:
             version = (accelerators[0].get("gpuDriverInstallationConfig") or {}).get("gpuDriverVersion")
             if version in ("DEFAULT", "LATEST") or version is None:
                 labels["cloud.google.com/gke-gpu-driver-version"] = (version or "default").lower()
-            if any_cpu_pool and not any(t["key"] == GPU for t in taints):
-                taints.append({"key": GPU, "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT})  # GKE adds it
+            if any_cpu_pool and not any(t["key"] == GPU_RESOURCE for t in taints):
+                taints.append(
+                    {"key": GPU_RESOURCE, "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT}
+                )  # GKE adds it
         if config.get("spot"):
             labels["cloud.google.com/gke-spot"] = "true"
         overhead_cpu, overhead_mem = node_overhead(gpus)
@@ -282,7 +283,7 @@ def pod_requests(spec: dict[str, Any]) -> tuple[float, float, int]:
         req = {**(res.get("limits") or {}), **(res.get("requests") or {})}
         cpu += _quantity_cpu(req.get("cpu", 0))
         memory += _quantity_gb(req.get("memory", 0))
-        gpus += int(str((res.get("limits") or {}).get(GPU, req.get(GPU, 0))))
+        gpus += int(str((res.get("limits") or {}).get(GPU_RESOURCE, req.get(GPU_RESOURCE, 0))))
     return cpu, memory, gpus
 
 
