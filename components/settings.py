@@ -284,11 +284,17 @@ class _Reader:
             return default
         return value
 
-    def choice(self, name: str, allowed: tuple[str, ...], default: str = "") -> str:
-        value = self.string(name, default)
+    def choice(self, name: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+        """Omitted -> `default` (for scalars, None: Pulumi.yaml's default is always present, and a
+        missing one is reported as required). A bad or missing value reads as the first allowed
+        one, so that parsing goes on to report every other problem."""
+        fallback = default if default is not None else allowed[0]
+        if self.data.get(name) is None:
+            return fallback
+        value = self.string(name, fallback)
         if value not in allowed:
             self.problems.add(self.key(name), value, f"is not allowed; one of {', '.join(allowed)}")
-            return default
+            return fallback
         return value
 
     def strings(self, name: str, *, required: bool = False) -> tuple[str, ...]:
