@@ -101,6 +101,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     console.print(costs)
     console.print(f"idle ${plan.idle_hourly:.2f}/h, full scale ${plan.max_hourly:.2f}/h ({plan.prices_note})")
     console.print(f"schedulerAddress: [bold]{plan.outputs.get('schedulerAddress')}[/bold]")
+    console.print(f"judged by {plan.engine_note}", markup=False, highlight=False)
     if diff is not None:
         console.print(diff.markdown(), markup=False, highlight=False)
     if plan.findings:
