@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: setup test lint typecheck check plan rehearse policy-check scan clean
+.PHONY: setup test test-fast lint typecheck check plan rehearse policy-check scan clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,11 @@ setup: $(BIN)/python  ## create .venv and install runtime + dev requirements
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 
-test:  ## the test suite
+test:  ## the whole test suite (CI): every tier
 	$(BIN)/python -m pytest
+
+test-fast:  ## the edit loop (< 30 s): tests marked `fast` (no processes, no control plane, no real Pulumi)
+	$(BIN)/python -m pytest -m fast -q
 
 lint:
 	$(BIN)/ruff check .

@@ -28,7 +28,14 @@ from distributed import Client
 from distributed.comm.addressing import get_address_host_port
 from distributed.security import Security
 
-from gpudask.engine import PROJECT_DIR
+# Installed with `pip install "gpu-dask[client]"` this module needs only Dask and the
+# operator's client (no Pulumi SDK): `pulumi stack output` then runs in the caller's folder.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def _project_dir() -> Path:
+    return _CHECKOUT if (_CHECKOUT / "Pulumi.yaml").is_file() else Path.cwd()
+
 
 REQUIRED_OUTPUTS = ("schedulerAddress", "daskClusterName", "daskNamespace")
 TLS_OUTPUTS = ("tlsCaCertPem", "tlsClientCertPem", "tlsClientKeyPem")
@@ -105,7 +112,7 @@ def _outputs_from_cli(stack: str) -> dict[str, Any]:
             f"(`pulumi stack output --json --show-secrets --stack {stack} > outputs.json`) and pass --outputs outputs.json"
         )
     command = [pulumi, "stack", "output", "--json", "--show-secrets", "--stack", stack]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT_DIR, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=_project_dir(), check=False)
     if done.returncode != 0:
         raise ConnectError(f"`{' '.join(command[1:])}` failed: {done.stderr.strip()}")
     return json.loads(done.stdout)

@@ -19,11 +19,10 @@ from typing import Any
 
 import pulumi
 import yaml
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc
-from pulumi.runtime import settings as runtime_settings
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+
+from gpudask import pulumi_internals as sdk
+
+sdk.require_compatible_sdk()
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -106,7 +105,7 @@ class Recording:
         return seen
 
 
-_SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
+_SECRET_SIG = sdk.SECRET_SIG
 
 
 def _unwrap_secrets(value: Any) -> Any:
@@ -198,7 +197,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-class RecordingMonitor(pulumi_mocks.MockMonitor):
+class RecordingMonitor(sdk.MockMonitor):
     """The SDK's mock monitor, keeping what it is told: dependencies and resource options."""
 
     def __init__(self, mocks: pulumi.runtime.Mocks):
@@ -212,7 +211,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             return response
         urn = response.urn
         registration = self.resources.get(urn)
-        raw_inputs = rpc.deserialize_properties(request.object) if request.object else {}
+        raw_inputs = sdk.deserialize_properties(request.object) if request.object else {}
         self.recorded[urn] = Recorded(
             urn=urn,
             type=request.type,
@@ -305,7 +304,7 @@ def run_program(
 def _run(project_name: str, stack: str, project_dir: Path, values: dict[str, str]) -> Recording:
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
-    runtime_settings.ROOT.set(None)
+    sdk.reset_root_resource()
     pulumi.runtime.set_all_config(values)
     pulumi.runtime.set_mocks(mocks, project=project_name, stack=stack, preview=False, monitor=monitor)
     if str(project_dir) not in sys.path:
@@ -316,7 +315,7 @@ def _run(project_name: str, stack: str, project_dir: Path, values: dict[str, str
 
     async def program() -> None:
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
-        root = runtime_settings.get_root_resource()
+        root = sdk.root_resource()
         exported: dict[str, Any] = getattr(root, "outputs", {}) or {}
         for key, value in exported.items():
             output = pulumi.Output.from_input(value)
@@ -325,7 +324,7 @@ def _run(project_name: str, stack: str, project_dir: Path, values: dict[str, str
                 secrets.add(key)
 
     try:
-        _sync_await(run_pulumi_func(program))
+        sdk.run_to_completion(program)
     except Exception as exc:
         partial = Recording(
             stack=stack, resources=dict(monitor.recorded), outputs={}, secret_outputs=set(), config=values

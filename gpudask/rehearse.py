@@ -225,41 +225,75 @@ def local_processes(
         env = container_env(container, replace={"DASK_SCHEDULER_ADDRESS": local_address})
         rendered = container_argv(container, env)
         env = _relocate(env, _secret_mounts(pod, container, secrets_dir))
-        notes: list[str] = []
-        if labels["dask.org/component"] == "scheduler":
-            argv = _set_option(rendered, "--host", LOOPBACK)
-            argv = _set_option(argv, "--port", str(scheduler_port))
-            argv = _set_option(argv, "--dashboard-address", f"{LOOPBACK}:{dashboard_port}")
-            processes.append(LocalProcess(obj["metadata"]["name"], "scheduler", "", rendered, argv, env, 0))
-            continue
+        component = labels["dask.org/component"]
         gpus = int((container.get("resources") or {}).get("limits", {}).get(GPU_RESOURCE, 0))
-        argv = _set_option(rendered, "--host", LOOPBACK)
-        argv = _set_option(argv, "--dashboard-address", f"{LOOPBACK}:0")
-        dask_workers = 1
-        if argv[0] == "dask-cuda-worker":
-            dask_workers = max(gpus, 1)
-            if gpu:
-                # dask-cuda starts one process per visible GPU; give it the pod's count.
-                env = {**env, "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in range(dask_workers))}
-            else:
-                argv = ["dask", "worker", *argv[1:], "--nworkers", str(dask_workers)]
-                notes.append(
-                    f"dask-cuda-worker swapped for `dask worker --nworkers {dask_workers}` with the same "
-                    f"--resources and --nthreads ({gpu_reason})"
-                )
+        here = localize(
+            rendered,
+            component,
+            gpus,
+            gpu,
+            gpu_reason,
+            port=scheduler_port if component == "scheduler" else None,
+            dashboard_port=dashboard_port if component == "scheduler" else 0,
+        )
         processes.append(
             LocalProcess(
                 obj["metadata"]["name"],
-                "worker",
-                labels.get("dask.org/workergroup-name", ""),
+                component,
+                labels.get("dask.org/workergroup-name", "") if component == "worker" else "",
                 rendered,
-                argv,
-                env,
-                dask_workers,
-                tuple(notes),
+                here.argv,
+                {**env, **here.env},
+                here.dask_workers,
+                here.notes,
             )
         )
     return processes
+
+
+@dataclass(frozen=True)
+class Localized:
+    """What runs on this machine for one rendered Dask container."""
+
+    argv: list[str]
+    env: dict[str, str]  # added to the container's env (CUDA_VISIBLE_DEVICES)
+    dask_workers: int  # Dask workers the process starts (0 for the scheduler)
+    notes: tuple[str, ...]  # every change from what the container would run, said
+
+
+def localize(
+    rendered: list[str],
+    component: str,
+    gpus: int,
+    gpu: bool,
+    gpu_reason: str = "",
+    port: int | None = None,
+    dashboard_port: int = 0,
+) -> Localized:
+    """A rendered scheduler or worker command, changed only where one machine needs it:
+    loopback host, the given ports (`dashboard_port` 0: any free one), and
+    `dask-cuda-worker` -> `dask worker` with the same options when no GPU is usable.
+    Shared by the rehearsal and the control plane's kubelet stand-in."""
+    argv = _set_option(rendered, "--host", LOOPBACK)
+    if component == "scheduler":
+        if port is not None:
+            argv = _set_option(argv, "--port", str(port))
+        argv = _set_option(argv, "--dashboard-address", f"{LOOPBACK}:{dashboard_port}")
+        return Localized(argv, {}, 0, ())
+    argv = _set_option(argv, "--dashboard-address", f"{LOOPBACK}:{dashboard_port}")
+    if argv[0] != "dask-cuda-worker":
+        return Localized(argv, {}, 1, ())
+    dask_workers = max(gpus, 1)
+    if gpu:
+        # dask-cuda starts one process per visible GPU; give it the pod's count.
+        return Localized(
+            argv, {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in range(dask_workers))}, dask_workers, ()
+        )
+    note = (
+        f"dask-cuda-worker swapped for `dask worker --nworkers {dask_workers}` with the same "
+        f"--resources and --nthreads ({gpu_reason})"
+    )
+    return Localized(["dask", "worker", *argv[1:], "--nworkers", str(dask_workers)], {}, dask_workers, (note,))
 
 
 def free_port() -> int:
@@ -272,6 +306,40 @@ def _port_open(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=0.5):
         return True
     return False
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when the thread that forked it dies
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the parent goes, so no process outlives the
+    harness even when it is killed hard (Linux; elsewhere the process groups are still stopped)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def spawn(name: str, argv: list[str], env: Mapping[str, str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start one container's process here: the venv's programs first on PATH, the outer
+    `DASK_*` env dropped (the container's own env only), output appended to `log_path`,
+    its own process group (a nanny's worker dies with it), killed with its parent."""
+    program = _which(argv[0])
+    if program is None:
+        raise RehearsalError(f"{name}: `{argv[0]}` (the container's command) is not installed here")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    full_env |= {"PATH": _search_path(), "PYTHONUNBUFFERED": "1", **env}
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [program, *argv[1:]],
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # only prctl: nothing that takes a lock
+            cwd=cwd,
+        )
 
 
 # --- TLS stand-ins ----------------------------------------------------------------------------
@@ -382,22 +450,9 @@ class Rehearsal:
         return sum(p.dask_workers for p in self.processes)
 
     def _spawn(self, process: LocalProcess) -> None:
-        program = _which(process.argv[0])
-        if program is None:
-            raise RehearsalError(f"{process.name}: `{process.argv[0]}` (the container's command) is not installed here")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
-        env |= {"PATH": _search_path(), "PYTHONUNBUFFERED": "1", **process.env}
-        log = (self.logs / f"{process.name}.log").open("ab")
-        self.running[process.name] = subprocess.Popen(
-            [program, *process.argv[1:]],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: the nanny's worker dies with it
-            cwd=self.logs,
+        self.running[process.name] = spawn(
+            process.name, process.argv, process.env, self.logs / f"{process.name}.log", self.logs
         )
-        log.close()
 
     def log_tail(self, name: str, lines: int = 25) -> str:
         path = self.logs / f"{name}.log"

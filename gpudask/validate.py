@@ -23,6 +23,9 @@ import yaml
 KUBERNETES_VERSION = "1.33"
 OPERATOR_DIR = Path(dask_kubernetes.__file__).parent / "operator"
 CHART_DIR = OPERATOR_DIR / "deployment" / "helm" / "dask-kubernetes-operator"
+# libyaml's loader where PyYAML has it: the DaskCluster CRD alone is ~284 KB, which the
+# pure-Python loader takes seconds to read.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 CRD_FILES = {
     "DaskCluster": "daskcluster.yaml",
     "DaskWorkerGroup": "daskworkergroup.yaml",
@@ -47,7 +50,7 @@ def kubernetes_findings(manifest: dict[str, Any], version: str = KUBERNETES_VERS
 @functools.cache
 def crd_schema(kind: str) -> dict[str, Any]:
     """The operator CRD's openAPIV3Schema for `kind`, strict: unknown fields are errors."""
-    crd = yaml.safe_load((CHART_DIR / "crds" / CRD_FILES[kind]).read_text())
+    crd = yaml.load((CHART_DIR / "crds" / CRD_FILES[kind]).read_text(), Loader=_YAML_LOADER)
     version = next(v for v in crd["spec"]["versions"] if v.get("served", True))
     schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
     # The API server itself handles the envelope; CRD schemas leave it out.
@@ -92,7 +95,7 @@ def crd_findings(manifest: dict[str, Any]) -> list[str]:
 
 @functools.cache
 def chart_values() -> dict[str, Any]:
-    return yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    return yaml.load((CHART_DIR / "values.yaml").read_text(), Loader=_YAML_LOADER)
 
 
 def helm_value_findings(values: dict[str, Any], known: dict[str, Any] | None = None, prefix: str = "") -> list[str]:

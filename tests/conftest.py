@@ -34,10 +34,21 @@ def settings_for(stack: str, **overrides: Any) -> StackSettings:
 
 _cache: dict[str, Recording] = {}
 
+# Tiers (pyproject.toml registers them). A test with none of the slow markers is `fast`:
+# `make test-fast` runs only those, the edit loop; `make test` runs everything (CI).
+SLOW_TIERS = ("process", "control_plane", "real_pulumi")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(tier) for tier in SLOW_TIERS):
+            item.add_marker(pytest.mark.fast)
+
 
 @pytest.fixture
 def recorded() -> Callable[..., Recording]:
-    """`recorded("dev")` runs the program for a stack under mocks (cached per stack);
+    """`recorded("dev")` runs the program for a stack under mocks (the run is cached per
+    stack; each call hands out its own deep copy, so a test may edit what it gets);
     `recorded("dev", overrides={"gpu-dask:driver": "gke-latest"})` runs a variant afresh."""
 
     def run(stack: str, overrides: dict[str, Any] | None = None) -> Recording:
@@ -45,6 +56,6 @@ def recorded() -> Callable[..., Recording]:
             return run_program(stack, overrides=copy.deepcopy(overrides))
         if stack not in _cache:
             _cache[stack] = run_program(stack)
-        return _cache[stack]
+        return copy.deepcopy(_cache[stack])
 
     return run

@@ -21,6 +21,9 @@ from gpudask.rehearse import Rehearsal, rehearsal
 
 IN_CLUSTER = "tcp://rapids-scheduler.dask.svc.cluster.local:8786"  # not resolvable here
 
+# Every test here runs a real local Dask cluster.
+pytestmark = pytest.mark.process
+
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[Rehearsal]:

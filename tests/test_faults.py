@@ -13,6 +13,9 @@ from distributed.client import FutureCancelledError
 from gpudask.engine import load_config, run_program
 from gpudask.rehearse import Rehearsal, rehearsal
 
+# Every test here runs a real local Dask cluster.
+pytestmark = pytest.mark.process
+
 
 @pytest.fixture(scope="module")
 def two_workers() -> Iterator[Rehearsal]:

@@ -168,6 +168,7 @@ def mixed_cluster() -> Iterator[Any]:
         yield running
 
 
+@pytest.mark.process
 def test_smoke_annotated_tasks_run_only_on_gpu_resourced_workers(mixed_cluster: Rehearsal) -> None:
     with Client(mixed_cluster.address, timeout=30) as client:
         result = smoke.run(client)
@@ -178,6 +179,7 @@ def test_smoke_annotated_tasks_run_only_on_gpu_resourced_workers(mixed_cluster: 
     assert result["mean_trip_distance"] == pytest.approx(3.2, rel=0.01)  # gamma(2, 1.6): mean 3.2
 
 
+@pytest.mark.process
 def test_rehearsed_workers_carry_the_rendered_names_and_resources(mixed_cluster: Rehearsal) -> None:
     with Client(mixed_cluster.address, timeout=30) as client:
         workers = {w["name"]: w for w in client.scheduler_info()["workers"].values()}
@@ -190,6 +192,7 @@ def test_rehearsed_workers_carry_the_rendered_names_and_resources(mixed_cluster:
         assert ran_on == "rapids-default-worker-0000000000"
 
 
+@pytest.mark.process
 def test_a_worker_that_cannot_start_fails_the_rehearsal_with_its_output() -> None:
     port, dashboard = free_port(), free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -235,6 +238,7 @@ def _cli(*args: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.process
 def test_rehearse_dev_end_to_end_leaves_nothing_behind() -> None:
     proc = _cli("rehearse", "dev", "--timeout", "90")
     out, err = proc.communicate(timeout=180)
@@ -250,6 +254,7 @@ def test_rehearse_dev_end_to_end_leaves_nothing_behind() -> None:
     assert _port_free(address)
 
 
+@pytest.mark.process
 def test_serve_keeps_the_cluster_for_other_clients_until_sigint() -> None:
     proc = _cli("rehearse", "dev", "--serve", "--timeout", "90")
     try:
@@ -276,3 +281,32 @@ def test_serve_keeps_the_cluster_for_other_clients_until_sigint() -> None:
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert _processes_of(address) == []
     assert _port_free(address)
+
+
+@pytest.mark.process
+def test_a_spawned_container_dies_with_the_process_that_started_it(tmp_path) -> None:
+    # A harness killed hard (SIGKILL: no handler, no cleanup) must leave no process behind:
+    # rehearse.spawn sets PR_SET_PDEATHSIG. The harness here is a child Python that spawns a
+    # long sleep the way a container is spawned, prints its pid, then waits to be killed.
+    harness = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, pathlib; from gpudask.rehearse import spawn; "
+            f"p = spawn('sleeper', ['sleep', '300'], {{}}, pathlib.Path({str(tmp_path / 'log')!r}), pathlib.Path({str(tmp_path)!r})); "
+            "print(p.pid, flush=True); time.sleep(300)",
+        ],
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert harness.stdout is not None
+    child = psutil.Process(int(harness.stdout.readline()))
+    assert child.is_running()
+    harness.kill()
+    harness.wait()
+    try:
+        child.wait(timeout=5)
+    except psutil.TimeoutExpired:
+        child.kill()
+        pytest.fail("the spawned process outlived the harness that started it")

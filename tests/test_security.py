@@ -154,6 +154,7 @@ def tls_cluster() -> Iterator[Rehearsal]:
         yield running
 
 
+@pytest.mark.process
 def test_tls_client_works_and_plain_tcp_is_refused(tls_cluster: Rehearsal) -> None:
     assert tls_cluster.address.startswith("tls://127.0.0.1:")
     with Client(tls_cluster.address, security=tls_cluster.security(), timeout=30) as client:
@@ -164,6 +165,7 @@ def test_tls_client_works_and_plain_tcp_is_refused(tls_cluster: Rehearsal) -> No
         Client(plain, timeout=5)
 
 
+@pytest.mark.process
 def test_scheduler_serves_the_operators_http_api(tls_cluster: Rehearsal) -> None:
     url = tls_cluster.dashboard.replace("/status", "/api/v1/get_workers")
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -181,6 +183,7 @@ def _tls_outputs(running: Rehearsal, dev_outputs: dict[str, Any]) -> dict[str, A
     }
 
 
+@pytest.mark.process
 def test_connect_uses_the_tls_outputs(tls_cluster: Rehearsal, tmp_path: Path) -> None:
     outputs = _tls_outputs(tls_cluster, run_program("dev").outputs)
     path = tmp_path / "outputs.json"
@@ -190,6 +193,7 @@ def test_connect_uses_the_tls_outputs(tls_cluster: Rehearsal, tmp_path: Path) ->
         assert conn.client.submit(sum, [2, 3], pure=False).result(timeout=30) == 5
 
 
+@pytest.mark.process
 def test_tls_outputs_with_a_plain_address_are_refused(tls_cluster: Rehearsal) -> None:
     outputs = _tls_outputs(tls_cluster, run_program("dev").outputs)
     outputs["schedulerAddress"] = outputs["schedulerAddress"].replace("tls://", "tcp://")

@@ -242,6 +242,16 @@ def test_bad_config_declares_nothing(recorded: Run) -> None:
     assert caught.value.recording.resources == {}
 
 
+def test_recorded_hands_out_copies(recorded: Run) -> None:
+    """Editing what `recorded` returns (as plan tests do to break things) never leaks into the next test."""
+    first = recorded("dev")
+    first.one(CLUSTER).inputs["location"] = "edited-by-a-test"
+    first.outputs.clear()
+    again = recorded("dev")
+    assert again.one(CLUSTER).inputs["location"] == settings_for("dev").location
+    assert again.outputs
+
+
 # --- existingCluster: the Kubernetes half only, onto a cluster given by kubeconfig -------------------
 @pytest.mark.parametrize("stack", EXISTING_STACKS)
 def test_existing_cluster_declares_no_gcp_resource(recorded: Run, stack: str) -> None:

@@ -35,6 +35,7 @@ def test_there_are_pull_request_deploy_and_drift_workflows() -> None:
     assert {p.stem for p in FILES} == {"pull-request", "deploy", "drift"}
 
 
+@pytest.mark.process
 def test_workflows_validate_against_the_github_actions_schema() -> None:
     done = subprocess.run(
         [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *FILES],
@@ -45,6 +46,7 @@ def test_workflows_validate_against_the_github_actions_schema() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.process
 def test_workflows_pass_zizmor_audits() -> None:
     done = subprocess.run(
         [BIN / "zizmor", "--offline", "--no-progress", WORKFLOWS], capture_output=True, text=True, check=False
@@ -85,6 +87,7 @@ def _stacks_listed_by(jobs: dict[tuple[str, str], dict[str, Any]], workflow: str
     return json.loads(done.stdout)
 
 
+@pytest.mark.process
 def test_matrices_cover_exactly_the_stacks_in_stacks_dir() -> None:
     jobs = _jobs()
     assert stacks() == STACK_FILES and len(STACK_FILES) >= 2
