@@ -232,9 +232,10 @@ def test_existing_cluster_plan_prices_nothing_and_schedules_on_the_described_poo
     # driver gke-default: GKE labels the nodes, so Google's DaemonSet could not land there.
     assert nodes["a100"].labels["cloud.google.com/gke-gpu-driver-version"] == "default"
     with_daemonset = run_program("existing", overrides={"gpu-dask:driver": "daemonset"})
-    assert "cloud.google.com/gke-gpu-driver-version" not in {
-        n.pool: n for n in checks.node_models(with_daemonset)
-    }["a100"].labels
+    assert (
+        "cloud.google.com/gke-gpu-driver-version"
+        not in {n.pool: n for n in checks.node_models(with_daemonset)}["a100"].labels
+    )
 
 
 def test_existing_cluster_scheduler_on_a_pool_too_small_is_found(recorded: Run) -> None:
