@@ -14,6 +14,7 @@ from components.driver import NvidiaDriverArgs, NvidiaDriverInstaller
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
 from components.network import Network, NetworkArgs
 from components.operator import DaskOperator, DaskOperatorArgs
+from components.prepuller import ImagePrepuller, ImagePrepullerArgs
 from components.settings import TOP_KEYS, parse_settings
 
 config = pulumi.Config()
@@ -60,6 +61,14 @@ dask = GpuDaskCluster(
     # The operator (and its CRDs) only: GPU nodes arrive on their own when workers are pending.
     pulumi.ResourceOptions(providers=[provider], depends_on=[operator.release]),
 )
+
+if settings.image_prepuller:
+    # In the Dask namespace (Pod Security restricted), so after it; never awaited.
+    ImagePrepuller(
+        "image-prepuller",
+        ImagePrepullerArgs(settings.dask),
+        pulumi.ResourceOptions(providers=[provider], depends_on=[dask.namespace]),
+    )
 
 pulumi.export("schedulerAddress", dask.scheduler_address)
 pulumi.export("dashboardUrl", dask.dashboard_url)

@@ -20,6 +20,7 @@ from components.settings import GpuPoolSettings, StackSettings
 GPU_TAINT: NodePoolNodeConfigTaintArgsDict = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
 OAUTH_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]  # access is governed by IAM roles
 IMAGE_TYPE = "COS_CONTAINERD"
+IMAGE_CACHE_MODE = "CONTAINER_IMAGE_CACHE"  # GKE SecondaryBootDisk.Mode
 
 # The autoscaler and GKE change node counts; Pulumi must not report (or revert) that drift.
 NODE_COUNT_IGNORE_CHANGES = ["nodeCount", "initialNodeCount"]
@@ -33,6 +34,8 @@ NODE_POOL_REPLACE_FIELDS = (
     "nodeConfig.diskSizeGb",
     "nodeConfig.serviceAccount",
     "nodeConfig.imageType",
+    # GKE cannot change the disk image of existing nodes: a new pool (GKE secondary boot disk docs).
+    "nodeConfig.secondaryBootDisks",
     "nodeLocations",
     "name",
 )
@@ -71,10 +74,16 @@ def gpu_node_config(
             ],
             "taints": [GPU_TAINT.copy()],
             # Image streaming: workers start before the whole image is pulled.
-            "gcfs_config": {"enabled": True},
+            "gcfs_config": {"enabled": settings.image_streaming},
             "labels": {"gpu-dask/pool": pool.name},
         }
     )
+    if pool.secondary_boot_disk_image:
+        # The RAPIDS image preloaded on a disk GKE attaches to every new node (read through
+        # image streaming's containerd plugin, hence gcfs_config above must be on).
+        config["secondary_boot_disks"] = [
+            {"disk_image": pool.secondary_boot_disk_image, "mode": IMAGE_CACHE_MODE},
+        ]
     return config
 
 

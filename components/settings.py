@@ -46,6 +46,8 @@ _GKE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")  # clusters and nod
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PROJECT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+# A Compute Engine disk image, as GKE's secondaryBootDisks.diskImage takes it.
+_DISK_IMAGE = re.compile(r"^projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/global/images/[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class SettingsError(ValueError):
@@ -69,6 +71,10 @@ class GpuPoolSettings:
     disk_size_gb: int
     zones: tuple[str, ...]
     """Omitted -> the cluster's location (a zonal cluster's zone, or GKE's choice in a region)."""
+    secondary_boot_disk_image: str | None = None
+    """Omitted -> no image cache disk: new nodes pull (or stream) the RAPIDS image. Set ->
+    `projects/<p>/global/images/<name>`, a disk image holding the image, attached to every new
+    node as a secondary boot disk in CONTAINER_IMAGE_CACHE mode (needs imageStreaming)."""
 
     @property
     def machine(self) -> MachineType:
@@ -189,6 +195,10 @@ class StackSettings:
     gpu_node_pools: dict[str, GpuPoolSettings]
     dask: DaskSettings
     labels: dict[str, str] = field(default_factory=dict)
+    image_streaming: bool = True
+    """GKE image streaming (gcfsConfig) on the A100 pools: containers start before the image is pulled."""
+    image_prepuller: bool = False
+    """A DaemonSet that pulls the worker image onto every GPU node as soon as it is Ready."""
     existing_cluster: ExistingClusterSettings | None = None
     """Omitted -> this stack creates the network, the GKE cluster and its pools."""
 
@@ -344,7 +354,7 @@ def _check_image(problems: _Problems, key: str, image: str) -> None:
         problems.add(key, image, "uses :latest; pin a version so every node runs the same image")
 
 
-POOL_KEYS = {"machineType", "minNodes", "maxNodes", "spot", "diskSizeGb", "zones"}
+POOL_KEYS = {"machineType", "minNodes", "maxNodes", "spot", "diskSizeGb", "zones", "secondaryBootDiskImage"}
 # Namespaces other workloads live in: default-deny policies there would break them.
 SHARED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "dask-operator", "gke-managed-system")
 # The operator names the DaskCluster's own group "default"; `gpudask.connect` also calls it "gpu".
@@ -359,11 +369,12 @@ DASK_KEYS = {
 SCALAR_KEYS = {
     "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "protect",
     "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr", "masterCidr",
+    "imageStreaming", "imagePrepuller",
 }  # fmt: skip
 TOP_KEYS = {
     "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "protect",
     "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr",
-    "masterCidr", "gpuNodePools", "dask", "labels", "existingCluster",
+    "masterCidr", "gpuNodePools", "dask", "labels", "imageStreaming", "imagePrepuller", "existingCluster",
 }  # fmt: skip
 EXISTING_KEYS = {"kubeconfig", "context", "systemPool"}
 # Keys that only shape what this stack creates on GCP: with existingCluster, setting one is a mistake
@@ -420,8 +431,22 @@ def _parse_pools(
             spot=r.boolean("spot", False),
             disk_size_gb=r.integer("diskSizeGb", 200, minimum=100),
             zones=zones,
+            secondary_boot_disk_image=_disk_image(r),
         )
     return pools
+
+
+def _disk_image(r: _Reader) -> str | None:
+    image = r.string("secondaryBootDiskImage") or None
+    if image is not None and not _DISK_IMAGE.match(image):
+        r.problems.add(
+            r.key("secondaryBootDiskImage"),
+            image,
+            "is not a disk image reference; use projects/<project>/global/images/<name> "
+            "(build it with gke-disk-image-builder: docs/image-cache.md)",
+        )
+        return None
+    return image
 
 
 def _worker_share(pools: list[GpuPoolSettings], gpus: int) -> tuple[float, float]:
@@ -719,6 +744,16 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
 
     system_pool = existing.system_pool if existing else SYSTEM_POOL_NAME
     pools = _parse_pools(problems, location or "", r.mapping("gpuNodePools"), system_pool)
+    image_streaming = r.boolean("imageStreaming", True)
+    image_prepuller = r.boolean("imagePrepuller", False)
+    for pool in pools.values():
+        if pool.secondary_boot_disk_image and not image_streaming:
+            problems.add(
+                "imageStreaming",
+                False,
+                f"must be true with gpuNodePools.{pool.name}.secondaryBootDiskImage: "
+                "GKE reads the image cache disk through image streaming",
+            )
     dask = _parse_dask(problems, r.mapping("dask"), pools, system_pool)
     if dask.scheduler_gpu:
         _check_gpu_fit(problems, "dask.schedulerGpu", 1, 1, [p for p in pools.values() if p.machine_type])
@@ -741,5 +776,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         gpu_node_pools=pools,
         dask=dask,
         labels=labels,
+        image_streaming=image_streaming,
+        image_prepuller=image_prepuller,
         existing_cluster=existing,
     )

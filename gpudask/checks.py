@@ -421,6 +421,13 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
                     for n in gpu_nodes
                     if reasons[n.pool] is not None
                 ]
+            # The image prepuller is pointless on a GPU pool it cannot reach.
+            if "image-prepuller" in pod.label:
+                findings += [
+                    Finding(pod.label, "spec.template.spec", f"never schedules on GPU pool {n.pool}: {reasons[n.pool]}")
+                    for n in gpu_nodes
+                    if reasons[n.pool] is not None
+                ]
             continue
         if not fits:
             detail = "; ".join(f"{pool}: {reason}" for pool, reason in reasons.items())

@@ -11,7 +11,8 @@ import yaml
 
 from components.gke_spec import NODE_POOL_REPLACE_FIELDS
 from gpudask import checks, tfplan, validate
-from gpudask.engine import PROJECT_DIR, Recording
+from gpudask import timeline as timing
+from gpudask.engine import PROJECT_DIR, Recording, _urn_of_provider_ref
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
 SECRET = "[secret]"
@@ -65,10 +66,15 @@ class Plan:
     def max_hourly(self) -> float:
         return self.cluster_fee_hour + sum(c.hourly * c.max_nodes for c in self.costs)
 
+    @property
+    def timeline(self) -> timing.Timeline:
+        return timing.timeline(self.resources)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
             "engine": {"name": self.engine, "note": self.engine_note},
+            "timeline": self.timeline.to_json(),
             "outputs": self.outputs,
             "resources": self.resources,
             "findings": self.findings,
@@ -100,6 +106,8 @@ def resource_records(rec: Recording) -> list[dict[str, Any]]:
                 "type": r.type,
                 "name": r.name,
                 "parent": _short(r.parent),
+                # Pulumi waits for a resource's provider: an edge of the `pulumi up` graph.
+                "provider": _short(_urn_of_provider_ref(r.provider)),
                 "custom": r.custom,
                 "read": r.read,
                 "inputs": inputs,
@@ -258,6 +266,7 @@ def summary_markdown(plan: Plan) -> str:
         "",
         f"**Idle: ${plan.idle_hourly:.2f}/h** (every pool at its minimum); at full scale ${plan.max_hourly:.2f}/h. {plan.prices_note}.",
         "",
+        *timing.markdown(plan.timeline),
         "## Resources",
         "",
         *_tree(plan),
@@ -310,6 +319,8 @@ class Diff:
     added: list[str]
     removed: list[str]
     changed: dict[str, list[tuple[str, Any, Any, bool]]]
+    timeline: str = ""
+    """How the change moves the modeled cold start and `pulumi up` (timeline.diff_line)."""
 
     @property
     def empty(self) -> bool:
@@ -322,6 +333,8 @@ class Diff:
         lines = [f"# gpu-dask plan diff: `{self.base}` → `{self.head}`", ""]
         if self.empty:
             return "\n".join([*lines, "No changes.", ""])
+        if self.timeline:
+            lines += [self.timeline, ""]
         lines += [
             f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced), {len(self.removed)} to remove**",
             "",
@@ -355,7 +368,10 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
                 )
         if rows:
             changed[key] = rows
-    return Diff(base["stack"], head["stack"], sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys()), changed)
+    line = timing.diff_line(timing.timeline(base["resources"]), timing.timeline(head["resources"]))
+    return Diff(
+        base["stack"], head["stack"], sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys()), changed, line
+    )
 
 
 # --- pull request comment ------------------------------------------------------------------
@@ -378,6 +394,7 @@ def pr_comment(plan: Plan, diff: Diff | None) -> str:
         f"{verdict} · {len(plan.resources)} resources · idle ${plan.idle_hourly:.2f}/h, full scale ${plan.max_hourly:.2f}/h",
         "",
         f"Judged by {plan.engine_note}.",
+        f"⏱️ {timing.headline(plan.timeline)} (modeled: `gpudask/durations.yaml`).",
         "",
     ]
     lines += [f"- `{f['resource']}` `{f['path']}`: {f['reason']}" for f in plan.findings]

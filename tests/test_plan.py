@@ -74,7 +74,7 @@ def test_driver_daemonset_with_a_gke_managed_pool_is_found(recorded: Run) -> Non
         if r.inputs["name"] == "a100":
             r.inputs["nodeConfig"]["guestAccelerators"][0]["gpuDriverInstallationConfig"]["gpuDriverVersion"] = "LATEST"
 
-    rec = copy.deepcopy(recorded("dev"))
+    rec = copy.deepcopy(recorded("prod"))
     for r in rec.of_type(checks.NODE_POOL):
         gke_managed(r)
     found = findings(rec)
@@ -133,7 +133,7 @@ def test_invalid_kubernetes_field_is_found(recorded: Run) -> None:
     def bad(r: Recorded) -> None:
         r.inputs["spec"]["template"]["spec"]["hostNetwork"] = "yes"
 
-    found = findings(mutated(recorded("dev"), ":DaemonSet", bad))
+    found = findings(mutated(recorded("prod"), ":DaemonSet", bad))
     assert any(
         f.startswith("DaemonSet/kube-system/nvidia-driver-installer: spec.template.spec.hostNetwork:") for f in found
     ), found
@@ -185,7 +185,7 @@ def test_cli_writes_plan_manifests_and_summary(tmp_path: Path) -> None:
     assert document["outputs"]["schedulerAddress"] == "tcp://rapids-scheduler.dask.svc.cluster.local:8786"
     manifests = sorted(p.name for p in (tmp_path / "manifests").glob("*.yaml"))
     assert any("daskcluster-dask-rapids" in m for m in manifests)
-    assert any("daemonset-kube-system-nvidia-driver-installer" in m for m in manifests)
+    assert any("daemonset-dask-rapids-image-prepuller" in m for m in manifests)
     summary = (tmp_path / "summary.md").read_text()
     assert "```mermaid" in summary and "## Cost" in summary and "No findings" in summary
 

@@ -50,7 +50,9 @@ def test_dev_and_prod_differ_where_the_issue_asks() -> None:
     dev, prod = settings_for("dev"), settings_for("prod")
     assert dev.gpu_node_pools["a100"].machine_type == "a2-highgpu-1g"
     assert dev.gpu_node_pools["a100"].spot and dev.gpu_node_pools["a100"].min_nodes == 0
-    assert dev.driver == "daemonset" and not dev.protect
+    # Dev scales to zero, so its cold start counts: GKE installs the driver (issue 15); prod keeps the seed's DaemonSet.
+    assert dev.driver == "gke-latest" and dev.image_prepuller and not dev.protect
+    assert prod.driver == "daemonset"
     assert prod.protect and not any(p.spot for p in prod.gpu_node_pools.values())
     assert all(p.gpus_per_node >= 2 for p in prod.gpu_node_pools.values())
 

@@ -100,7 +100,7 @@ def test_system_pool_is_on_demand_cpu(recorded: Run) -> None:
 @pytest.mark.parametrize(("driver", "version"), [("gke-default", "DEFAULT"), ("gke-latest", "LATEST")])
 def test_gke_managed_driver_means_no_daemonset(recorded: Run, driver: str, version: str) -> None:
     rec = recorded("dev", overrides={"gpu-dask:driver": driver})
-    assert rec.of_type(DAEMONSET) == []
+    assert [d for d in rec.of_type(DAEMONSET) if d.inputs["metadata"]["name"] == "nvidia-driver-installer"] == []
     for pool in gpu_pools(rec):
         assert pool.inputs["nodeConfig"]["guestAccelerators"][0]["gpuDriverInstallationConfig"] == {
             "gpuDriverVersion": version
@@ -109,8 +109,8 @@ def test_gke_managed_driver_means_no_daemonset(recorded: Run, driver: str, versi
 
 @pytest.mark.parametrize("stack", GKE_STACKS)
 def test_daemonset_driver_means_every_pool_disables_gke_install(recorded: Run, stack: str) -> None:
-    rec = recorded(stack)
-    daemonset = rec.one(DAEMONSET)
+    rec = recorded(stack, overrides={"gpu-dask:driver": "daemonset"})
+    daemonset = rec.one(DAEMONSET, "nvidia-driver-daemonset")
     assert daemonset.inputs["metadata"]["name"] == "nvidia-driver-installer"
     for pool in gpu_pools(rec):
         assert (

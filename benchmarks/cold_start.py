@@ -1,0 +1,156 @@
+"""Modeled cold start and idle cost: the shipped stacks against the seed's manual recipe.
+
+    .venv/bin/python benchmarks/cold_start.py
+
+Not a timed test and not a measurement: every number comes from the same sourced table
+(`gpudask/durations.yaml`) and price list (`gpudask/prices.yaml`) the plan uses. The stacks are
+recorded by the real program under mocks; the seed's recipe (shared/seeds: `gcloud container
+clusters create` with a2-highgpu-2g nodes, `kubectl apply` of Google's driver DaemonSet, `helm
+install` of the operator, a DaskCluster; no autoscaler, no image streaming) is modeled with the
+same steps.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gpudask import timeline as timing
+from gpudask.engine import run_program, stacks
+from gpudask.plan import PRICES_FILE, Plan, PoolCost, build_plan
+
+TARGET_COLD_MIN = 8.0  # dev, at $0/h idle GPU cost
+SEED_FLOOR_MIN = 12.0  # the seed's recipe, by the issue's reckoning
+# gcloud container clusters create without --num-nodes makes 3 nodes (the seed passes none).
+SEED_NODES = 3
+SEED_MACHINE, SEED_GPUS = "a2-highgpu-2g", 2
+
+
+def seed_plan(nodes: int) -> Plan:
+    """The seed's cost, through the plan's own idle-cost arithmetic."""
+    prices = yaml.safe_load(PRICES_FILE.read_text())
+    gpu = prices["per_gpu_hour"]["nvidia-tesla-a100"]
+    pool = PoolCost(
+        "default-pool",
+        SEED_MACHINE,
+        False,
+        nodes,
+        nodes,
+        gpu["on_demand"] * SEED_GPUS,
+        gpu["spot"] * SEED_GPUS,
+    )
+    return Plan("seed", [], {}, [], [pool], float(prices["cluster_fee_hour"]), "")
+
+
+def seed_levers(nodes: int) -> timing.Levers:
+    return timing.Levers(
+        pool="default-pool",
+        min_nodes=nodes,
+        driver="daemonset",
+        image_streaming=False,
+        image_cache_disk=False,
+        prepuller=False,
+        dask_autoscaled_from_zero=False,
+    )
+
+
+def seed_from_nothing() -> timing.Chain:
+    """The recipe run by hand, top to bottom: each command after the previous one finished."""
+    s = timing.load_durations().steps
+    return timing.Chain(
+        (
+            timing.Step.of("gcloud container clusters create", s["gke_cluster_zonal"]),
+            timing.Step.of("  ... its 3 A2 nodes boot", s["a2_vm_boot"]),
+            timing.Step.of("kubectl apply driver DaemonSet", s["manual_command"]),
+            timing.Step.of("  ... driver installs", s["driver_daemonset"]),
+            timing.Step.of("  ... device plugin advertises GPUs", s["device_plugin"]),
+            timing.Step.of("helm install operator", s["manual_command"]),
+            timing.Step.of("  ... operator ready", s["helm_operator_install"]),
+            timing.Step.of("kubectl apply DaskCluster", s["manual_command"]),
+            timing.Step.of("  ... operator reconciles", s["dask_cluster_running"]),
+            timing.Step.of("  ... RAPIDS image pulled in full", s["image_pull_full"]),
+            timing.Step.of("  ... dask-cuda worker connects", s["dask_worker_start"]),
+        )
+    )
+
+
+def gpu_idle(plan: Plan) -> float:
+    return sum(c.hourly * c.min_nodes for c in plan.costs if c.machine_type.startswith("a2-"))
+
+
+def rng(chain: timing.Chain | None) -> str:
+    if chain is None:
+        return "always on"
+    return f"{chain.median_s / 60:5.1f} ({chain.low_s / 60:.1f}-{chain.high_s / 60:.1f})"
+
+
+def main() -> int:
+    rows: list[tuple[str, timing.Chain | None, timing.Chain, Plan, str]] = []
+    for stack in stacks():
+        plan = build_plan(run_program(stack))
+        t = plan.timeline
+        assert t.cold is not None
+        nothing = timing.from_nothing(plan.resources)
+        assert nothing is not None
+        lv = t.cold.levers
+        how = (
+            f"driver {lv.driver}, streaming {'on' if lv.image_streaming else 'off'}, "
+            f"cache disk {'on' if lv.image_cache_disk else 'off'}, prepuller {'on' if lv.prepuller else 'off'}, "
+            f"GPU min {lv.min_nodes}"
+        )
+        rows.append((stack, t.cold.path, nothing, plan, how))
+    seed_how = "gcloud cluster of a2-highgpu-2g, driver DaemonSet, full pull, no streaming, no autoscaler"
+    rows.append(
+        (
+            "seed, pool resized to 0",
+            timing.cold_worker(seed_levers(0)).path,
+            seed_from_nothing(),
+            seed_plan(0),
+            seed_how + "; at $0/h GPU the pool is resized to 0 by hand and back (modeled as the autoscaler's step)",
+        )
+    )
+    rows.append(
+        (
+            "seed as written (3 nodes)",
+            None,
+            seed_from_nothing(),
+            seed_plan(SEED_NODES),
+            seed_how + "; 3 nodes always on, so no cold start after the first, at the idle price",
+        )
+    )
+
+    print(f"Modeled with gpudask/durations.yaml ({timing.load_durations().date}) and gpudask/prices.yaml;")
+    print("minutes as median (range); not measured.\n")
+    header = f"{'':28} {'cold GPU worker, min':>22} {'from nothing, min':>22} {'idle $/h':>9} {'idle GPU $/h':>13}"
+    print(header)
+    print("-" * len(header))
+    for label, cold, nothing, plan, _ in rows:
+        print(f"{label:28} {rng(cold):>22} {rng(nothing):>22} {plan.idle_hourly:9.2f} {gpu_idle(plan):13.2f}")
+    print()
+    for label, *_, how in rows:
+        print(f"  {label}: {how}")
+
+    by_label = {r[0]: r for r in rows}
+    dev, seed0 = by_label["dev"], by_label["seed, pool resized to 0"]
+    assert dev[1] is not None and seed0[1] is not None
+    ratio = seed0[1].median_s / dev[1].median_s
+    print(
+        f"\nseed (pool at 0) / dev, cold GPU worker: {ratio:.1f}x; "
+        f"seed as written idles at ${by_label['seed as written (3 nodes)'][3].idle_hourly:.2f}/h "
+        f"against dev's ${dev[3].idle_hourly:.2f}/h."
+    )
+    dev_ok = dev[1].median_s <= TARGET_COLD_MIN * 60 and gpu_idle(dev[3]) == 0
+    seed_ok = seed0[1].median_s >= SEED_FLOOR_MIN * 60
+    print(
+        f"target: dev <= {TARGET_COLD_MIN:g} min at $0/h idle GPU: {'met' if dev_ok else 'NOT met'}; "
+        f"seed >= {SEED_FLOOR_MIN:g} min: {'yes' if seed_ok else 'no'}"
+    )
+    return 0 if dev_ok and seed_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The image prepuller DaemonSet (only with `imagePrepuller: true`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.prepuller_spec import image_prepuller
+from components.settings import DaskSettings
+
+
+@dataclass(frozen=True)
+class ImagePrepullerArgs:
+    dask: DaskSettings
+    """The images to pull (the GPU workers') and the namespace to run in (the Dask one)."""
+
+
+class ImagePrepuller(pulumi.ComponentResource):
+    """Pulls the GPU workers' image onto each GPU node as soon as it is Ready."""
+
+    daemonset: k8s.apps.v1.DaemonSet
+
+    def __init__(self, name: str, args: ImagePrepullerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-dask:gpu:ImagePrepuller", name, None, opts)
+        manifest = image_prepuller(args.dask)
+        self.daemonset = k8s.apps.v1.DaemonSet(
+            f"{name}-daemonset",
+            metadata=manifest["metadata"],
+            spec=cast(Any, manifest["spec"]),
+            # skipAwait (in the metadata): `pulumi up` never waits for GPU nodes to exist.
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"name": self.daemonset.metadata.name})
