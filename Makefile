@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: setup test test-fast lint typecheck check plan rehearse policy-check scan clean
+.PHONY: setup test test-fast lint typecheck check plan rehearse rehearse-cluster upstream policy-check scan clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ test:  ## the whole test suite (CI): every tier
 
 test-fast:  ## the edit loop (< 30 s): tests marked `fast` (no processes, no control plane, no real Pulumi)
 	$(BIN)/python -m pytest -m fast -q
+
+upstream:  ## build the pinned upstream programs (upstream/versions.toml) into the user cache; cached after
+	$(BIN)/python -m gpudask upstream build
 
 lint:
 	$(BIN)/ruff check .
@@ -55,13 +58,16 @@ scan: .venv-checkov/bin/checkov  ## Checkov on every stack's manifests, operator
 	  .venv-checkov/bin/checkov --config-file .checkov.yaml -f build/$$stack/tfplan.json --framework terraform_plan; \
 	done
 
-check: lint typecheck policy-check scan test  ## everything CI runs (tests last)
+check: lint typecheck policy-check scan upstream test  ## everything CI runs (tests last)
 
 plan:  ## offline plan of one stack: make plan STACK=prod
 	$(BIN)/python -m gpudask plan $(STACK)
 
 rehearse:  ## the stack's scheduler and workers as local processes + smoke workload: make rehearse STACK=dev
 	$(BIN)/python -m gpudask rehearse $(STACK)
+
+rehearse-cluster:  ## the stack applied to a real local control plane: make rehearse-cluster STACK=prod
+	$(BIN)/python -m gpudask rehearse $(STACK) --cluster
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

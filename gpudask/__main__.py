@@ -193,6 +193,32 @@ def cmd_stacks(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+def cmd_upstream(args: argparse.Namespace) -> int:
+    """Pinned upstream programs: print the pins, or build what is missing into the per-user cache."""
+    from gpudask import upstream
+
+    console = Console(stderr=True)
+    try:
+        programs = upstream.load_programs()
+        if args.action == "versions":
+            for program in programs.values():
+                state = "built" if upstream.is_built(program) else "not built"
+                binaries = " ".join(program.binaries)
+                print(f"{program.name}\t{program.module}@{program.version}\t{binaries}\t{state}")
+            return EXIT_CLEAN
+        results = upstream.build(args.programs, log=lambda line: console.print(line, markup=False, highlight=False))
+    except upstream.UpstreamError as err:
+        console.print(f"[red bold]upstream:[/red bold] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return EXIT_PROGRAM_FAILED
+    for result in results:
+        what = f"built in {result.seconds:.0f} s with go {result.go_version}" if result.built else "cached"
+        print(f"{result.program.name} {result.program.version} {result.path / 'bin'} ({what})")
+        reported = upstream.reported_version(result.program)
+        if reported:
+            print(f"  {next(iter(result.program.binaries))} reports: {reported}")
+    return EXIT_CLEAN
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gpudask", description="gpu-dask tooling that needs no cloud account"
@@ -217,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the scheduler (default 10)")
     c.add_argument("--no-version-check", action="store_true", help="connect despite dask/distributed/python skew")
     c.set_defaults(func=cmd_connect)
+    u = sub.add_parser("upstream", help="pinned upstream programs (Kubernetes, etcd, kwok, helm): versions | build")
+    u.add_argument("action", choices=["versions", "build"], help="print the pins, or build what is missing")
+    u.add_argument("programs", nargs="*", help="programs to build (default: all pinned)")
+    u.set_defaults(func=cmd_upstream)
     st = sub.add_parser("stacks", help="the stacks in stacks/ as a JSON list (CI matrices)")
     st.add_argument("--except", dest="exclude", action="append", metavar="STACK", help="leave this stack out")
     st.set_defaults(func=cmd_stacks)

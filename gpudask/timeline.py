@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from components.catalog import A100_MACHINE_TYPES
+from components.dask_spec import NODEPOOL_LABEL
 from components.driver_spec import NAME as DRIVER_DAEMONSET_NAME
 from components.gke_spec import IMAGE_CACHE_MODE
 from components.prepuller_spec import COMPONENT as PREPULLER_COMPONENT
@@ -214,13 +216,18 @@ def _pool_levers(records: list[dict[str, Any]]) -> list[Levers]:
     prepuller = any(_is_prepuller(r, worker_image) for r in daemonsets)
     autoscalers = [r for r in records if r["type"] == DASK_AUTOSCALER]
     from_zero = any(int((r["inputs"].get("spec") or {}).get("minimum", 1)) == 0 for r in autoscalers)
+    worker_pool = _worker_pool(records)
     levers = []
     for r in records:
         if r["type"] != NODE_POOL:
             continue
         config = r["inputs"].get("nodeConfig") or {}
         accelerators = config.get("guestAccelerators") or []
-        if not accelerators:
+        # Only the pools a GPU worker can land on: A100 pools (not, say, a small GPU pool kept
+        # for the scheduler), and the one the workers select when they select one.
+        if not accelerators or accelerators[0].get("type") not in A100_ACCELERATORS:
+            continue
+        if worker_pool and str(r["inputs"].get("name", r["name"])) != worker_pool:
             continue
         version = (accelerators[0].get("gpuDriverInstallationConfig") or {}).get("gpuDriverVersion")
         if version in ("DEFAULT", "LATEST") or version is None:  # unset = GKE's default driver (>= 1.30)
@@ -245,6 +252,21 @@ def _pool_levers(records: list[dict[str, Any]]) -> list[Levers]:
             )
         )
     return levers
+
+
+A100_ACCELERATORS = {m.accelerator for m in A100_MACHINE_TYPES.values()}
+
+
+def _worker_spec(records: list[dict[str, Any]]) -> dict[str, Any]:
+    for r in records:
+        if r["type"] == DASK_CLUSTER:
+            return ((r["inputs"].get("spec") or {}).get("worker") or {}).get("spec") or {}
+    return {}
+
+
+def _worker_pool(records: list[dict[str, Any]]) -> str | None:
+    """The pool the default workers select by name, if they select one."""
+    return (_worker_spec(records).get("nodeSelector") or {}).get(NODEPOOL_LABEL)
 
 
 def _worker_image(records: list[dict[str, Any]]) -> str:

@@ -344,3 +344,36 @@ def test_cold_start_benchmark_meets_the_target() -> None:
 
     module = runpy.run_path(str(Path(__file__).resolve().parent.parent / "benchmarks" / "cold_start.py"))
     assert module["main"]() == 0
+
+
+def test_only_pools_a_gpu_worker_can_use_count(recorded: Run) -> None:
+    """A small always-on GPU pool for the scheduler (say an L4) is not where the first A100 worker starts."""
+    recs = copy.deepcopy(records(recorded("dev")))
+    small = copy.deepcopy(by_key(recs, "NodePool::gpu-a100-pool"))
+    small["key"], small["name"] = "gcp:container/nodePool:NodePool::gpu-scheduler-pool", "gpu-scheduler-pool"
+    small["inputs"]["name"] = "scheduler"
+    small["inputs"]["nodeConfig"]["guestAccelerators"][0]["type"] = "nvidia-l4"
+    small["inputs"]["autoscaling"]["totalMinNodeCount"] = 1
+    recs.append(small)
+    assert [c.levers.pool for c in timing.timeline(recs).per_pool] == ["a100"]
+    # Workers pinned to a pool: only that one.
+    second = copy.deepcopy(by_key(recs, "NodePool::gpu-a100-pool"))
+    second["key"], second["inputs"]["name"] = "gcp:container/nodePool:NodePool::gpu-big-pool", "big"
+    recs.append(second)
+    by_key(recs, "DaskCluster::dask-cluster")["inputs"]["spec"]["worker"]["spec"]["nodeSelector"] = {
+        "cloud.google.com/gke-nodepool": "big"
+    }
+    assert [c.levers.pool for c in timing.timeline(recs).per_pool] == ["big"]
+
+
+def test_readme_cold_start_numbers_are_the_models(recorded: Run) -> None:
+    """The README's table is the benchmark's output; a change to the table or a lever must update it."""
+    import runpy
+
+    bench = runpy.run_path(str(Path(__file__).resolve().parent.parent / "benchmarks" / "cold_start.py"))
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Cold start and idle cost", 1)[1].split("\n## ", 1)[0]
+    dev = cold_of(recorded("dev")).path
+    seed = timing.cold_worker(bench["seed_levers"](0)).path
+    for chain in (dev, seed):
+        assert bench["rng"](chain).strip() in section, bench["rng"](chain)
