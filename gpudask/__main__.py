@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -122,7 +123,88 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
+    """Scenario (a) on a real local control plane: apply the stack, report what Kubernetes did with it."""
+    from gpudask import upstream
+    from gpudask.cluster.apply import apply_stack
+    from gpudask.cluster.controlplane import ControlPlane, ControlPlaneError
+    from gpudask.cluster.nodes import NodesError, stack_nodes
+    from gpudask.cluster.observe import settle, stack_namespaces
+
+    console = Console(stderr=True)
+    rec, _ = _record(args.stack, console)
+    if rec is None:
+        return EXIT_PROGRAM_FAILED
+    started = time.monotonic()
+    problems: list[str] = []
+    try:
+        with ControlPlane(log=lambda line: console.print(line, markup=False, highlight=False)) as cp:
+            version = cp.version()
+            programs = upstream.load_programs()
+            print(f"kube-apiserver /version: {version['gitVersion']} ({version['goVersion']}, {version['platform']})")
+            for name in ("etcd", "kwok", "helm"):
+                print(f"{name}: {programs[name].module}@{programs[name].version}")
+            print(f"control plane ready in {cp.timings['ready_s']:.1f} s at {cp.server}")
+            with stack_nodes(cp, rec) as nodes:
+                print(f"nodes ({len(nodes.names)}, Ready in {nodes.ready_s:.1f} s):")
+                for node in nodes.objects:
+                    labels = node["metadata"]["labels"]
+                    alloc = node["status"]["allocatable"]
+                    gpus = alloc.get("nvidia.com/gpu", "0")
+                    print(
+                        f"  {node['metadata']['name']}: pool {labels['cloud.google.com/gke-nodepool']}, "
+                        f"{labels['node.kubernetes.io/instance-type']}, allocatable cpu {alloc['cpu']} "
+                        f"memory {alloc['memory']} gpu {gpus}"
+                        + (", spot" if labels.get("cloud.google.com/gke-spot") else "")
+                    )
+                report = apply_stack(cp, rec)
+                print(f"applied {len(report.outcomes)} objects in Pulumi's order ({report.seconds:.1f} s):")
+                for outcome in report.outcomes:
+                    mark = "ok" if outcome.ok else "REFUSED"
+                    print(
+                        f"  {mark} {outcome.what} ({outcome.seconds:.2f} s){'' if outcome.ok else ': ' + outcome.message}"
+                    )
+                    for warning in outcome.warnings:
+                        print(f"    warning: {warning}")
+                for note in report.notes:
+                    print(f"  note: {note}")
+                placement = settle(cp.kube(), rec, timeout=args.timeout)
+                print(f"pods ({placement.seconds:.1f} s to settle):")
+                for place in placement.pods:
+                    print(f"  {place.line}")
+                events = [
+                    e
+                    for ns in stack_namespaces(rec)
+                    for e in cp.kube().list("v1", "Event", ns)
+                    if e.get("source", {}).get("component") not in ("default-scheduler",)
+                    and e.get("reportingComponent") not in ("default-scheduler",)
+                ]
+                if events:
+                    print("events (controllers and the operator):")
+                    for e in events:
+                        obj = e.get("involvedObject") or {}
+                        print(
+                            f"  {obj.get('kind')}/{obj.get('namespace')}/{obj.get('name')}: {e.get('reason')}: {e.get('message')}"
+                        )
+                problems = [f"{what}: {message}" for what, message in report.failures] + placement.problems
+                rss = cp.rss_mb()
+                print(f"memory: {sum(rss.values()):.0f} MiB RSS ({', '.join(f'{k} {v:.0f}' for k, v in rss.items())})")
+    except (ControlPlaneError, NodesError, upstream.UpstreamError) as err:
+        console.print(f"[red bold]control plane failed:[/red bold] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return EXIT_PROGRAM_FAILED
+    print(f"total {time.monotonic() - started:.1f} s, everything stopped")
+    if problems:
+        console.print(f"[red bold]{len(problems)} problem(s):[/red bold]")
+        for problem in problems:
+            console.print(f"  - {problem}", markup=False, highlight=False)
+        return EXIT_FINDINGS
+    console.print("[green]everything that should run runs[/green]")
+    return EXIT_CLEAN
+
+
 def cmd_rehearse(args: argparse.Namespace) -> int:
+    if args.cluster:
+        return cmd_rehearse_cluster(args)
     from distributed import Client
 
     from gpudask import rehearse, smoke
@@ -236,6 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
     r.add_argument("--serve", action="store_true", help="keep the cluster up until Ctrl-C / SIGTERM")
     r.add_argument("--timeout", type=float, default=120.0, help="seconds for the cluster to start (default 120)")
+    r.add_argument(
+        "--cluster",
+        action="store_true",
+        help="apply the stack to a real local Kubernetes control plane (etcd, API server, scheduler, kwok nodes)",
+    )
     r.set_defaults(func=cmd_rehearse)
     c = sub.add_parser("connect", help="connect a client to a deployed stack's DaskCluster and report it")
     c.add_argument("stack", nargs="?", help="stack name, read with `pulumi stack output` (or give --outputs)")

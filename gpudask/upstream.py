@@ -259,7 +259,7 @@ def build_program(
     folder = program_dir(program, root)
     if is_built(program, root):
         return BuildResult(program, folder, built=False, seconds=0.0)
-    with _locked(folder.with_suffix(".lock")):
+    with _locked(folder.parent / f"{folder.name}.lock"):
         if is_built(program, root):  # another process built it while we waited
             return BuildResult(program, folder, built=False, seconds=0.0)
         go = go_executable()
