@@ -29,7 +29,13 @@ if settings.existing_cluster is None:
     gpu_pools = {
         pool_name: GpuNodePool(
             f"gpu-{pool_name}",
-            GpuNodePoolArgs(settings, pool, gke.cluster.id, gke.node_service_account.email),
+            GpuNodePoolArgs(
+                settings,
+                pool,
+                gke.cluster.id,
+                gke.node_service_account.email,
+                after=[*gke.node_roles.values(), *gke.apis.values()],
+            ),
         )
         for pool_name, pool in settings.gpu_node_pools.items()
     }
