@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.settings import SYSTEM_POOL_NAME
+from components.settings import StackSettings
 
 CHART = "dask-kubernetes-operator"
 REPOSITORY = "https://helm.dask.org"
 NAMESPACE = "dask-operator"
 
 
-def operator_values() -> dict[str, Any]:
-    """The same for every stack: the operator's placement and its resources."""
+def operator_values(settings: StackSettings) -> dict[str, Any]:
     return {
         # The operator reconciles every DaskCluster: it belongs on the on-demand system pool.
-        "nodeSelector": {"cloud.google.com/gke-nodepool": SYSTEM_POOL_NAME},
+        "nodeSelector": {"cloud.google.com/gke-nodepool": settings.system_pool},
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"memory": "512Mi"},

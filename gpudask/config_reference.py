@@ -38,6 +38,19 @@ STRUCTURED: dict[str, Key] = {
     "gpuNodePools": Key("map of pool name -> pool (below); at least one", required=True),
     "dask": Key("the DaskCluster (below)", default="see below"),
     "labels": Key("extra GCP labels on the cluster and nodes"),
+    "existingCluster": Key(
+        "deploy onto a cluster you already have (below)",
+        default="omitted: this stack creates the network, cluster and pools",
+    ),
+}
+
+EXISTING: dict[str, Key] = {
+    "kubeconfig": Key("path of the kubeconfig file (`~` expanded); inline contents are refused", required=True),
+    "context": Key("kubeconfig context", default="the kubeconfig's current-context"),
+    "systemPool": Key(
+        "GKE pool name of the on-demand CPU pool for the operator, the scheduler and CPU workers",
+        default="`system`",
+    ),
 }
 
 POOL: dict[str, Key] = {
@@ -114,6 +127,7 @@ SECTIONS: tuple[tuple[str, dict[str, Key], set[str]], ...] = (
     ("dask", DASK, s.DASK_KEYS),
     ("dask.workerGroups.<group>", GROUP, s.GROUP_KEYS),
     ("dask.autoscale", AUTOSCALE, {"minimum", "maximum"}),
+    ("existingCluster", EXISTING, s.EXISTING_KEYS),
 )
 
 
@@ -151,6 +165,7 @@ def _parsed_defaults() -> dict[str, dict[str, Any]]:
         "dask": vars(parsed.dask),
         "dask.workerGroups.<group>": vars(extended.worker_groups["extra"]),
         "dask.autoscale": vars(autoscale) if autoscale else {},
+        "existingCluster": {},
     }
     return {section: dict(values) for section, values in fields.items()}
 
