@@ -232,9 +232,9 @@ def _stages(process_backed_namespaces: tuple[str, ...]) -> str:
     if not process_backed_namespaces:
         return text
     # Pods in these namespaces are moved to Running by whoever runs their processes, not by kwok.
-    # Their deletion too: the pod stays until its process has stopped (preStop, SIGTERM, grace).
-    values = ", ".join(f"'{ns}'" for ns in process_backed_namespaces)
-    extra = f"    - key: '.metadata.namespace'\n      operator: NotIn\n      values: [{values}]\n"
+    # Only the Dask pods (labelled dask.org/cluster-name; other pods of those namespaces stay
+    # kwok's), and their deletion too: the pod stays until its process has stopped.
+    extra = "    - key: '.metadata.labels.\"dask.org/cluster-name\"'\n      operator: DoesNotExist\n"
     anchor = "    matchExpressions:\n"
     for stage in ("gpudask-pod-running", "gpudask-pod-gone"):
         marker = f"  name: {stage}\n"

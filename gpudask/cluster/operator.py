@@ -128,6 +128,10 @@ class Operator:
             time.sleep(0.2)
         return False
 
+    def handler_lines(self) -> list[str]:
+        """kopf's per-object lines (handlers run, their messages), as its Events would say."""
+        return [line.split("] ", 2)[-1] for line in self.log_text().splitlines() if "kopf.objects" in line]
+
     def forbidden(self) -> list[str]:
         """Log lines where the API server refused the operator (RBAC)."""
         return [line for line in self.log_text().splitlines() if " 403 " in line or "forbidden" in line.lower()]

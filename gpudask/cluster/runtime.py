@@ -274,7 +274,7 @@ def print_runtime(runtime: DaskRuntime, out: Callable[[str], None] = print) -> N
         f"{runtime.operator_pod.namespace}/{runtime.operator_pod.service_account} "
         f"(answered its liveness probe {runtime.operator.start_s:.1f} s after start)"
     )
-    events = runtime.events()
+    events = runtime.events() or runtime.operator.handler_lines()
     out(f"operator events ({len(events)}):")
     for line in events:
         out(f"  {line}")
