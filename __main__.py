@@ -25,7 +25,13 @@ gke = GkeCluster("gke", GkeClusterArgs(settings, network))
 gpu_pools = {
     pool_name: GpuNodePool(
         f"gpu-{pool_name}",
-        GpuNodePoolArgs(settings, pool, gke.cluster.id, gke.node_service_account.email),
+        GpuNodePoolArgs(
+            settings,
+            pool,
+            gke.cluster.id,
+            gke.node_service_account.email,
+            after=[*gke.node_roles.values(), *gke.apis.values()],
+        ),
     )
     for pool_name, pool in settings.gpu_node_pools.items()
 }

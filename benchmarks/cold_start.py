@@ -42,6 +42,7 @@ def seed_plan(nodes: int) -> Plan:
         nodes,
         gpu["on_demand"] * SEED_GPUS,
         gpu["spot"] * SEED_GPUS,
+        idle_nodes=nodes,  # the seed's nodes run all the time (boot disks not counted: the seed sets none)
     )
     return Plan("seed", [], {}, [], [pool], float(prices["cluster_fee_hour"]), "")
 
@@ -79,7 +80,8 @@ def seed_from_nothing() -> timing.Chain:
 
 
 def gpu_idle(plan: Plan) -> float:
-    return sum(c.hourly * c.min_nodes for c in plan.costs if c.machine_type.startswith("a2-"))
+    """What the A100 pools cost when nobody works (their idle nodes, disks included)."""
+    return sum(c.idle_hourly for c in plan.costs if c.machine_type.startswith("a2-"))
 
 
 def rng(chain: timing.Chain | None) -> str:

@@ -21,6 +21,14 @@ NODE_ROLES = {
     "metadata-writer": "roles/stackdriver.resourceMetadata.writer",
     "autoscaling-metrics": "roles/autoscaling.metricsWriter",
     "registry-reader": "roles/artifactregistry.reader",
+    # Image streaming (gcfsConfig) on nodes with a custom service account: without it pods on
+    # streaming nodes fail to start (terraform-google-kubernetes-engine#2251, fixed by PR #2262).
+    "serviceusage-consumer": "roles/serviceusage.serviceUsageConsumer",
+}
+# Project APIs the stack needs beyond Compute and GKE (enabled by the stack; never disabled
+# on destroy, other stacks in the project may use them).
+PROJECT_APIS = {
+    "containerfilesystem": "containerfilesystem.googleapis.com",  # image streaming
 }
 
 
@@ -36,8 +44,11 @@ class GkeCluster(pulumi.ComponentResource):
     cluster: gcp.container.Cluster
     system_pool: gcp.container.NodePool
     node_service_account: gcp.serviceaccount.Account
+    node_roles: dict[str, gcp.projects.IAMMember]
+    apis: dict[str, gcp.projects.Service]
     name: pulumi.Output[str]
     endpoint: pulumi.Output[str]
+    dns_endpoint: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
 
     def __init__(self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None):
@@ -53,8 +64,18 @@ class GkeCluster(pulumi.ComponentResource):
             opts=child,
         )
         member = self.node_service_account.email.apply(lambda email: f"serviceAccount:{email}")
-        for role_key, role in NODE_ROLES.items():
-            gcp.projects.IAMMember(f"{name}-nodes-{role_key}", project=s.project, role=role, member=member, opts=child)
+        self.node_roles = {
+            role_key: gcp.projects.IAMMember(
+                f"{name}-nodes-{role_key}", project=s.project, role=role, member=member, opts=child
+            )
+            for role_key, role in NODE_ROLES.items()
+        }
+        self.apis = {
+            key: gcp.projects.Service(
+                f"{name}-api-{key}", project=s.project, service=api, disable_on_destroy=False, opts=child
+            )
+            for key, api in PROJECT_APIS.items()
+        }
 
         self.cluster = gcp.container.Cluster(
             f"{name}-cluster",
@@ -63,10 +84,12 @@ class GkeCluster(pulumi.ComponentResource):
             location=s.location,
             network=args.network.vpc.id,
             subnetwork=args.network.subnet.id,
-            # Pools are separate resources; no cluster-level node_config (with
-            # remove_default_node_pool it forces a replace on every `up`, pulumi/pulumi-gcp#744).
+            # Pools are separate resources. The default pool GKE creates first (and the stack
+            # removes) runs as our node service account, never the Compute Engine default one;
+            # its config is ignored after creation (see gke_spec.default_pool_node_config).
             remove_default_node_pool=True,
             initial_node_count=1,
+            node_config=gke_spec.default_pool_node_config(self.node_service_account.email),
             ip_allocation_policy={
                 "cluster_secondary_range_name": PODS_RANGE,
                 "services_secondary_range_name": SERVICES_RANGE,
@@ -76,6 +99,11 @@ class GkeCluster(pulumi.ComponentResource):
                 "enable_private_endpoint": False,
                 "master_ipv4_cidr_block": s.network.master_cidr,
             },
+            # The DNS-based control-plane endpoint: reachable from anywhere, authorised by IAM
+            # (container.clusters.connect) instead of an IP allowlist, so GitHub-hosted runners
+            # and laptops reach it without joining authorizedNetworks (docs/deploy.md). The IP
+            # endpoint stays behind authorizedNetworks.
+            control_plane_endpoints_config={"dns_endpoint_config": {"allow_external_traffic": True}},
             master_authorized_networks_config={
                 "cidr_blocks": [
                     {"cidr_block": cidr, "display_name": f"authorized-{cidr}"} for cidr in s.authorized_networks
@@ -90,7 +118,13 @@ class GkeCluster(pulumi.ComponentResource):
             master_auth={"client_certificate_config": {"issue_client_certificate": False}},
             deletion_protection=s.protect,
             resource_labels={"app": "gpu-dask", **s.labels},
-            opts=pulumi.ResourceOptions(parent=self, protect=s.protect),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=s.protect,
+                ignore_changes=gke_spec.CLUSTER_IGNORE_CHANGES,
+                # The default pool's nodes need their roles while they exist.
+                depends_on=list(self.node_roles.values()),
+            ),
         )
 
         self.system_pool = gcp.container.NodePool(
@@ -108,14 +142,26 @@ class GkeCluster(pulumi.ComponentResource):
                 protect=s.protect,
                 ignore_changes=gke_spec.NODE_COUNT_IGNORE_CHANGES,
                 delete_before_replace=True,  # fixed name: the new pool cannot exist beside the old
+                depends_on=[*self.node_roles.values(), *self.apis.values()],
             ),
         )
 
         self.name = self.cluster.name
         self.endpoint = self.cluster.endpoint
+        self.dns_endpoint = self.cluster.control_plane_endpoints_config.apply(_dns_endpoint)
         self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(self.cluster.endpoint, self.cluster.master_auth.cluster_ca_certificate).apply(
-                lambda parts: kubeconfig(f"gke_{s.project}_{s.location}_{s.cluster_name}", parts[0], parts[1] or "")
-            )
+            self.dns_endpoint.apply(lambda host: kubeconfig(f"gke_{s.project}_{s.location}_{s.cluster_name}", host))
         )
-        self.register_outputs({"name": self.name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig})
+        self.register_outputs(
+            {
+                "name": self.name,
+                "endpoint": self.endpoint,
+                "dnsEndpoint": self.dns_endpoint,
+                "kubeconfig": self.kubeconfig,
+            }
+        )
+
+
+def _dns_endpoint(config: gcp.container.outputs.ClusterControlPlaneEndpointsConfig | None) -> str:
+    dns = config.dns_endpoint_config if config else None
+    return (dns.endpoint if dns else None) or ""

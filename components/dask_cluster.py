@@ -68,6 +68,13 @@ class GpuDaskCluster(pulumi.ComponentResource):
         ]
 
         body = dask_spec.dask_cluster(dask)
+        if self.tls:
+            # Dask loads its certificates once, at start: a renewed Secret alone never reaches
+            # running pods. The certificates' digest in the scheduler's metadata is under
+            # `spec.scheduler`, a replaceOnChanges path, so a renewal replaces the DaskCluster
+            # (scheduler and workers restart on the new certificates).
+            scheduler_meta = body["spec"]["scheduler"].setdefault("metadata", {})
+            scheduler_meta.setdefault("annotations", {})[dask_spec.TLS_DIGEST_ANNOTATION] = self.tls.certificates_digest
         self.dask_cluster = _custom_resource(
             f"{name}-cluster",
             body,

@@ -13,6 +13,7 @@ from typing import Any
 
 from dask_kubernetes.operator import make_cluster_spec
 
+from components.gpu_drivers import DRIVER_LIBRARY_PATH
 from components.security_spec import harden_pod
 from components.settings import SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
 
@@ -22,6 +23,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": "present", "effect": "NoSchedule"}
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 INTERNAL_LB_ANNOTATION = "networking.gke.io/load-balancer-type"
+# The TLS certificates' digest, on the scheduler (and so on its pod and Service): see dask_cluster.py.
+TLS_DIGEST_ANNOTATION = "gpu-dask/tls-certificates-sha256"
 # Makes `pulumi up` wait until the operator has created the scheduler Service.
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
 
@@ -75,6 +78,16 @@ def colocation_affinity(cluster_name: str, group_name: str, mode: str) -> dict[s
     return {
         "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
     }
+
+
+def with_driver_libraries(container: dict[str, Any]) -> None:
+    """Put the driver's libraries, which GKE mounts at /usr/local/nvidia, on the loader path.
+
+    With a GKE-installed driver, RAPIDS images have failed to find the CUDA libraries
+    without it (rapidsai/deployment#698); with the DaemonSet the mount is the same.
+    """
+    env = [e for e in container.get("env") or [] if e.get("name") != "LD_LIBRARY_PATH"]
+    container["env"] = [*env, {"name": "LD_LIBRARY_PATH", "value": DRIVER_LIBRARY_PATH}]
 
 
 def _resources(cpu: float, memory_gb: float, gpus: int) -> dict[str, Any]:
@@ -133,6 +146,8 @@ def worker_pod_spec(
     container["readinessProbe"] = {**health, "initialDelaySeconds": 10, "periodSeconds": 10}
     container["livenessProbe"] = {**health, "initialDelaySeconds": 60, "periodSeconds": 30, "failureThreshold": 6}
     container["resources"] = _resources(cpu, memory_gb, gpus)
+    if gpus:
+        with_driver_libraries(container)
     node_pool = pool if gpus else SYSTEM_POOL_NAME
     if node_pool:
         spec["nodeSelector"] = {NODEPOOL_LABEL: node_pool}
@@ -164,6 +179,7 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
     gpus = 1 if dask.scheduler_gpu else 0
     container["resources"] = _resources(dask.scheduler_cpu, dask.scheduler_memory_gb, gpus)
     if gpus:
+        with_driver_libraries(container)
         spec["spec"]["tolerations"] = [dict(GPU_TOLERATION)]
         if dask.pool:
             spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: dask.pool}

@@ -3,6 +3,7 @@ from pulumi-tls, the server-side ones in a Kubernetes Secret mounted into the po
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import pulumi
@@ -30,6 +31,9 @@ class DaskTls(pulumi.ComponentResource):
     """CA + certificates; `secret` holds what the scheduler and workers mount."""
 
     ca_cert_pem: pulumi.Output[str]
+    certificates_digest: pulumi.Output[str]
+    """sha256 of the CA, scheduler and worker certificates: changes exactly when a renewal
+    (or a new CA) changes what the pods must load."""
     client_cert_pem: pulumi.Output[str]
     client_key_pem: pulumi.Output[str]
     secret: k8s.core.v1.Secret
@@ -92,6 +96,9 @@ class DaskTls(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.namespace]),
         )
         self.ca_cert_pem = ca.cert_pem
+        self.certificates_digest = pulumi.Output.all(
+            ca.cert_pem, certs["scheduler"].cert_pem, certs["worker"].cert_pem
+        ).apply(lambda pems: hashlib.sha256("".join(pems).encode()).hexdigest())
         self.client_cert_pem = certs["client"].cert_pem
         self.client_key_pem = pulumi.Output.secret(keys["client"].private_key_pem)
         self.register_outputs(

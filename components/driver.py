@@ -28,7 +28,9 @@ class NvidiaDriverInstaller(pulumi.ComponentResource):
             f"{name}-daemonset",
             metadata=manifest["metadata"],
             spec=manifest["spec"],
-            # A DaemonSet with no GPU node yet is complete: don't wait for pods that can't exist.
+            # pulumi-kubernetes waits for a DaemonSet's pods to be ready; only GPU nodes run these,
+            # and a pool at zero has none. The manifest's `pulumi.com/skipAwait` annotation makes
+            # `pulumi up` create it and move on (tests/test_driver.py checks the annotation).
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"name": self.daemonset.metadata.name})

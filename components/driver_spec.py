@@ -3,6 +3,8 @@
 Behaviour matches Google's `nvidia-driver-installer/cos/daemonset-preloaded-latest.yaml`
 (GoogleCloudPlatform/container-engine-accelerators), written here as data so that the
 stack never fetches a manifest from a URL at deploy time and reviews see every field.
+tests/test_driver.py compares it field by field with a dated upstream copy
+(tests/data/) and lists every deliberate difference with its reason.
 """
 
 from __future__ import annotations
@@ -14,11 +16,31 @@ NAMESPACE = "kube-system"
 # Preloaded on COS GPU nodes by GKE; never pulled (imagePullPolicy: Never).
 INSTALLER_IMAGE = "cos-nvidia-installer:fixed"
 # Applies MIG partitions from /etc/nvidia when a pool asks for them; pinned by digest upstream.
+# The digest of upstream's revision a1b8720 (as vendored by NVIDIA/aicr, 2026); it replaced
+# the c54fd003... digest of 2023 (see GOTCHAS.md).
 PARTITION_IMAGE = (
-    "gcr.io/gke-release/nvidia-partition-gpu@sha256:c54fd003948fac687c2a93a55ea6e4d47ffbd641278a9191e75e822fe72471c2"
+    "gcr.io/gke-release/nvidia-partition-gpu@sha256:e226275da6c45816959fe43cde907ee9a85c6a2aa8a429418a4cadef8ecdb86a"
 )
-PAUSE_IMAGE = "gke.gcr.io/pause:3.8"
+# Pinned by digest, as upstream does: a tag alone lets the registry change what runs.
+PAUSE_IMAGE = "gke.gcr.io/pause:3.8@sha256:880e63f94b145e46f1b1082bb71b85e21f16b99b180b9996407d61240ceb9830"
 INSTALL_DIR_HOST = "/home/kubernetes/bin/nvidia"
+# `pulumi up` must not wait for this DaemonSet's pods: only GPU nodes run them, and a pool
+# that scales from zero has none (pulumi-kubernetes awaits DaemonSets, pulumi/pulumi-kubernetes#2953).
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+# The installer's script. A node whose driver is already loaded (an init container re-run
+# after a kubelet restart, or a node image with the driver in it) is left alone; after an
+# install the directory is made world-readable, because our pods run as uid 1001 and read
+# the driver's libraries through the device plugin's mount of it.
+INSTALL_SCRIPT = f"""\
+if lsmod | grep -q nvidia; then
+  echo "nvidia kernel module already loaded: leaving the installed driver as it is"
+  exit 0
+fi
+echo "no nvidia kernel module loaded: installing the COS driver"
+/cos-gpu-installer install --version=latest || exit 1
+chmod 755 /root{INSTALL_DIR_HOST}
+"""
 
 # Nodes with a GPU and WITHOUT a GKE-managed driver. On GKE >= 1.30 a pool that leaves
 # gpuDriverVersion unset gets GKE's driver and this label, so the DaemonSet never lands there.
@@ -47,7 +69,7 @@ def driver_daemonset() -> dict[str, Any]:
         "name": NAME,
         "image": INSTALLER_IMAGE,
         "imagePullPolicy": "Never",
-        "command": ["/cos-gpu-installer", "install", "--version=latest"],
+        "command": ["bash", "-c", INSTALL_SCRIPT],
         "env": [{"name": k, "value": v} for k, v in env.items()],
         "resources": {"requests": {"cpu": "150m"}},
         # Loads a kernel module on the host: privileged by necessity.
@@ -75,7 +97,7 @@ def driver_daemonset() -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": dict(labels)},
+        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": dict(labels), "annotations": dict(SKIP_AWAIT)},
         "spec": {
             "selector": {"matchLabels": dict(labels)},
             "updateStrategy": {"type": "RollingUpdate"},

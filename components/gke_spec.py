@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pulumi
 from pulumi_gcp.container import (
+    ClusterNodeConfigArgsDict,
     NodePoolAutoscalingArgsDict,
     NodePoolManagementArgsDict,
     NodePoolNodeConfigArgsDict,
@@ -24,21 +25,6 @@ IMAGE_CACHE_MODE = "CONTAINER_IMAGE_CACHE"  # GKE SecondaryBootDisk.Mode
 
 # The autoscaler and GKE change node counts; Pulumi must not report (or revert) that drift.
 NODE_COUNT_IGNORE_CHANGES = ["nodeCount", "initialNodeCount"]
-
-# NodePool fields whose change makes GKE (and so Pulumi) replace the pool: every node is
-# recreated and running workers are lost. Shown in reviews; source: GOTCHAS.md.
-NODE_POOL_REPLACE_FIELDS = (
-    "nodeConfig.machineType",
-    "nodeConfig.guestAccelerators",
-    "nodeConfig.spot",
-    "nodeConfig.diskSizeGb",
-    "nodeConfig.serviceAccount",
-    "nodeConfig.imageType",
-    # GKE cannot change the disk image of existing nodes: a new pool (GKE secondary boot disk docs).
-    "nodeConfig.secondaryBootDisks",
-    "nodeLocations",
-    "name",
-)
 
 
 def _common_node_config(settings: StackSettings, service_account: pulumi.Input[str]) -> NodePoolNodeConfigArgsDict:
@@ -99,6 +85,29 @@ def system_node_config(settings: StackSettings, service_account: pulumi.Input[st
         }
     )
     return config
+
+
+def default_pool_node_config(service_account: pulumi.Input[str]) -> ClusterNodeConfigArgsDict:
+    """The node config of the default pool GKE creates with the cluster and the stack removes
+    at once (`removeDefaultNodePool`). Without it that pool runs, for a minute, as the Compute
+    Engine default service account, and cluster creation fails where that account is disabled.
+
+    The cluster ignores later changes to it (`CLUSTER_IGNORE_CHANGES`): after the pool is
+    removed GKE reports another pool's config here, and its ForceNew fields would otherwise
+    replace the cluster on every `up` (pulumi/pulumi-gcp#744; GOTCHAS.md).
+    """
+    return {
+        "service_account": service_account,
+        "oauth_scopes": list(OAUTH_SCOPES),
+        "image_type": IMAGE_TYPE,
+        "workload_metadata_config": {"mode": "GKE_METADATA"},
+        "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
+        "metadata": {"disable-legacy-endpoints": "true"},
+    }
+
+
+# What the cluster must never diff on: the default pool's config only matters at creation.
+CLUSTER_IGNORE_CHANGES = ["nodeConfig"]
 
 
 def autoscaling(min_nodes: int, max_nodes: int) -> NodePoolAutoscalingArgsDict:

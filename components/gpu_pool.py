@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -17,6 +18,9 @@ class GpuNodePoolArgs:
     pool: GpuPoolSettings
     cluster_id: pulumi.Input[str]
     service_account: pulumi.Input[str]
+    after: Sequence[pulumi.Resource] = ()
+    """What the nodes need before they boot (the service account's roles, the image streaming
+    API). Omitted -> the pool waits only for the cluster."""
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -45,6 +49,7 @@ class GpuNodePool(pulumi.ComponentResource):
                 protect=s.protect,
                 ignore_changes=gke_spec.NODE_COUNT_IGNORE_CHANGES,
                 delete_before_replace=True,
+                depends_on=list(args.after),
             ),
         )
         self.name = self.node_pool.name

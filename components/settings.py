@@ -18,6 +18,7 @@ from typing import Any
 from dask_kubernetes.exceptions import ValidationError as DaskNameError
 from dask_kubernetes.operator.validation import validate_cluster_name
 
+from components import gpu_drivers
 from components.catalog import (
     A100_MACHINE_TYPES,
     CPU_MACHINE_TYPES,
@@ -162,6 +163,8 @@ class NetworkSettings:
     pods_cidr: str
     services_cidr: str
     master_cidr: str
+    peered_cidrs: tuple[str, ...] = ()
+    """Networks peered with or routed into the VPC (VPC peering, VPN, Interconnect)."""
 
 
 @dataclass(frozen=True)
@@ -348,12 +351,12 @@ DASK_KEYS = {
 SCALAR_KEYS = {
     "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "protect",
     "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr", "masterCidr",
-    "imageStreaming", "imagePrepuller",
+    "peeredCidrs", "imageStreaming", "imagePrepuller",
 }  # fmt: skip
 TOP_KEYS = {
     "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "protect",
     "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr",
-    "masterCidr", "gpuNodePools", "dask", "labels", "imageStreaming", "imagePrepuller",
+    "masterCidr", "peeredCidrs", "gpuNodePools", "dask", "labels", "imageStreaming", "imagePrepuller",
 }  # fmt: skip
 
 
@@ -618,6 +621,53 @@ def _check_networks(problems: _Problems, network: NetworkSettings) -> None:
             if net.overlaps(other):
                 problems.add(key, cidr, f"overlaps {other_key} ({other})")
         parsed[key] = net
+    for i, cidr in enumerate(network.peered_cidrs):
+        try:
+            net = ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            problems.add(f"peeredCidrs[{i}]", cidr, "is not a valid CIDR (like 10.20.0.0/16)")
+            continue
+        for other_key, other in parsed.items():
+            if net.overlaps(other):  # peering and routes refuse overlapping ranges
+                problems.add(f"peeredCidrs[{i}]", cidr, f"overlaps {other_key} ({other})")
+
+
+def _check_clients_reach_the_vpc(problems: _Problems, network: NetworkSettings, dask: DaskSettings) -> None:
+    """Clients of the scheduler's internal load balancer are inside the VPC or a network peered
+    with or routed into it; any other range can never connect, whatever the firewall says."""
+    reachable: dict[str, Any] = {"subnetCidr": network.subnet_cidr, "podsCidr": network.pods_cidr}
+    reachable |= {f"peeredCidrs[{i}]": c for i, c in enumerate(network.peered_cidrs)}
+    nets = {}
+    for key, cidr in reachable.items():
+        try:
+            nets[key] = ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            continue  # reported by _check_networks
+    for i, cidr in enumerate(dask.client_cidrs):
+        try:
+            client = ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            continue  # reported by _check_cidrs
+        if not any(client.version == n.version and client.subnet_of(n) for n in nets.values()):
+            problems.add(
+                f"dask.clientCidrs[{i}]",
+                cidr,
+                "is outside the cluster's VPC (subnetCidr, podsCidr) and outside every peeredCidrs range "
+                f"({', '.join(f'{k} {v}' for k, v in reachable.items())}): no client there can reach the "
+                "scheduler; list the network it lives in under peeredCidrs (VPC peering, VPN, Interconnect)",
+            )
+
+
+def _check_driver_fits_images(problems: _Problems, driver: str, channel: str, dask: DaskSettings) -> None:
+    """Every image that runs on a GPU must fit the driver the stack's mode installs."""
+    images = {"dask.image": dask.image} if dask.gpus_per_worker or dask.scheduler_gpu else {}
+    for name, group in dask.worker_groups.items():
+        if group.gpus_per_worker:
+            images[f"dask.workerGroups.{name}.image"] = group.image
+    for key, image in images.items():
+        reason = gpu_drivers.mismatch(image, driver, channel)
+        if reason:
+            problems.add(key, image, reason)
 
 
 def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings:
@@ -666,6 +716,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         pods_cidr=r.string("podsCidr", "10.16.0.0/14"),
         services_cidr=r.string("servicesCidr", "10.12.0.0/20"),
         master_cidr=r.string("masterCidr", "172.16.0.32/28"),
+        peered_cidrs=r.strings("peeredCidrs"),
     )
     _check_networks(problems, network)
     labels = {str(k): str(v) for k, v in r.mapping("labels").items()}
@@ -689,6 +740,8 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
     dask = _parse_dask(problems, r.mapping("dask"), pools)
     if dask.scheduler_gpu:
         _check_gpu_fit(problems, "dask.schedulerGpu", 1, 1, [p for p in pools.values() if p.machine_type])
+    _check_driver_fits_images(problems, driver, release_channel, dask)
+    _check_clients_reach_the_vpc(problems, network, dask)
 
     if problems.items:
         raise SettingsError(problems.items)

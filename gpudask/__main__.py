@@ -74,6 +74,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 "added": diff.added,
                 "removed": diff.removed,
                 "replaced": diff.replaced(),
+                "nodeRolls": diff.node_rolls(),
                 "changed": {k: [c[0] for c in v] for k, v in diff.changed.items()},
             }
         print(json.dumps(result, indent=2, default=str))
@@ -88,20 +89,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for kind, count in sorted(kinds.items()):
         table.add_row(kind, str(count))
     console.print(table)
-    costs = Table(title="cost per hour (estimates)")
-    for col in ("pool", "machine", "spot", "nodes", "$/h min", "$/h max"):
+    costs = Table(title="cost per hour (estimates; machine + boot disk per node)")
+    for col in ("pool", "machine", "spot", "nodes idle / min-max", "$/node-hour", "$/h idle", "$/h max"):
         costs.add_column(col)
     for c in plan.costs:
         costs.add_row(
             c.pool,
             c.machine_type,
             "yes" if c.spot else "no",
-            f"{c.min_nodes}-{c.max_nodes}",
-            f"{c.hourly * c.min_nodes:.2f}",
-            f"{c.hourly * c.max_nodes:.2f}",
+            f"{c.idle_nodes} / {c.min_nodes}-{c.max_nodes}",
+            f"{c.hourly:.3f}" + (f" (unpriced: {c.unpriced})" if c.unpriced else ""),
+            f"{c.idle_hourly:.2f}",
+            f"{c.max_hourly:.2f}",
         )
     console.print(costs)
-    console.print(f"idle ${plan.idle_hourly:.2f}/h, full scale ${plan.max_hourly:.2f}/h ({plan.prices_note})")
+    console.print(
+        f"idle ${plan.idle_hourly:.2f}/h (what runs when nobody works, cluster fee included), "
+        f"full scale ${plan.max_hourly:.2f}/h ({plan.prices_note})"
+    )
+    quota_table = Table(title="quotas needed at full scale (ask before the first up)")
+    for col in ("region", "metric", "needed", "for pools"):
+        quota_table.add_column(col)
+    for q in plan.quotas:
+        quota_table.add_row(q["region"], q["metric"], f"{q['count']:g}", q["for"])
+    console.print(quota_table)
     console.print(f"schedulerAddress: [bold]{plan.outputs.get('schedulerAddress')}[/bold]")
     if diff is not None:
         console.print(diff.markdown(), markup=False, highlight=False)

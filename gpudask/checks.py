@@ -11,6 +11,7 @@ from typing import Any
 
 from google.cloud.container_v1 import types as gke
 
+from components import gpu_drivers
 from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES, NODE_OVERHEAD_CPU, NODE_OVERHEAD_MEMORY_GB
 from gpudask import validate
 from gpudask.engine import Recorded, Recording
@@ -417,6 +418,101 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
     return findings
 
 
+# --- GKE prerequisites ------------------------------------------------------------------------
+IAM_MEMBER = "gcp:projects/iAMMember:IAMMember"
+PROJECT_SERVICE = "gcp:projects/service:Service"
+STREAMING_ROLE = "roles/serviceusage.serviceUsageConsumer"
+STREAMING_API = "containerfilesystem.googleapis.com"
+
+
+def prerequisite_findings(rec: Recording) -> list[Finding]:
+    """Image streaming needs the Container File System API and, for a custom node service
+    account, serviceUsageConsumer (terraform-google-kubernetes-engine#2251, PR #2262)."""
+    members = {
+        (r.inputs.get("project"), r.inputs.get("member"))
+        for r in rec.of_type(IAM_MEMBER)
+        if r.inputs.get("role") == STREAMING_ROLE
+    }
+    apis = {(r.inputs.get("project"), r.inputs.get("service")) for r in rec.of_type(PROJECT_SERVICE)}
+    findings = []
+    for pool in rec.of_type(NODE_POOL):
+        config = pool.inputs.get("nodeConfig") or {}
+        if not (config.get("gcfsConfig") or {}).get("enabled"):
+            continue
+        project, account = pool.inputs.get("project"), config.get("serviceAccount")
+        if (project, f"serviceAccount:{account}") not in members:
+            findings.append(
+                Finding(
+                    _label(pool),
+                    "nodeConfig.gcfsConfig.enabled",
+                    f"image streaming, but the node service account {account!r} lacks {STREAMING_ROLE} in project {project!r}: pods on these nodes fail to start",
+                )
+            )
+        if (project, STREAMING_API) not in apis:
+            findings.append(
+                Finding(
+                    _label(pool),
+                    "nodeConfig.gcfsConfig.enabled",
+                    f"image streaming, but nothing enables {STREAMING_API} in project {project!r}",
+                )
+            )
+    return findings
+
+
+# --- the driver against the images ---------------------------------------------------------
+_GKE_DRIVER_MODES = {"INSTALLATION_DISABLED": "daemonset", "DEFAULT": "gke-default", "LATEST": "gke-latest"}
+
+
+def _gpu_containers(rec: Recording) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, path, container) of every Dask container that requests a GPU."""
+    out = []
+    for r, m in kubernetes_manifests(rec):
+        label = _label(r, m)
+        specs: list[tuple[str, dict[str, Any]]] = []
+        if m["kind"] == "DaskCluster":
+            specs = [
+                ("spec.scheduler.spec", m["spec"]["scheduler"]["spec"]),
+                ("spec.worker.spec", m["spec"]["worker"]["spec"]),
+            ]
+        elif m["kind"] == "DaskWorkerGroup":
+            specs = [("spec.worker.spec", m["spec"]["worker"]["spec"])]
+        for path, spec in specs:
+            for i, container in enumerate(spec.get("containers") or []):
+                limits = (container.get("resources") or {}).get("limits") or {}
+                if int(str(limits.get(GPU, 0))):
+                    out.append((label, f"{path}.containers[{i}]", container))
+    return out
+
+
+def driver_findings(rec: Recording) -> list[Finding]:
+    """Each GPU image against the driver its pools install (components/gpu_drivers.yaml), and
+    the driver's libraries on every GPU container's loader path."""
+    clusters = rec.of_type(CLUSTER)
+    channel = ((clusters[0].inputs.get("releaseChannel") or {}).get("channel") if clusters else None) or "REGULAR"
+    modes = set()
+    for p in rec.of_type(NODE_POOL):
+        for acc in (p.inputs.get("nodeConfig") or {}).get("guestAccelerators") or []:
+            version = (acc.get("gpuDriverInstallationConfig") or {}).get("gpuDriverVersion") or "DEFAULT"
+            modes.add(_GKE_DRIVER_MODES.get(version, "gke-default"))
+    findings = []
+    for label, path, container in _gpu_containers(rec):
+        for mode in sorted(modes):
+            reason = gpu_drivers.mismatch(str(container.get("image", "")), mode, channel)
+            if reason:
+                findings.append(Finding(label, f"{path}.image", f"{container.get('image')!r} {reason}"))
+        env = {e.get("name"): str(e.get("value", "")) for e in container.get("env") or []}
+        if "/usr/local/nvidia/lib64" not in env.get("LD_LIBRARY_PATH", "").split(":"):
+            findings.append(
+                Finding(
+                    label,
+                    f"{path}.env",
+                    "LD_LIBRARY_PATH does not include /usr/local/nvidia/lib64, where GKE mounts the driver's "
+                    "libraries: CUDA libraries are not found (rapidsai/deployment#698)",
+                )
+            )
+    return findings
+
+
 def all_findings(rec: Recording) -> list[Finding]:
     return [
         *schema_findings(rec),
@@ -424,4 +520,6 @@ def all_findings(rec: Recording) -> list[Finding]:
         *helm_findings(rec),
         *gke_enum_findings(rec),
         *scheduling_findings(rec),
+        *driver_findings(rec),
+        *prerequisite_findings(rec),
     ]

@@ -136,8 +136,12 @@ def _computed(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
     state = dict(inputs)
     project = inputs.get("project", "mock-project")
     if type_ == "gcp:container/cluster:Cluster":
+        dns = {**(inputs.get("controlPlaneEndpointsConfig") or {}).get("dnsEndpointConfig", {})}
+        if dns:  # GKE's format: gke-<hash>-<project number>.<location>.gke.goog
+            dns["endpoint"] = f"gke-0123456789abcdef0123456789abcdef-123456789012.{inputs.get('location')}.gke.goog"
         state.update(
             endpoint="203.0.113.10",
+            controlPlaneEndpointsConfig={**(inputs.get("controlPlaneEndpointsConfig") or {}), "dnsEndpointConfig": dns},
             masterAuth={**inputs.get("masterAuth", {}), "clusterCaCertificate": _FAKE_CA},
             selfLink=f"https://container.googleapis.com/v1/projects/{project}/locations/{inputs.get('location')}/clusters/{inputs.get('name')}",
         )

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from components.gke_spec import NODE_POOL_REPLACE_FIELDS
-from gpudask import checks, tfplan, validate
+from gpudask import checks, quotas, tfplan, validate
 from gpudask import timeline as timing
 from gpudask.engine import PROJECT_DIR, Recording, _urn_of_provider_ref
+from gpudask.replacements import replacement_kind
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
 SECRET = "[secret]"
@@ -20,6 +21,8 @@ SECRET = "[secret]"
 
 @dataclass
 class PoolCost:
+    """One node pool's price per node and its node counts: idle, minimum and maximum."""
+
     pool: str
     machine_type: str
     spot: bool
@@ -27,10 +30,32 @@ class PoolCost:
     max_nodes: int
     hourly_on_demand: float
     hourly_spot: float
+    idle_nodes: int = 0
+    """Nodes that run when nobody works: min_nodes, or more when replicas no autoscaler
+    owns need them (prod's 4 one-GPU workers on 2-GPU nodes keep 2 nodes up)."""
+    disk_type: str = ""
+    disk_size_gb: int = 0
+    disk_hourly: float = 0.0
+    """One node's boot disk, per hour."""
+    unpriced: str = ""
+    """What prices.yaml lacks for this pool (priced as 0); empty when fully priced."""
+
+    @property
+    def machine_hourly(self) -> float:
+        return self.hourly_spot if self.spot else self.hourly_on_demand
 
     @property
     def hourly(self) -> float:
-        return self.hourly_spot if self.spot else self.hourly_on_demand
+        """One node: machine (with its GPUs) plus boot disk."""
+        return self.machine_hourly + self.disk_hourly
+
+    @property
+    def idle_hourly(self) -> float:
+        return self.hourly * self.idle_nodes
+
+    @property
+    def max_hourly(self) -> float:
+        return self.hourly * self.max_nodes
 
 
 @dataclass
@@ -43,13 +68,16 @@ class Plan:
     cluster_fee_hour: float = 0.0
     prices_note: str = ""
 
+    quotas: list[dict[str, Any]] = field(default_factory=list)
+
     @property
     def idle_hourly(self) -> float:
-        return self.cluster_fee_hour + sum(c.hourly * c.min_nodes for c in self.costs)
+        """What runs when nobody works: each pool's idle nodes with their disks, plus the fee."""
+        return self.cluster_fee_hour + sum(c.idle_hourly for c in self.costs)
 
     @property
     def max_hourly(self) -> float:
-        return self.cluster_fee_hour + sum(c.hourly * c.max_nodes for c in self.costs)
+        return self.cluster_fee_hour + sum(c.max_hourly for c in self.costs)
 
     @property
     def timeline(self) -> timing.Timeline:
@@ -62,8 +90,12 @@ class Plan:
             "outputs": self.outputs,
             "resources": self.resources,
             "findings": self.findings,
+            "quotas": self.quotas,
             "cost": {
-                "pools": [asdict(c) | {"hourly": c.hourly} for c in self.costs],
+                "pools": [
+                    asdict(c) | {"hourly": c.hourly, "idleHourly": c.idle_hourly, "maxHourly": c.max_hourly}
+                    for c in self.costs
+                ],
                 "clusterFeeHour": self.cluster_fee_hour,
                 "idleHourly": round(self.idle_hourly, 3),
                 "maxHourly": round(self.max_hourly, 3),
@@ -109,30 +141,90 @@ def resource_records(rec: Recording) -> list[dict[str, Any]]:
     return sorted(out, key=lambda x: x["key"])
 
 
+def idle_nodes(rec: Recording) -> dict[str, int]:
+    """Per pool, the nodes that must run when nobody works.
+
+    Pods whose replica count no autoscaler owns keep running (the DaskCluster's workers at
+    the DaskAutoscaler's minimum when there is one, worker groups at their replicas, the
+    scheduler, the operator), so their pools hold at least the nodes those pods fill: a lower
+    bound by GPUs, CPU and memory summed per pool, never below the pool's minimum.
+    """
+    nodes = checks.node_models(rec)
+    manifests = [m for _, m in checks.kubernetes_manifests(rec)]
+    minimum = {m["spec"]["cluster"]: int(m["spec"]["minimum"]) for m in manifests if m["kind"] == "DaskAutoscaler"}
+    demand: dict[str, list[float]] = {n.pool: [0.0, 0.0, 0.0] for n in nodes}
+    for pod in checks.workload_pods(rec):
+        if pod.daemon or pod.label.startswith("DaskAutoscaler/"):
+            continue
+        replicas = pod.replicas
+        if pod.label.startswith("DaskCluster/") and pod.label.endswith(" workers"):
+            replicas = minimum.get(pod.label.split("/", 1)[1].rsplit(" ", 1)[0], replicas)
+        fits = [n for n in nodes if checks.why_not(pod, n) is None]
+        if not replicas or not fits:
+            continue
+        cpu, memory, gpus = checks.pod_requests(pod.spec)
+        # A GPU pod goes to a GPU pool, anything else to the first pool that takes it.
+        target = next((n for n in fits if bool(n.gpus) == bool(gpus)), fits[0])
+        used = demand[target.pool]
+        used[0], used[1], used[2] = used[0] + cpu * replicas, used[1] + memory * replicas, used[2] + gpus * replicas
+    mins = {
+        p.inputs.get("name", p.name): int((p.inputs.get("autoscaling") or {}).get("totalMinNodeCount", 0))
+        for p in rec.of_type(checks.NODE_POOL)
+    }
+    out = {}
+    for n in nodes:
+        cpu, memory, gpus = demand[n.pool]
+        need = max(
+            math.ceil(cpu / n.cpu - 1e-9) if n.cpu > 0 else 0,
+            math.ceil(memory / n.memory_gb - 1e-9) if n.memory_gb > 0 else 0,
+            math.ceil(gpus / n.gpus - 1e-9) if n.gpus else 0,
+        )
+        out[n.pool] = max(mins.get(n.pool, 0), min(need, n.max_nodes))
+    return out
+
+
 def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
     prices = yaml.safe_load(PRICES_FILE.read_text())
+    idle = idle_nodes(rec)
     costs = []
     for p in rec.of_type(checks.NODE_POOL):
         config = p.inputs.get("nodeConfig") or {}
         machine = config.get("machineType", "")
         accelerators = config.get("guestAccelerators") or []
-        if accelerators:
-            gpu_price = prices["per_gpu_hour"][accelerators[0]["type"]]
-            gpus = sum(int(a["count"]) for a in accelerators)
-            on_demand, spot = gpu_price["on_demand"] * gpus, gpu_price["spot"] * gpus
-        else:
-            vm = prices["per_machine_hour"].get(machine, {"on_demand": 0.0, "spot": 0.0})
-            on_demand, spot = vm["on_demand"], vm["spot"]
+        missing = []
+        # A2 prices are quoted per GPU, vCPUs and memory included; other GPU machines (G2, N1
+        # with T4) are priced as machine plus GPUs, whichever of the two prices.yaml lists.
+        vm = prices["per_machine_hour"].get(machine)
+        on_demand, spot = (vm["on_demand"], vm["spot"]) if vm else (0.0, 0.0)
+        for acc in accelerators:
+            gpu_price = prices["per_gpu_hour"].get(acc["type"])
+            if gpu_price is None:
+                missing.append(acc["type"])
+                continue
+            on_demand += gpu_price["on_demand"] * int(acc["count"])
+            spot += gpu_price["spot"] * int(acc["count"])
+        if vm is None and not accelerators:
+            missing.append(machine)
+        disk_type, disk_gb = str(config.get("diskType", "pd-balanced")), int(config.get("diskSizeGb", 100))
+        disk_month = prices["per_disk_gb_month"].get(disk_type)
+        if disk_month is None:
+            missing.append(disk_type)
         scaling = p.inputs.get("autoscaling") or {}
+        name = p.inputs.get("name", p.name)
         costs.append(
             PoolCost(
-                pool=p.inputs.get("name", p.name),
+                pool=name,
                 machine_type=machine,
                 spot=bool(config.get("spot")),
                 min_nodes=int(scaling.get("totalMinNodeCount", 0)),
                 max_nodes=int(scaling.get("totalMaxNodeCount", 0)),
                 hourly_on_demand=round(on_demand, 3),
                 hourly_spot=round(spot, 3),
+                idle_nodes=idle.get(name, int(scaling.get("totalMinNodeCount", 0))),
+                disk_type=disk_type,
+                disk_size_gb=disk_gb,
+                disk_hourly=round((disk_month or 0.0) * disk_gb / float(prices["hours_per_month"]), 4),
+                unpriced=", ".join(missing),
             )
         )
     note = f"{prices['region']} list prices of {prices['date']} ({PRICES_FILE.relative_to(PROJECT_DIR)}); estimates"
@@ -143,7 +235,7 @@ def build_plan(rec: Recording) -> Plan:
     outputs = {k: (SECRET if k in rec.secret_outputs else v) for k, v in rec.outputs.items()}
     costs, fee, note = price(rec)
     findings = [{"resource": f.resource, "path": f.path, "reason": f.reason} for f in checks.all_findings(rec)]
-    return Plan(rec.stack, resource_records(rec), outputs, findings, costs, fee, note)
+    return Plan(rec.stack, resource_records(rec), outputs, findings, costs, fee, note, quotas.needed(rec))
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -234,18 +326,27 @@ def summary_markdown(plan: Plan) -> str:
         "",
         "## Cost (per hour)",
         "",
-        "| pool | machine | spot | nodes | $/node-hour | $/h at min | $/h at max |",
-        "|---|---|---|---|---|---|---|",
+        "| pool | machine | spot | boot disk | nodes idle / min-max | $/node-hour (machine + disk) | $/h idle | $/h at max |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in plan.costs:
         lines.append(
-            f"| {c.pool} | {c.machine_type} | {'yes' if c.spot else 'no'} | {c.min_nodes}-{c.max_nodes} | "
-            f"{c.hourly:.2f} (on-demand {c.hourly_on_demand:.2f}, spot {c.hourly_spot:.2f}) | {c.hourly * c.min_nodes:.2f} | {c.hourly * c.max_nodes:.2f} |"
+            f"| {c.pool} | {c.machine_type} | {'yes' if c.spot else 'no'} | {c.disk_size_gb} GB {c.disk_type} | "
+            f"{c.idle_nodes} / {c.min_nodes}-{c.max_nodes} | {c.hourly:.3f} ({c.machine_hourly:.2f} + {c.disk_hourly:.3f}) | "
+            f"{c.idle_hourly:.2f} | {c.max_hourly:.2f} |" + (f" unpriced: {c.unpriced}" if c.unpriced else "")
         )
     lines += [
-        f"| cluster fee | | | | | {plan.cluster_fee_hour:.2f} | {plan.cluster_fee_hour:.2f} |",
+        f"| cluster fee | | | | | | {plan.cluster_fee_hour:.2f} | {plan.cluster_fee_hour:.2f} |",
         "",
-        f"**Idle: ${plan.idle_hourly:.2f}/h** (every pool at its minimum); at full scale ${plan.max_hourly:.2f}/h. {plan.prices_note}.",
+        f"**Idle: ${plan.idle_hourly:.2f}/h** (what runs when nobody works: replicas no autoscaler owns, "
+        f"the scheduler and operator, every pool's minimum, boot disks, the cluster fee); "
+        f"at full scale ${plan.max_hourly:.2f}/h. {plan.prices_note}.",
+        "",
+        "## Quotas needed at full scale",
+        "",
+        "| region | metric | needed | for |",
+        "|---|---|---|---|",
+        *[f"| {q['region']} | `{q['metric']}` | {q['count']:g} | {q['for']} |" for q in plan.quotas],
         "",
         *timing.markdown(plan.timeline),
         "## Resources",
@@ -275,22 +376,28 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _replaces(resource: dict[str, Any], path: str) -> bool:
+def change_kind(resource: dict[str, Any], path: str) -> str:
+    """What changing `path` (under `inputs`) does: replace, node-roll, update, or ignored."""
     plain = path.replace("[", ".").split(".")
     dotted = ".".join(p.rstrip("]") for p in plain if not p.rstrip("]").isdigit())
-    if resource["type"] == checks.NODE_POOL and any(
-        dotted == f or dotted.startswith(f + ".") for f in NODE_POOL_REPLACE_FIELDS
-    ):
-        return True
-    if resource["type"] == checks.CLUSTER and dotted in (
-        "name",
-        "location",
-        "network",
-        "subnetwork",
-        "privateClusterConfig.masterIpv4CidrBlock",
-    ):
-        return True
-    return any(dotted == f or dotted.startswith(f + ".") for f in resource["options"]["replaceOnChanges"])
+
+    def covered(fields: list[str]) -> bool:
+        return any(dotted == f or dotted.startswith(f + ".") for f in fields)
+
+    if covered(resource["options"]["ignoreChanges"]):
+        return "ignored"
+    if covered(resource["options"]["replaceOnChanges"]):
+        return "replace"
+    return replacement_kind(resource["type"], dotted)
+
+
+_VERBS = {"replace": "🔁 replace", "node-roll": "🔄 update, GKE recreates every node of", "update": "✏️ update"}
+_NOTES = {
+    "replace": " **(forces replacement)**",
+    "node-roll": " **(GKE recreates every node)**",
+    "ignored": " (ignored: ignoreChanges)",
+    "update": "",
+}
 
 
 @dataclass
@@ -299,7 +406,7 @@ class Diff:
     head: str
     added: list[str]
     removed: list[str]
-    changed: dict[str, list[tuple[str, Any, Any, bool]]]
+    changed: dict[str, list[tuple[str, Any, Any, str]]]
     timeline: str = ""
     """How the change moves the modeled cold start and `pulumi up` (timeline.diff_line)."""
 
@@ -307,8 +414,16 @@ class Diff:
     def empty(self) -> bool:
         return not (self.added or self.removed or self.changed)
 
+    def kind(self, key: str) -> str:
+        """The strongest change to one resource: replace, node-roll or update."""
+        kinds = {c[3] for c in self.changed[key]}
+        return next((k for k in ("replace", "node-roll") if k in kinds), "update")
+
     def replaced(self) -> list[str]:
-        return [key for key, changes in self.changed.items() if any(c[3] for c in changes)]
+        return [key for key in self.changed if self.kind(key) == "replace"]
+
+    def node_rolls(self) -> list[str]:
+        return [key for key in self.changed if self.kind(key) == "node-roll"]
 
     def markdown(self) -> str:
         lines = [f"# gpu-dask plan diff: `{self.base}` → `{self.head}`", ""]
@@ -317,18 +432,16 @@ class Diff:
         if self.timeline:
             lines += [self.timeline, ""]
         lines += [
-            f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced), {len(self.removed)} to remove**",
+            f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced, "
+            f"{len(self.node_rolls())} recreating their nodes), {len(self.removed)} to remove**",
             "",
         ]
         lines += [f"- add `{k}`" for k in self.added]
         lines += [f"- remove `{k}`" for k in self.removed]
         for key, changes in self.changed.items():
-            verb = "🔁 replace" if any(c[3] for c in changes) else "✏️ update"
-            lines.append(f"- {verb} `{key}`")
-            for path, old, new, replace in changes:
-                lines.append(
-                    f"  - `{path}`: `{json.dumps(old)}` → `{json.dumps(new)}`{' **(forces replacement)**' if replace else ''}"
-                )
+            lines.append(f"- {_VERBS[self.kind(key)]} `{key}`")
+            for path, old, new, kind in changes:
+                lines.append(f"  - `{path}`: `{json.dumps(old)}` → `{json.dumps(new)}`{_NOTES[kind]}")
         return "\n".join([*lines, ""])
 
 
@@ -336,7 +449,7 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
     """Resource-level and field-level differences between two plan.json documents."""
     old = {r["key"]: r for r in base["resources"]}
     new = {r["key"]: r for r in head["resources"]}
-    changed: dict[str, list[tuple[str, Any, Any, bool]]] = {}
+    changed: dict[str, list[tuple[str, Any, Any, str]]] = {}
     for key in sorted(old.keys() & new.keys()):
         a = _flatten({"inputs": old[key]["inputs"], "options": old[key]["options"]})
         b = _flatten({"inputs": new[key]["inputs"], "options": new[key]["options"]})
@@ -344,9 +457,8 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
         for path in sorted(a.keys() | b.keys()):
             if a.get(path) != b.get(path):
                 field_path = path.split(".", 1)[1] if "." in path else path
-                rows.append(
-                    (path, a.get(path), b.get(path), path.startswith("inputs.") and _replaces(new[key], field_path))
-                )
+                kind = change_kind(new[key], field_path) if path.startswith("inputs.") else "update"
+                rows.append((path, a.get(path), b.get(path), kind))
         if rows:
             changed[key] = rows
     line = timing.diff_line(timing.timeline(base["resources"]), timing.timeline(head["resources"]))
@@ -387,6 +499,12 @@ def pr_comment(plan: Plan, diff: Diff | None) -> str:
         if diff.replaced():
             lines += [
                 "⚠️ Replacing resources deletes and recreates them: " + ", ".join(f"`{k}`" for k in diff.replaced()),
+                "",
+            ]
+        if diff.node_rolls():
+            lines += [
+                "⚠️ Updated in place, but GKE recreates every node (running workers are lost): "
+                + ", ".join(f"`{k}`" for k in diff.node_rolls()),
                 "",
             ]
     head = "\n".join(lines)

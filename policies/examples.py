@@ -10,6 +10,7 @@ NODES_SA = "gpu-dask-dev-nodes@gpu-dask-dev.iam.gserviceaccount.com"
 GOOD_NODE_CONFIG: dict[str, Any] = {"serviceAccount": NODES_SA, "workloadMetadataConfig": {"mode": "GKE_METADATA"}}
 GOOD_CLUSTER: dict[str, Any] = {
     "removeDefaultNodePool": True,
+    "nodeConfig": GOOD_NODE_CONFIG,
     "masterAuthorizedNetworksConfig": {"cidrBlocks": [{"cidrBlock": "203.0.113.0/24"}]},
     "privateClusterConfig": {"enablePrivateNodes": True},
     "workloadIdentityConfig": {"workloadPool": "gpu-dask-dev.svc.id.goog"},
@@ -52,7 +53,8 @@ RESOURCE_EXAMPLES: dict[str, dict[str, list[Case]]] = {
                 NODE_POOL,
                 {"nodeConfig": {**GOOD_NODE_CONFIG, "serviceAccount": "123-compute@developer.gserviceaccount.com"}},
             ),
-            (CLUSTER, {**GOOD_CLUSTER, "removeDefaultNodePool": False}),
+            (CLUSTER, {k: v for k, v in GOOD_CLUSTER.items() if k != "nodeConfig"}),
+            (CLUSTER, {**GOOD_CLUSTER, "removeDefaultNodePool": False, "nodeConfig": None}),
         ],
     },
     "gke-metadata-server": {

@@ -89,12 +89,13 @@ def _node_configs(resource_type: str, props: Mapping[str, Any]) -> Iterator[tupl
 
 def no_default_compute_service_account(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     problems = []
-    if (
-        resource_type == CLUSTER
-        and _get(props, "nodeConfig") is None
-        and _get(props, "removeDefaultNodePool") is not True
-    ):
-        problems.append("the default node pool is kept and runs as the Compute Engine default service account")
+    if resource_type == CLUSTER and _get(props, "nodeConfig") is None:
+        # Even with removeDefaultNodePool, GKE first creates the default pool from nodeConfig:
+        # without one it boots as the Compute Engine default service account.
+        problems.append(
+            "nodeConfig is unset: the default node pool (even one removeDefaultNodePool deletes) "
+            "boots as the Compute Engine default service account"
+        )
     for path, config in _node_configs(resource_type, props):
         account = config.get("serviceAccount")
         if account is None or account == "default":

@@ -147,9 +147,10 @@ def test_diff_dev_to_prod_lists_the_expected_differences(recorded: Run) -> None:
     assert "kubernetes:core/v1:Service::dask-scheduler-service" in diff.added
     assert "kubernetes:kubernetes.dask.org/v1:DaskAutoscaler::dask-autoscaler" in diff.removed
     pool = dict((c[0], c) for c in diff.changed["gcp:container/nodePool:NodePool::gpu-a100-pool"])
-    assert pool["inputs.nodeConfig.machineType"][1:] == ("a2-highgpu-1g", "a2-highgpu-2g", True)
-    assert pool["inputs.nodeConfig.spot"][1:] == (True, False, True)
-    assert pool["inputs.autoscaling.totalMaxNodeCount"][1:] == (2.0, 4.0, False)
+    # machineType is updated in place and GKE recreates the nodes; spot is ForceNew.
+    assert pool["inputs.nodeConfig.machineType"][1:] == ("a2-highgpu-1g", "a2-highgpu-2g", "node-roll")
+    assert pool["inputs.nodeConfig.spot"][1:] == (True, False, "replace")
+    assert pool["inputs.autoscaling.totalMaxNodeCount"][1:] == (2.0, 4.0, "update")
     assert "kubernetes:kubernetes.dask.org/v1:DaskCluster::dask-cluster" in diff.replaced()
     text = diff.markdown()
     assert "🔁 replace `gcp:container/nodePool:NodePool::gpu-a100-pool`" in text
@@ -163,7 +164,7 @@ def test_a_max_nodes_change_is_an_in_place_update(recorded: Run) -> None:
     pool["inputs"]["autoscaling"]["totalMaxNodeCount"] = 5.0
     diff = planning.diff_plans(base, head)
     assert diff.changed == {
-        "gcp:container/nodePool:NodePool::gpu-a100-pool": [("inputs.autoscaling.totalMaxNodeCount", 2.0, 5.0, False)]
+        "gcp:container/nodePool:NodePool::gpu-a100-pool": [("inputs.autoscaling.totalMaxNodeCount", 2.0, 5.0, "update")]
     }
     assert diff.replaced() == []
 
@@ -171,11 +172,57 @@ def test_a_max_nodes_change_is_an_in_place_update(recorded: Run) -> None:
 def test_cost_table_prices_pools_and_idle(recorded: Run) -> None:
     plan = planning.build_plan(recorded("dev"))
     costs = {c.pool: c for c in plan.costs}
-    assert costs["a100"].hourly == pytest.approx(1.29) and costs["a100"].min_nodes == 0
-    assert costs["system"].hourly == pytest.approx(0.134)
-    assert plan.idle_hourly == pytest.approx(0.10 + 0.134)  # GPU pool at zero when idle
-    prod = planning.build_plan(recorded("prod"))
-    assert {c.pool: c.hourly for c in prod.costs}["a100"] == pytest.approx(2 * 3.67)
+    assert costs["a100"].machine_hourly == pytest.approx(1.29) and costs["a100"].min_nodes == 0
+    assert costs["system"].machine_hourly == pytest.approx(0.134)
+    # Dev's workers belong to an autoscaler with minimum 0: the GPU pool is empty when idle.
+    assert costs["a100"].idle_nodes == 0
+    assert plan.idle_hourly == pytest.approx(0.10 + 0.134 + 100 * 0.10 / 730, abs=0.001)
+
+
+def test_prod_idle_and_full_cost_recomputed_by_hand(recorded: Run) -> None:
+    """Prod: 4 one-GPU workers that no autoscaler owns, on a2-highgpu-2g (2 GPUs) nodes, so 2
+    nodes run all the time, each with a 300 GB pd-ssd boot disk; one e2-standard-8 system node
+    (scheduler, operator, CPU workers) with 100 GB pd-balanced; the cluster fee. Prices:
+    gpudask/prices.yaml (A100 $3.67/GPU-hour, e2-standard-8 $0.268/h, pd-ssd $0.17 and
+    pd-balanced $0.10 per GB-month of 730 hours, fee $0.10/h)."""
+    plan = planning.build_plan(recorded("prod"))
+    gpu_node = 2 * 3.67 + 300 * 0.17 / 730
+    system_node = 0.268 + 100 * 0.10 / 730
+    idle = 2 * gpu_node + 1 * system_node + 0.10
+    full = 4 * gpu_node + 3 * system_node + 0.10
+    costs = {c.pool: c for c in plan.costs}
+    assert (costs["a100"].idle_nodes, costs["system"].idle_nodes) == (2, 1)
+    assert plan.idle_hourly == pytest.approx(idle, abs=0.001)  # 15.20 $/h, not 7.71 (min nodes, no disks)
+    assert plan.max_hourly == pytest.approx(full, abs=0.001)
+
+
+def test_replicas_without_an_autoscaler_hold_nodes_above_the_minimum(recorded: Run) -> None:
+    rec = copy.deepcopy(recorded("prod"))
+    cluster = next(r for r in rec.resources.values() if r.type.endswith(":DaskCluster"))
+    cluster.inputs["spec"]["worker"]["replicas"] = 7  # 7 one-GPU workers on 2-GPU nodes
+    assert planning.idle_nodes(rec)["a100"] == 4
+
+
+def test_quotas_per_region_on_demand_and_spot_at_max_nodes(recorded: Run) -> None:
+    dev = {(q["region"], q["metric"]): q["count"] for q in planning.build_plan(recorded("dev")).quotas}
+    assert dev[("us-central1", "PREEMPTIBLE_NVIDIA_A100_GPUS")] == 2  # spot a2-highgpu-1g x 2
+    assert dev[("us-central1", "PREEMPTIBLE_CPUS or A2_CPUS")] == 24
+    assert dev[("global", "GPUS_ALL_REGIONS")] == 2
+    prod = {(q["region"], q["metric"]): q["count"] for q in planning.build_plan(recorded("prod")).quotas}
+    assert prod[("us-central1", "NVIDIA_A100_GPUS")] == 8  # on-demand a2-highgpu-2g x 4
+    assert prod[("us-central1", "A2_CPUS")] == 96
+    assert prod[("us-central1", "CPUS")] == 24  # e2-standard-8 x 3
+    assert prod[("us-central1", "SSD_TOTAL_GB")] == 4 * 300 + 3 * 100
+    assert prod[("global", "GPUS_ALL_REGIONS")] == 8
+
+
+def test_80gb_pools_need_their_own_quota(recorded: Run) -> None:
+    rec = copy.deepcopy(recorded("prod"))
+    pool = next(p for p in rec.of_type(checks.NODE_POOL) if p.inputs["name"] == "a100")
+    pool.inputs["nodeConfig"]["machineType"] = "a2-ultragpu-2g"
+    pool.inputs["nodeConfig"]["guestAccelerators"][0]["type"] = "nvidia-a100-80gb"
+    metrics = {q["metric"]: q["count"] for q in planning.quotas.needed(rec)}
+    assert metrics["NVIDIA_A100_80GB_GPUS"] == 8 and "NVIDIA_A100_GPUS" not in metrics
 
 
 def test_cli_writes_plan_manifests_and_summary(tmp_path: Path) -> None:

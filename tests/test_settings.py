@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from components.settings import (
     SettingsError,
     parse_settings,
 )
-from gpudask.engine import PROJECT_DIR
+from gpudask.engine import PROJECT_DIR, load_config
 from tests.conftest import STACKS, raw_config, settings_for
 
 POOL = {"machineType": "a2-highgpu-1g", "minNodes": 0, "maxNodes": 2, "spot": True}
@@ -293,3 +295,28 @@ def test_accepted_settings_always_fit_the_pools(
     if colocation == "required":
         assert workers * gpus <= node_gpus
     assert s.dask.worker_cpu >= 1
+
+
+def test_prod_clients_are_inside_the_vpc_or_a_peered_network() -> None:
+    s = settings_for("prod")
+    reachable = [ipaddress.ip_network(c) for c in (s.network.subnet_cidr, s.network.pods_cidr, *s.network.peered_cidrs)]
+    for cidr in s.dask.client_cidrs:
+        assert any(ipaddress.ip_network(cidr).subnet_of(n) for n in reachable), cidr  # type: ignore[arg-type]
+
+
+def test_client_ranges_no_route_reaches_are_refused() -> None:
+    dask = json.loads(load_config("prod")["gpu-dask:dask"]) | {"clientCidrs": ["10.128.0.0/20"]}
+    with pytest.raises(SettingsError) as raised:
+        settings_for("prod", dask=dask)  # the default VPC's range, as prod listed before
+    assert any(
+        p.startswith("dask.clientCidrs[0]: '10.128.0.0/20' is outside the cluster's VPC") and "peeredCidrs" in p
+        for p in raised.value.problems
+    ), raised.value.problems
+    # Listing the network it lives in as peered makes it reachable.
+    settings_for("prod", dask=dask, peeredCidrs=["10.128.0.0/9"])
+
+
+def test_peered_ranges_must_not_overlap_the_vpc() -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings_for("prod", peeredCidrs=["10.10.0.0/16"])
+    assert any(p.startswith("peeredCidrs[0]: '10.10.0.0/16' overlaps subnetCidr") for p in raised.value.problems)

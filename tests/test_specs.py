@@ -216,4 +216,5 @@ def test_kubeconfig_uses_the_auth_plugin_and_no_static_credentials() -> None:
     text = kubeconfig("ctx", "203.0.113.10", "Q0E=")
     assert "server: https://203.0.113.10" in text and "certificate-authority-data: Q0E=" in text
     assert "command: gke-gcloud-auth-plugin" in text
+    assert "--use_application_default_credentials" in text
     assert "token" not in text and "client-key" not in text

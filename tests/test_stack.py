@@ -26,11 +26,16 @@ def gpu_pools(rec: Recording) -> list:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_cluster_is_private_hardened_and_has_no_cluster_level_node_config(recorded: Run, stack: str) -> None:
+def test_cluster_is_private_hardened_and_its_default_pool_uses_the_node_account(recorded: Run, stack: str) -> None:
     s = settings_for(stack)
     cluster = recorded(stack).one(CLUSTER)
     i = cluster.inputs
-    assert "nodeConfig" not in i, "cluster-level nodeConfig + removeDefaultNodePool replaces on every up"
+    # The transient default pool runs as our node service account; its config is ignored
+    # afterwards, or it would replace the cluster on every up (pulumi/pulumi-gcp#744).
+    node_sa = recorded(stack).one("gcp:serviceaccount/account:Account").outputs["email"]
+    assert i["nodeConfig"]["serviceAccount"] == node_sa
+    assert i["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    assert "nodeConfig" in cluster.ignore_changes
     assert i["removeDefaultNodePool"] is True
     assert i["privateClusterConfig"]["enablePrivateNodes"] is True
     assert [b["cidrBlock"] for b in i["masterAuthorizedNetworksConfig"]["cidrBlocks"]] == list(s.authorized_networks)
@@ -198,8 +203,10 @@ def test_kubernetes_provider_is_built_from_stable_cluster_outputs(recorded: Run)
     cluster = rec.one(CLUSTER)
     config = provider.inputs["kubeconfig"]
     assert provider.secret_inputs == ["kubeconfig"]
-    assert f"server: https://{cluster.outputs['endpoint']}" in config
-    assert cluster.outputs["masterAuth"]["clusterCaCertificate"] in config
+    # The DNS-based endpoint: stable across cluster updates, publicly trusted (no CA embedded).
+    dns = cluster.outputs["controlPlaneEndpointsConfig"]["dnsEndpointConfig"]["endpoint"]
+    assert f"server: https://{dns}" in config
+    assert "certificate-authority-data" not in config
     system_pool = next(p for p in rec.of_type(NODE_POOL) if p.inputs["name"] == "system")
     assert system_pool.urn in provider.dependencies
     for obj in [*rec.of_type(DAEMONSET), *rec.of_type(RELEASE), *rec.of_type(DASK_CLUSTER)]:

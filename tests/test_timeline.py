@@ -344,6 +344,9 @@ def test_cold_start_benchmark_meets_the_target() -> None:
 
     module = runpy.run_path(str(Path(__file__).resolve().parent.parent / "benchmarks" / "cold_start.py"))
     assert module["main"]() == 0
+    # The seed as written: 3 a2-highgpu-2g nodes, 2 A100s each at $3.67, always on.
+    assert module["gpu_idle"](module["seed_plan"](3)) == pytest.approx(3 * 2 * 3.67)
+    assert module["gpu_idle"](module["seed_plan"](0)) == 0
 
 
 def test_only_pools_a_gpu_worker_can_use_count(recorded: Run) -> None:

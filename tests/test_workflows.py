@@ -140,8 +140,42 @@ def test_updates_are_serialised_per_stack_and_checked_for_a_clean_second_preview
         assert pulumi[1].get("expect-no-changes") is True, key
         assert pulumi[0].get("policyPacks") == "policies", key
     assert jobs[("deploy", "promote")]["environment"] == "${{ matrix.stack }}"
-    refresh = jobs[("drift", "refresh")]["steps"][-1]["run"]
-    assert "pulumi refresh" in refresh and "--preview-only" in refresh and "--expect-no-changes" in refresh
+    drift = jobs[("drift", "refresh")]["steps"][-1]["run"]
+    # preview --refresh diffs the cloud against the program with ignoreChanges applied;
+    # refresh --preview-only would flag autoscaler node counts, version bumps and CR status.
+    assert "pulumi preview" in drift and "--refresh" in drift and "--expect-no-changes" in drift
+    assert "pulumi refresh" not in drift and "--preview-only" not in drift
+
+
+CLOUD_JOBS = (("deploy", "dev"), ("deploy", "promote"), ("drift", "refresh"), ("pull-request", "preview"))
+
+
+def test_cloud_jobs_reach_the_control_plane_through_the_dns_endpoint() -> None:
+    """GitHub-hosted runners are in no authorizedNetworks range (and 0.0.0.0/0 is refused):
+    the jobs that talk to the cluster do so through GKE's DNS-based endpoint with IAM, which
+    needs the stack's kubeconfig to point there, the auth plugin, and Workload Identity
+    credentials as application-default credentials (what the kubeconfig's plugin reads)."""
+    import yaml as _yaml
+
+    from gpudask.engine import run_program
+
+    jobs = _jobs()
+    for key in CLOUD_JOBS:
+        job = jobs[key]
+        assert str(job["runs-on"]).startswith("ubuntu-"), key  # GitHub-hosted, by choice
+        uses = [str(s.get("uses", "")) for s in job["steps"]]
+        auth = next(i for i, u in enumerate(uses) if u.startswith("google-github-actions/auth"))
+        gcloud = next(i for i, u in enumerate(uses) if u.startswith("google-github-actions/setup-gcloud"))
+        pulumi = max(i for i, u in enumerate(uses) if u.startswith("pulumi/actions"))
+        assert auth < gcloud < pulumi, key
+        assert job["steps"][gcloud]["with"]["install_components"] == "gke-gcloud-auth-plugin", key
+    for path in FILES:
+        assert "GKE's DNS-based endpoint" in path.read_text(), path.name
+    for stack in stacks():
+        rec = run_program(stack)
+        config = _yaml.safe_load(rec.outputs["kubeconfig"])
+        assert config["clusters"][0]["cluster"]["server"].endswith(".gke.goog"), stack
+        assert config["users"][0]["user"]["exec"]["args"] == ["--use_application_default_credentials"], stack
 
 
 def test_preview_comments_and_fails_on_policy_violations() -> None:
@@ -164,7 +198,7 @@ def test_comment_shows_a_pool_max_nodes_change(dev_plan: planning.Plan) -> None:
     comment = planning.pr_comment(head, diff)
     assert comment.splitlines()[0] == planning.comment_marker("dev") == "<!-- gpu-dask-plan:dev -->"
     assert "✅ no findings" in comment
-    assert "0 to add, 1 to change (0 replaced), 0 to remove" in comment
+    assert "0 to add, 1 to change (0 replaced, 0 recreating their nodes), 0 to remove" in comment
     assert "`inputs.autoscaling.totalMaxNodeCount`: `2.0` → `3.0`" in comment
     assert "<details><summary>Full plan summary</summary>" in comment
     assert len(comment) < 65_536
