@@ -148,7 +148,7 @@ def worker_pod_spec(
     container["resources"] = _resources(cpu, memory_gb, gpus)
     if gpus:
         with_driver_libraries(container)
-    node_pool = pool if gpus else SYSTEM_POOL_NAME
+    node_pool = pool if gpus else (pool or SYSTEM_POOL_NAME)
     if node_pool:
         spec["nodeSelector"] = {NODEPOOL_LABEL: node_pool}
     if gpus:
@@ -185,7 +185,7 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
             spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: dask.pool}
     else:
         # On-demand CPU pool: the scheduler holds the cluster's state; a spot reclaim loses it.
-        spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: SYSTEM_POOL_NAME}
+        spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: dask.system_pool}
     if service_type == "LoadBalancer":
         spec["service"]["loadBalancerSourceRanges"] = list(dask.client_cidrs)
     spec["spec"] = harden_pod(spec["spec"], dask, "scheduler")
@@ -270,7 +270,7 @@ def dask_worker_group(dask: DaskSettings, group: WorkerGroupSettings) -> dict[st
                         group.gpus_per_worker,
                         group.cpu,
                         group.memory_gb,
-                        group.pool,
+                        group.pool if group.gpus_per_worker else dask.system_pool,
                         dask.colocation if group.gpus_per_worker else "none",
                     ),
                     dask,

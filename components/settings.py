@@ -137,6 +137,8 @@ class DaskSettings:
     worker_groups: dict[str, WorkerGroupSettings]
     autoscale: AutoscaleSettings | None
     """Omitted -> Pulumi owns `workers`; set -> a DaskAutoscaler owns the replica count."""
+    system_pool: str = SYSTEM_POOL_NAME
+    """The on-demand CPU pool of the scheduler and CPU workers (`existingCluster.systemPool`)."""
 
     @property
     def scheduler_address(self) -> str:
@@ -168,6 +170,18 @@ class NetworkSettings:
 
 
 @dataclass(frozen=True)
+class ExistingClusterSettings:
+    """A cluster this stack does not own: no network, cluster or pools are declared."""
+
+    kubeconfig: str
+    """Path of the kubeconfig file the Kubernetes provider reads (never its contents)."""
+    context: str | None
+    """Omitted -> the kubeconfig's current-context."""
+    system_pool: str
+    """Omitted -> `system`: the CPU pool (GKE `cloud.google.com/gke-nodepool` label) of the operator and scheduler."""
+
+
+@dataclass(frozen=True)
 class StackSettings:
     project: str
     location: str
@@ -188,6 +202,13 @@ class StackSettings:
     """GKE image streaming (gcfsConfig) on the A100 pools: containers start before the image is pulled."""
     image_prepuller: bool = False
     """A DaemonSet that pulls the worker image onto every GPU node as soon as it is Ready."""
+    existing_cluster: ExistingClusterSettings | None = None
+    """Omitted -> this stack creates the network, the GKE cluster and its pools."""
+
+    @property
+    def system_pool(self) -> str:
+        """The `cloud.google.com/gke-nodepool` of the on-demand CPU pool (operator, scheduler)."""
+        return self.existing_cluster.system_pool if self.existing_cluster else SYSTEM_POOL_NAME
 
     @property
     def regional(self) -> bool:
@@ -356,11 +377,17 @@ SCALAR_KEYS = {
 TOP_KEYS = {
     "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "protect",
     "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr",
-    "masterCidr", "peeredCidrs", "gpuNodePools", "dask", "labels", "imageStreaming", "imagePrepuller",
+    "masterCidr", "peeredCidrs", "gpuNodePools", "dask", "labels", "imageStreaming", "imagePrepuller", "existingCluster",
 }  # fmt: skip
+EXISTING_KEYS = {"kubeconfig", "context", "systemPool"}
+# Keys that only shape what this stack creates on GCP: with existingCluster, setting one is a mistake
+# (scalar keys with Pulumi.yaml defaults cannot be told apart from their default, so only these two).
+GKE_ONLY_KEYS = ("authorizedNetworks", "labels")
 
 
-def _parse_pools(problems: _Problems, location: str, raw: dict[str, Any]) -> dict[str, GpuPoolSettings]:
+def _parse_pools(
+    problems: _Problems, location: str, raw: dict[str, Any], system_pool: str = SYSTEM_POOL_NAME
+) -> dict[str, GpuPoolSettings]:
     pools: dict[str, GpuPoolSettings] = {}
     if not raw:
         problems.add(
@@ -369,9 +396,11 @@ def _parse_pools(problems: _Problems, location: str, raw: dict[str, Any]) -> dic
     region = location if _REGION.match(location) else location.rsplit("-", 1)[0]
     for name, body in raw.items():
         prefix = f"gpuNodePools.{name}"
-        if not _GKE_NAME.match(name) or name == SYSTEM_POOL_NAME:
+        if not _GKE_NAME.match(name) or name == system_pool:
             problems.add(
-                prefix, name, "is not a valid pool name: lowercase letters, digits and '-', at most 40, not 'system'"
+                prefix,
+                name,
+                f"is not a valid pool name: lowercase letters, digits and '-', at most 40, not {system_pool!r} (the system pool)",
             )
         if not isinstance(body, dict):
             problems.add(prefix, body, "must be a map with machineType, minNodes, maxNodes, spot")
@@ -479,7 +508,9 @@ def _check_gpu_fit(
         )
 
 
-def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPoolSettings]) -> DaskSettings:
+def _parse_dask(
+    problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPoolSettings], system_pool: str = SYSTEM_POOL_NAME
+) -> DaskSettings:
     r = _Reader(problems, "dask.", raw, DASK_KEYS)
     name = r.string("name", "rapids")
     try:
@@ -561,9 +592,9 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
             _check_gpu_fit(problems, g.key("gpusPerWorker"), group_gpus, group_replicas, group_targets)
             cpu_default, memory_default = _worker_share(group_targets, group_gpus)
         else:
-            if group_pool not in (None, SYSTEM_POOL_NAME):
+            if group_pool not in (None, system_pool):
                 problems.add(
-                    g.key("pool"), group_pool, f"CPU workers (gpusPerWorker: 0) run on the '{SYSTEM_POOL_NAME}' pool"
+                    g.key("pool"), group_pool, f"CPU workers (gpusPerWorker: 0) run on the '{system_pool}' pool"
                 )
             cpu_default, memory_default = 1.0, 4.0
         group_image = g.string("image", image)
@@ -597,6 +628,7 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
         tls=tls,
         worker_groups=groups,
         autoscale=autoscale,
+        system_pool=system_pool,
     )
 
 
@@ -670,14 +702,48 @@ def _check_driver_fits_images(problems: _Problems, driver: str, channel: str, da
             problems.add(key, image, reason)
 
 
+def _parse_existing(problems: _Problems, raw: Any) -> ExistingClusterSettings | None:
+    value = _decode(raw)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        problems.add("existingCluster", value, "must be a map with kubeconfig (a file path), context, systemPool")
+        return None
+    e = _Reader(problems, "existingCluster.", value, EXISTING_KEYS)
+    path = e.string("kubeconfig", required=True)
+    if "\n" in path or path.lstrip().startswith(("apiVersion", "{")):
+        problems.add(
+            e.key("kubeconfig"),
+            path[:40] + "...",
+            "looks like kubeconfig contents; give the path of the file (credentials stay out of stack files)",
+        )
+    context = e.string("context") or None
+    system_pool = e.string("systemPool", SYSTEM_POOL_NAME)
+    if not _GKE_NAME.match(system_pool):
+        problems.add(
+            e.key("systemPool"), system_pool, "is not a GKE node pool name (lowercase, digits, '-', at most 40)"
+        )
+    return ExistingClusterSettings(kubeconfig=path, context=context, system_pool=system_pool)
+
+
 def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings:
     """Validate the stack config; every problem is reported at once."""
     problems = _Problems()
-    if not project or not _PROJECT_ID.match(project):
-        problems.add("gcp:project", project, "is required: your GCP project id (6-30 lowercase letters, digits, '-')")
     present = {k: v for k, v in raw.items() if v is not None}
+    existing = _parse_existing(problems, present.get("existingCluster"))
+    if existing is None and (not project or not _PROJECT_ID.match(project)):
+        problems.add("gcp:project", project, "is required: your GCP project id (6-30 lowercase letters, digits, '-')")
+    if existing is not None:
+        for key in GKE_ONLY_KEYS:
+            if key in present:
+                problems.add(
+                    key,
+                    _decode(present[key]),
+                    "has no effect with existingCluster (this stack creates no GKE cluster); remove it",
+                )
     # Scalar defaults live in Pulumi.yaml only; the Pulumi CLI (or gpudask's engine) fills them in.
-    for key in sorted(SCALAR_KEYS - set(present)):
+    required = SCALAR_KEYS - ({"authorizedNetworks"} if existing else set())
+    for key in sorted(required - set(present)):
         problems.add(key, None, "is required (Pulumi.yaml declares the defaults; set it in the stack file)")
     r = _Reader(problems, "", present, TOP_KEYS)
 
@@ -691,8 +757,9 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
             cluster_name,
             "must be lowercase letters, digits and '-', start with a letter, at most 24 characters (the node service account is named after it)",
         )
-    authorized = r.strings("authorizedNetworks")
-    _check_cidrs(problems, "authorizedNetworks", authorized, allow_empty=False)
+    authorized = () if existing else r.strings("authorizedNetworks")
+    if not existing:
+        _check_cidrs(problems, "authorizedNetworks", authorized, allow_empty=False)
     driver = r.choice("driver", "daemonset", tuple(DRIVER_MODES))
     protect = r.boolean("protect", False)
     release_channel = r.choice("releaseChannel", "STABLE", RELEASE_CHANNELS)
@@ -719,14 +786,15 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         peered_cidrs=r.strings("peeredCidrs"),
     )
     _check_networks(problems, network)
-    labels = {str(k): str(v) for k, v in r.mapping("labels").items()}
+    labels = {} if existing else {str(k): str(v) for k, v in r.mapping("labels").items()}
     for key, value in labels.items():
         if not _DNS_LABEL.match(key) or not re.fullmatch(r"[a-z0-9_-]{0,63}", value):
             problems.add(
                 f"labels.{key}", value, "GCP labels: lowercase keys and values, digits, '-' and '_', at most 63"
             )
 
-    pools = _parse_pools(problems, location or "", r.mapping("gpuNodePools"))
+    system_pool = existing.system_pool if existing else SYSTEM_POOL_NAME
+    pools = _parse_pools(problems, location or "", r.mapping("gpuNodePools"), system_pool)
     image_streaming = r.boolean("imageStreaming", True)
     image_prepuller = r.boolean("imagePrepuller", False)
     for pool in pools.values():
@@ -737,7 +805,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
                 f"must be true with gpuNodePools.{pool.name}.secondaryBootDiskImage: "
                 "GKE reads the image cache disk through image streaming",
             )
-    dask = _parse_dask(problems, r.mapping("dask"), pools)
+    dask = _parse_dask(problems, r.mapping("dask"), pools, system_pool)
     if dask.scheduler_gpu:
         _check_gpu_fit(problems, "dask.schedulerGpu", 1, 1, [p for p in pools.values() if p.machine_type])
     _check_driver_fits_images(problems, driver, release_channel, dask)
@@ -763,4 +831,5 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         labels=labels,
         image_streaming=image_streaming,
         image_prepuller=image_prepuller,
+        existing_cluster=existing,
     )

@@ -114,6 +114,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         quota_table.add_row(q["region"], q["metric"], f"{q['count']:g}", q["for"])
     console.print(quota_table)
     console.print(f"schedulerAddress: [bold]{plan.outputs.get('schedulerAddress')}[/bold]")
+    console.print(f"judged by {plan.engine_note}", markup=False, highlight=False)
     if diff is not None:
         console.print(diff.markdown(), markup=False, highlight=False)
     if plan.findings:

@@ -13,6 +13,7 @@ from google.cloud.container_v1 import types as gke
 
 from components import gpu_drivers
 from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES, NODE_OVERHEAD_CPU, NODE_OVERHEAD_MEMORY_GB
+from components.settings import TOP_KEYS, StackSettings, parse_settings
 from gpudask import validate
 from gpudask.engine import Recorded, Recording
 
@@ -31,6 +32,11 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.resource}: {self.path}: {self.reason}"
+
+
+def recorded_settings(rec: Recording) -> StackSettings:
+    """The settings the recorded program parsed (it ran, so they are valid)."""
+    return parse_settings({key: rec.config.get(f"gpu-dask:{key}") for key in TOP_KEYS}, rec.config.get("gcp:project"))
 
 
 # --- manifests -----------------------------------------------------------------------------
@@ -179,9 +185,44 @@ class NodeModel:
 _EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
 
 
+def existing_node_models(settings: StackSettings) -> list[NodeModel]:
+    """The pools of a cluster the stack does not own, as its gpuNodePools and system* keys describe them."""
+    models = [
+        NodeModel(
+            pool=settings.system_pool,
+            labels={"cloud.google.com/gke-nodepool": settings.system_pool},
+            taints=[],
+            cpu=settings.system_machine.allocatable_cpu - 0.5,
+            memory_gb=settings.system_machine.allocatable_memory_gb - 1.5,
+            gpus=0,
+            max_nodes=settings.system_max_nodes,
+        )
+    ]
+    for pool in settings.gpu_node_pools.values():
+        labels = {"cloud.google.com/gke-nodepool": pool.name, "cloud.google.com/gke-accelerator": pool.accelerator_type}
+        if settings.gke_driver_version != "INSTALLATION_DISABLED":
+            labels["cloud.google.com/gke-gpu-driver-version"] = settings.gke_driver_version.lower()
+        if pool.spot:
+            labels["cloud.google.com/gke-spot"] = "true"
+        models.append(
+            NodeModel(
+                pool=pool.name,
+                labels=labels,
+                taints=[{"key": GPU, "value": "present", "effect": "NoSchedule"}],  # GKE adds it
+                cpu=pool.machine.allocatable_cpu - NODE_OVERHEAD_CPU,
+                memory_gb=pool.machine.allocatable_memory_gb - NODE_OVERHEAD_MEMORY_GB,
+                gpus=pool.gpus_per_node,
+                max_nodes=pool.max_nodes,
+            )
+        )
+    return models
+
+
 def node_models(rec: Recording) -> list[NodeModel]:
     """What GKE's nodes of each pool will look like to the Kubernetes scheduler."""
     pools = rec.of_type(NODE_POOL)
+    if not pools and rec.config.get("gpu-dask:existingCluster"):
+        return existing_node_models(recorded_settings(rec))
     any_cpu_pool = any(not (p.inputs.get("nodeConfig") or {}).get("guestAccelerators") for p in pools)
     models = []
     for p in pools:

@@ -67,6 +67,8 @@ class Recording:
     resources: dict[str, Recorded]
     outputs: dict[str, Any]
     secret_outputs: set[str]
+    config: dict[str, str] = field(default_factory=dict)
+    """The config the program ran with (Pulumi.yaml defaults, stack file, overrides)."""
 
     def of_type(self, type_: str) -> list[Recorded]:
         return [r for r in self.resources.values() if r.type == type_]
@@ -328,6 +330,10 @@ def _run(project_name: str, stack: str, project_dir: Path, values: dict[str, str
     try:
         sdk.run_to_completion(program)
     except Exception as exc:
-        partial = Recording(stack=stack, resources=dict(monitor.recorded), outputs={}, secret_outputs=set())
+        partial = Recording(
+            stack=stack, resources=dict(monitor.recorded), outputs={}, secret_outputs=set(), config=values
+        )
         raise ProgramFailed(exc, partial) from exc
-    return Recording(stack=stack, resources=dict(monitor.recorded), outputs=outputs, secret_outputs=secrets)
+    return Recording(
+        stack=stack, resources=dict(monitor.recorded), outputs=outputs, secret_outputs=secrets, config=values
+    )

@@ -320,3 +320,65 @@ def test_peered_ranges_must_not_overlap_the_vpc() -> None:
     with pytest.raises(SettingsError) as raised:
         settings_for("prod", peeredCidrs=["10.10.0.0/16"])
     assert any(p.startswith("peeredCidrs[0]: '10.10.0.0/16' overlaps subnetCidr") for p in raised.value.problems)
+
+
+# --- existingCluster: deploy onto a cluster this stack does not own ----------------------------
+EXISTING = {"kubeconfig": "~/.kube/config", "systemPool": "default-pool"}
+
+
+def existing_problems(**overrides: Any) -> list[str]:
+    raw, project = raw_config("existing", **overrides)
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw, project)
+    return caught.value.problems
+
+
+def test_existing_cluster_needs_no_project_and_no_authorized_networks() -> None:
+    raw, _ = raw_config("existing")
+    s = parse_settings(raw, None)
+    assert s.existing_cluster is not None
+    assert s.authorized_networks == () and s.labels == {}
+    assert s.system_pool == s.dask.system_pool == s.existing_cluster.system_pool
+
+
+def test_existing_cluster_system_pool_defaults_to_system() -> None:
+    s = settings_for("existing", existingCluster={"kubeconfig": "/etc/kube/team.yaml"})
+    assert s.system_pool == "system" and s.existing_cluster is not None
+    assert s.existing_cluster.context is None
+
+
+def test_a_gke_stack_has_no_existing_cluster() -> None:
+    assert settings_for("dev").existing_cluster is None and settings_for("dev").system_pool == "system"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"existingCluster": {"context": "x"}}, "existingCluster.kubeconfig: None is required"),
+        (
+            {"existingCluster": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}},
+            "existingCluster.kubeconfig: 'apiVersion: v1\\nkind: Config\\n...' looks like kubeconfig contents",
+        ),
+        ({"existingCluster": {**EXISTING, "cluster": "x"}}, "existingCluster.cluster: 'x' is not a known key"),
+        ({"existingCluster": {**EXISTING, "systemPool": "Bad_Pool"}}, "existingCluster.systemPool: 'Bad_Pool' is not"),
+        ({"existingCluster": "~/.kube/config"}, "existingCluster: '~/.kube/config' must be a map with kubeconfig"),
+        (
+            {"authorizedNetworks": ["10.0.0.0/8"]},
+            "authorizedNetworks: ['10.0.0.0/8'] has no effect with existingCluster",
+        ),
+        ({"labels": {"team": "a"}}, "labels: {'team': 'a'} has no effect with existingCluster"),
+        (
+            {"gpuNodePools": {"default-pool": POOL}},
+            "gpuNodePools.default-pool: 'default-pool' is not a valid pool name",
+        ),
+        (
+            {"dask": _dask(workerGroups={"cpu": {"gpusPerWorker": 0, "pool": "system"}})},
+            "dask.workerGroups.cpu.pool: 'system' CPU workers (gpusPerWorker: 0) run on the 'default-pool' pool",
+        ),
+    ],
+)
+def test_bad_existing_cluster_config_names_key_value_and_what_is_allowed(
+    overrides: dict[str, Any], expected: str
+) -> None:
+    found = existing_problems(**overrides)
+    assert any(expected in p for p in found), f"expected {expected!r} among:\n" + "\n".join(found)

@@ -184,7 +184,7 @@ def test_driver_daemonset_matches_googles_cos_installer() -> None:
 def test_operator_values_are_known_to_the_chart(stack: str) -> None:
     values = operator_values(settings_for(stack))
     assert helm_value_findings(values) == []
-    assert values["nodeSelector"] == {"cloud.google.com/gke-nodepool": "system"}
+    assert values["nodeSelector"] == {"cloud.google.com/gke-nodepool": settings_for(stack).system_pool}
     assert values["resources"]["requests"]["memory"]
 
 
