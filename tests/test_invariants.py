@@ -11,7 +11,7 @@ import pytest
 
 from gpudask import checks, validate
 from gpudask.engine import Recording
-from tests.conftest import STACKS, settings_for
+from tests.conftest import GKE_STACKS, settings_for
 
 Run = Callable[..., Recording]
 NODE_POOL = "gcp:container/nodePool:NodePool"
@@ -25,7 +25,7 @@ def _gpu_pools(rec: Recording) -> list[Any]:
     return [p for p in _pools(rec) if p.inputs["nodeConfig"].get("guestAccelerators")]
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", GKE_STACKS)
 def test_gpu_pools_upgrade_without_an_extra_a100(recorded: Run, stack: str) -> None:
     """A surge node is one more A100 for the length of the upgrade: quota that a project at
     its A100 limit does not have, so the upgrade stalls. Replace nodes in place instead."""
@@ -88,7 +88,7 @@ def test_tls_keys_are_readable_by_the_user_the_pods_run_as(recorded: Run) -> Non
     assert mounted >= len(pods), "every TLS pod mounts its certificates"
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", GKE_STACKS)
 def test_private_nodes_reach_public_registries_and_google_apis(recorded: Run, stack: str) -> None:
     """Nodes have no public IPs: Cloud NAT must cover the node subnet's primary range and its
     pod range (image pulls from Docker Hub and ghcr.io), and the subnet must reach Google
@@ -112,7 +112,7 @@ def test_private_nodes_reach_public_registries_and_google_apis(recorded: Run, st
     assert nat.inputs["region"] == subnet.inputs["region"]
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", GKE_STACKS)
 def test_every_node_pool_keeps_autoscaled_counts_and_its_fixed_name(recorded: Run, stack: str) -> None:
     """Every pool (system and GPU) has a fixed name and an autoscaler: Pulumi must not fight
     the autoscaler's node counts, and a replacement must delete the old pool first (two pools
