@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -141,6 +142,7 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
     from gpudask.cluster.controlplane import ControlPlane, ControlPlaneError
     from gpudask.cluster.nodes import NodesError, stack_nodes
     from gpudask.cluster.observe import settle, stack_namespaces
+    from gpudask.cluster.runtime import dask_namespace, dask_runtime, print_runtime, settle_dask, tls_stand_ins
 
     console = Console(stderr=True)
     rec, _ = _record(args.stack, console)
@@ -149,14 +151,18 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
     started = time.monotonic()
     problems: list[str] = []
     try:
-        with ControlPlane(log=lambda line: console.print(line, markup=False, highlight=False)) as cp:
+        with (
+            ControlPlane(log=lambda line: console.print(line, markup=False, highlight=False)) as cp,
+            contextlib.ExitStack() as stack,  # the Dask runtime, stopped before the control plane
+        ):
             version = cp.version()
             programs = upstream.load_programs()
             print(f"kube-apiserver /version: {version['gitVersion']} ({version['goVersion']}, {version['platform']})")
             for name in ("etcd", "kwok", "helm"):
                 print(f"{name}: {programs[name].module}@{programs[name].version}")
             print(f"control plane ready in {cp.timings['ready_s']:.1f} s at {cp.server}")
-            with stack_nodes(cp, rec) as nodes:
+            namespace = dask_namespace(rec)
+            with stack_nodes(cp, rec, process_backed_namespaces=(namespace,)) as nodes:
                 print(f"nodes ({len(nodes.names)}, Ready in {nodes.ready_s:.1f} s):")
                 for node in nodes.objects:
                     labels = node["metadata"]["labels"]
@@ -168,7 +174,7 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
                         f"memory {alloc['memory']} gpu {gpus}"
                         + (", spot" if labels.get("cloud.google.com/gke-spot") else "")
                     )
-                report = apply_stack(cp, rec)
+                report = apply_stack(cp, rec, transform=tls_stand_ins(cp.dir / "dask-tls"))
                 print(f"applied {len(report.outcomes)} objects in Pulumi's order ({report.seconds:.1f} s):")
                 for outcome in report.outcomes:
                     mark = "ok" if outcome.ok else "REFUSED"
@@ -179,10 +185,15 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
                         print(f"    warning: {warning}")
                 for note in report.notes:
                     print(f"  note: {note}")
+                runtime = stack.enter_context(dask_runtime(cp, namespace, cp.dir / "dask"))
+                runtime.tls_dir = cp.dir / "dask-tls"
+                dask_s, dask_problems = settle_dask(runtime, args.timeout)
                 placement = settle(cp.kube(), rec, timeout=args.timeout)
                 print(f"pods ({placement.seconds:.1f} s to settle):")
                 for place in placement.pods:
                     print(f"  {place.line}")
+                print(f"Dask pods backed by processes ({dask_s:.1f} s until Ready):")
+                print_runtime(runtime)
                 events = [
                     e
                     for ns in stack_namespaces(rec)
@@ -197,7 +208,9 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
                         print(
                             f"  {obj.get('kind')}/{obj.get('namespace')}/{obj.get('name')}: {e.get('reason')}: {e.get('message')}"
                         )
-                problems = [f"{what}: {message}" for what, message in report.failures] + placement.problems
+                problems = (
+                    [f"{what}: {message}" for what, message in report.failures] + placement.problems + dask_problems
+                )
                 rss = cp.rss_mb()
                 print(f"memory: {sum(rss.values()):.0f} MiB RSS ({', '.join(f'{k} {v:.0f}' for k, v in rss.items())})")
     except (ControlPlaneError, NodesError, upstream.UpstreamError) as err:

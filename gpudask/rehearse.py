@@ -189,14 +189,16 @@ def _secret_mounts(pod: Mapping[str, Any], container: Mapping[str, Any], secrets
     return mounts
 
 
+def relocate(value: str, mounts: Mapping[str, str]) -> str:
+    """A path inside the container (under a volume's mountPath) -> the local folder backing it."""
+    for mount_path, local in mounts.items():
+        if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
+            return local + value[len(mount_path.rstrip("/")) :]
+    return value
+
+
 def _relocate(env: dict[str, str], mounts: Mapping[str, str]) -> dict[str, str]:
-    out = {}
-    for name, value in env.items():
-        for mount_path, local in mounts.items():
-            if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
-                value = local + value[len(mount_path.rstrip("/")) :]
-        out[name] = value
-    return out
+    return {name: relocate(value, mounts) for name, value in env.items()}
 
 
 def local_processes(
