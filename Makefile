@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: setup test test-fast lint typecheck check plan rehearse rehearse-cluster upstream policy-check scan clean
+.PHONY: provider-schema setup test test-fast lint typecheck check plan rehearse rehearse-cluster upstream policy-check scan clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ scan: .venv-checkov/bin/checkov  ## Checkov on every stack's manifests, operator
 	done
 
 check: lint typecheck policy-check scan upstream test  ## everything CI runs (tests last)
+
+provider-schema:  ## regenerate tests/data/tpg-container-schema.json (ForceNew per GKE field) from the Terraform Google provider; Go, ~5 min cold
+	cd upstream/tpgschema && CGO_ENABLED=0 GOFLAGS=-mod=mod nice go run -trimpath . > ../../tests/data/tpg-container-schema.json
 
 plan:  ## offline plan of one stack: make plan STACK=prod
 	$(BIN)/python -m gpudask plan $(STACK)

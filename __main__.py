@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -19,46 +21,53 @@ config = pulumi.Config()
 # Raises SettingsError listing every problem before any resource is declared.
 settings = parse_settings({key: config.get(key) for key in TOP_KEYS}, project=pulumi.Config("gcp").get("project"))
 
-network = Network("network", NetworkArgs(settings))
-gke = GkeCluster("gke", GkeClusterArgs(settings, network))
-
-gpu_pools = {
-    pool_name: GpuNodePool(
-        f"gpu-{pool_name}",
-        GpuNodePoolArgs(
-            settings,
-            pool,
-            gke.cluster.id,
-            gke.node_service_account.email,
-            after=[*gke.node_roles.values(), *gke.apis.values()],
-        ),
+gke: GkeCluster | None = None
+gpu_pools: dict[str, GpuNodePool] = {}
+scheduler_pool: GpuNodePool | None = None
+if settings.existing_cluster is None:
+    network = Network("network", NetworkArgs(settings))
+    gke = GkeCluster("gke", GkeClusterArgs(settings, network))
+    gpu_pools = {
+        pool_name: GpuNodePool(
+            f"gpu-{pool_name}",
+            GpuNodePoolArgs(
+                settings,
+                pool,
+                gke.cluster.id,
+                gke.node_service_account.email,
+                after=[*gke.node_roles.values(), *gke.apis.values()],
+            ),
+        )
+        for pool_name, pool in settings.gpu_node_pools.items()
+    }
+    if settings.scheduler_pool:
+        # The scheduler's one small GPU (L4/T4), unless dask.schedulerGpu is false.
+        scheduler_pool = GpuNodePool(
+            "gpu-scheduler",
+            GpuNodePoolArgs(
+                settings,
+                settings.scheduler_pool,
+                gke.cluster.id,
+                gke.node_service_account.email,
+                after=[*gke.node_roles.values(), *gke.apis.values()],
+            ),
+        )
+    # Built from the endpoint and CA only (stable across cluster updates). Waiting for the
+    # system pool gives the operator somewhere to run; nothing Kubernetes waits for GPU pools.
+    provider = k8s.Provider(
+        "gke",
+        kubeconfig=gke.kubeconfig,
+        enable_server_side_apply=True,
+        opts=pulumi.ResourceOptions(depends_on=[gke.system_pool]),
     )
-    for pool_name, pool in settings.gpu_node_pools.items()
-}
-# The scheduler's one small GPU (L4/T4), unless dask.schedulerGpu is false.
-scheduler_pool = (
-    GpuNodePool(
-        "gpu-scheduler",
-        GpuNodePoolArgs(
-            settings,
-            settings.scheduler_pool,
-            gke.cluster.id,
-            gke.node_service_account.email,
-            after=[*gke.node_roles.values(), *gke.apis.values()],
-        ),
+else:
+    # A cluster this stack does not own: its pools are described by gpuNodePools, not created.
+    provider = k8s.Provider(
+        "existing",
+        kubeconfig=os.path.expanduser(settings.existing_cluster.kubeconfig),
+        context=settings.existing_cluster.context,
+        enable_server_side_apply=True,
     )
-    if settings.scheduler_pool
-    else None
-)
-
-# Built from the endpoint and CA only (stable across cluster updates). Waiting for the
-# system pool gives the operator somewhere to run; nothing Kubernetes waits for GPU pools.
-provider = k8s.Provider(
-    "gke",
-    kubeconfig=gke.kubeconfig,
-    enable_server_side_apply=True,
-    opts=pulumi.ResourceOptions(depends_on=[gke.system_pool]),
-)
 on_gke = pulumi.ResourceOptions(providers=[provider])
 
 if settings.uses_driver_daemonset:
@@ -85,13 +94,14 @@ pulumi.export("dashboardUrl", dask.dashboard_url)
 pulumi.export("daskClusterName", settings.dask.name)
 pulumi.export("daskNamespace", settings.dask.namespace)
 pulumi.export("daskWorkerGroups", worker_group_summary(settings.dask))
-pulumi.export("clusterName", gke.name)
-pulumi.export("location", settings.location)
-pulumi.export("project", settings.project)
-pulumi.export("gpuNodePools", {name: pool.name for name, pool in gpu_pools.items()})
-if scheduler_pool is not None:
-    pulumi.export("schedulerNodePool", scheduler_pool.name)
-pulumi.export("kubeconfig", gke.kubeconfig)
+if gke is not None:
+    pulumi.export("clusterName", gke.name)
+    pulumi.export("location", settings.location)
+    pulumi.export("project", settings.project)
+    pulumi.export("gpuNodePools", {name: pool.name for name, pool in gpu_pools.items()})
+    if scheduler_pool is not None:
+        pulumi.export("schedulerNodePool", scheduler_pool.name)
+    pulumi.export("kubeconfig", gke.kubeconfig)
 if dask.tls is not None:
     # Clients need the CA and a client certificate: `gpudask.connect` reads these three.
     pulumi.export("tlsCaCertPem", dask.tls.ca_cert_pem)

@@ -92,10 +92,13 @@ def rng(chain: timing.Chain | None) -> str:
 
 def main() -> int:
     rows: list[tuple[str, timing.Chain | None, timing.Chain, Plan, str]] = []
+    not_modeled = []
     for stack in stacks():
         plan = build_plan(run_program(stack))
         t = plan.timeline
-        assert t.cold is not None
+        if t.cold is None:  # existingCluster: the cluster and its pools are not this stack's
+            not_modeled.append(stack)
+            continue
         nothing = timing.from_nothing(plan.resources)
         assert nothing is not None
         lv = t.cold.levers
@@ -135,6 +138,8 @@ def main() -> int:
     print()
     for label, *_, how in rows:
         print(f"  {label}: {how}")
+    for stack in not_modeled:
+        print(f"  {stack}: not modeled (existingCluster: no cluster or node pool of this stack's)")
 
     by_label = {r[0]: r for r in rows}
     dev, seed0 = by_label["dev"], by_label["seed, pool resized to 0"]

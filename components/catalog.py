@@ -118,3 +118,28 @@ CPU_MACHINE_TYPES: dict[str, MachineType] = {
 # metadata server, device plugin, the driver installer): what worker pods must not claim.
 NODE_OVERHEAD_CPU = 1.0
 NODE_OVERHEAD_MEMORY_GB = 3.0
+# The same room on a CPU (system) node, which runs no GPU DaemonSets.
+CPU_NODE_OVERHEAD_CPU = 0.5
+CPU_NODE_OVERHEAD_MEMORY_GB = 1.5
+
+
+def node_overhead(gpus: int) -> tuple[float, float]:
+    """(CPU, GB) of a node's allocatable that DaemonSets take, by whether the node has GPUs."""
+    return (
+        (NODE_OVERHEAD_CPU, NODE_OVERHEAD_MEMORY_GB) if gpus else (CPU_NODE_OVERHEAD_CPU, CPU_NODE_OVERHEAD_MEMORY_GB)
+    )
+
+
+def gpu_pod_capacity(node_gpus: int, max_nodes: int, gpus_per_pod: int) -> int:
+    """How many pods asking `gpus_per_pod` GPUs a pool holds at its maximum size (a pod's GPUs
+    are all on one node)."""
+    return (node_gpus // gpus_per_pod) * max_nodes
+
+
+# --- names the stack, GKE and Kubernetes share (one spelling each) -----------------------------
+GPU_RESOURCE = "nvidia.com/gpu"
+# GKE's taint on GPU nodes, in the GKE API's words (node pool config) and Kubernetes' (tolerations).
+GPU_TAINT_VALUE = "present"
+GPU_TAINT_EFFECT_GKE, GPU_TAINT_EFFECT = "NO_SCHEDULE", "NoSchedule"
+# On every Kubernetes object the stack declares itself.
+MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gpu-dask"}

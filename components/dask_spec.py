@@ -15,14 +15,14 @@ from typing import Any
 from dask_kubernetes.operator import make_cluster_spec
 
 from components import scheduler_preload, worker_prestop
+from components.catalog import GPU_RESOURCE, GPU_TAINT_EFFECT, GPU_TAINT_VALUE, MANAGED_BY_LABELS
 from components.gpu_drivers import DRIVER_LIBRARY_PATH
 from components.security_spec import harden_pod
 from components.settings import SCHEDULER_POOL_NAME, SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
 
 API_VERSION = "kubernetes.dask.org/v1"
 WORKER_HTTP_PORT = 8788
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT}
 # The scheduler pool's own taint (components/gke_spec.py SCHEDULER_TAINT).
 SCHEDULER_TOLERATION = {"key": "gpu-dask/scheduler", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
@@ -194,7 +194,7 @@ def worker_pod_spec(
     container["resources"] = _resources(cpu, memory_gb, gpus, spill_size_gb(memory_gb))
     if gpus:
         with_driver_libraries(container)
-    node_pool = pool if gpus else SYSTEM_POOL_NAME
+    node_pool = pool if gpus else (pool or SYSTEM_POOL_NAME)
     if node_pool:
         spec["nodeSelector"] = {NODEPOOL_LABEL: node_pool}
     if gpus:
@@ -242,7 +242,7 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
         spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: SCHEDULER_POOL_NAME}
     else:
         # On-demand CPU pool: the scheduler holds the cluster's state; a spot reclaim loses it.
-        spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: SYSTEM_POOL_NAME}
+        spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: dask.system_pool}
     if service_type == "LoadBalancer":
         spec["service"]["loadBalancerSourceRanges"] = list(dask.client_cidrs)
         # `Cluster` (the default) SNATs clients to node IPs, which the ipBlock NetworkPolicy
@@ -280,7 +280,7 @@ def dask_cluster(dask: DaskSettings) -> dict[str, Any]:
         "metadata": {
             "name": dask.name,
             "namespace": dask.namespace,
-            "labels": {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gpu-dask"},
+            "labels": dict(MANAGED_BY_LABELS),
             "annotations": cluster_annotations(dask),
         },
         "spec": {
@@ -320,7 +320,7 @@ def dask_worker_group(dask: DaskSettings, group: WorkerGroupSettings) -> dict[st
         "metadata": {
             "name": name,
             "namespace": dask.namespace,
-            "labels": {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gpu-dask"},
+            "labels": dict(MANAGED_BY_LABELS),
         },
         "spec": {
             "cluster": dask.name,
@@ -334,7 +334,7 @@ def dask_worker_group(dask: DaskSettings, group: WorkerGroupSettings) -> dict[st
                         group.gpus_per_worker,
                         group.cpu,
                         group.memory_gb,
-                        group.pool,
+                        group.pool if group.gpus_per_worker else dask.system_pool,
                         dask.colocation if group.gpus_per_worker else "none",
                     ),
                     dask,

@@ -16,9 +16,14 @@ from pulumi_gcp.container import (
     NodePoolUpgradeSettingsArgsDict,
 )
 
+from components.catalog import GPU_RESOURCE, GPU_TAINT_EFFECT_GKE, GPU_TAINT_VALUE
 from components.settings import GpuPoolSettings, StackSettings
 
-GPU_TAINT: NodePoolNodeConfigTaintArgsDict = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
+GPU_TAINT: NodePoolNodeConfigTaintArgsDict = {
+    "key": GPU_RESOURCE,
+    "value": GPU_TAINT_VALUE,
+    "effect": GPU_TAINT_EFFECT_GKE,
+}
 # Only the Dask scheduler tolerates this: workers never take the scheduler's small GPU.
 SCHEDULER_TAINT: NodePoolNodeConfigTaintArgsDict = {
     "key": "gpu-dask/scheduler",

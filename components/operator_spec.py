@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.settings import SYSTEM_POOL_NAME, StackSettings
+from components.settings import StackSettings
 
 CHART = "dask-kubernetes-operator"
 REPOSITORY = "https://helm.dask.org"
@@ -16,10 +16,9 @@ NAMESPACE = "dask-operator"
 
 
 def operator_values(settings: StackSettings) -> dict[str, Any]:
-    del settings  # the values do not vary per stack today; the signature keeps the builder uniform
     return {
         # The operator reconciles every DaskCluster: it belongs on the on-demand system pool.
-        "nodeSelector": {"cloud.google.com/gke-nodepool": SYSTEM_POOL_NAME},
+        "nodeSelector": {"cloud.google.com/gke-nodepool": settings.system_pool},
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"memory": "512Mi"},

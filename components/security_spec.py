@@ -12,6 +12,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from components.catalog import MANAGED_BY_LABELS
 from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
 from components.settings import DaskSettings
 
@@ -49,7 +50,7 @@ TLS_VOLUME = "dask-tls"
 TLS_FILES = ("ca.pem", "scheduler.pem", "scheduler-key.pem", "worker.pem", "worker-key.pem")
 
 
-LABELS = {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gpu-dask"}
+LABELS = MANAGED_BY_LABELS
 
 
 def namespace(dask: DaskSettings) -> dict[str, Any]:

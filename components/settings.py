@@ -29,6 +29,7 @@ from components.catalog import (
     NODE_OVERHEAD_MEMORY_GB,
     SCHEDULER_GPU_MACHINE_TYPES,
     MachineType,
+    gpu_pod_capacity,
 )
 
 # --- enums: the config word -> what GKE / Kubernetes / the operator calls it -------------
@@ -151,6 +152,8 @@ class DaskSettings:
     worker_groups: dict[str, WorkerGroupSettings]
     autoscale: AutoscaleSettings | None
     """Omitted -> Pulumi owns `workers`; set -> a DaskAutoscaler owns the replica count."""
+    system_pool: str = SYSTEM_POOL_NAME
+    """The on-demand CPU pool of the scheduler and CPU workers (`existingCluster.systemPool`)."""
 
     @property
     def scheduler_address(self) -> str:
@@ -182,6 +185,18 @@ class NetworkSettings:
 
 
 @dataclass(frozen=True)
+class ExistingClusterSettings:
+    """A cluster this stack does not own: no network, cluster or pools are declared."""
+
+    kubeconfig: str
+    """Path of the kubeconfig file the Kubernetes provider reads (never its contents)."""
+    context: str | None
+    """Omitted -> the kubeconfig's current-context."""
+    system_pool: str
+    """Omitted -> `system`: the CPU pool (GKE `cloud.google.com/gke-nodepool` label) of the operator and scheduler."""
+
+
+@dataclass(frozen=True)
 class StackSettings:
     project: str
     location: str
@@ -202,6 +217,13 @@ class StackSettings:
     """GKE image streaming (gcfsConfig) on the A100 pools: containers start before the image is pulled."""
     image_prepuller: bool = False
     """A DaemonSet that pulls the worker image onto every GPU node as soon as it is Ready."""
+    existing_cluster: ExistingClusterSettings | None = None
+    """Omitted -> this stack creates the network, the GKE cluster and its pools."""
+
+    @property
+    def system_pool(self) -> str:
+        """The `cloud.google.com/gke-nodepool` of the on-demand CPU pool (operator, scheduler)."""
+        return self.existing_cluster.system_pool if self.existing_cluster else SYSTEM_POOL_NAME
 
     @property
     def scheduler_pool(self) -> GpuPoolSettings | None:
@@ -286,7 +308,7 @@ class _Reader:
             return default or ""
         return value
 
-    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+    def integer(self, name: str, default: int = 0, *, minimum: int = 0) -> int:
         value = _decode(self.data.get(name))
         if value is None:
             return default
@@ -304,7 +326,7 @@ class _Reader:
             return default
         return float(value)
 
-    def boolean(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str, default: bool = False) -> bool:
         value = _decode(self.data.get(name))
         if value is None:
             return default
@@ -313,11 +335,17 @@ class _Reader:
             return default
         return value
 
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = self.string(name, default)
+    def choice(self, name: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+        """Omitted -> `default` (for scalars, None: Pulumi.yaml's default is always present, and a
+        missing one is reported as required). A bad or missing value reads as the first allowed
+        one, so that parsing goes on to report every other problem."""
+        fallback = default if default is not None else allowed[0]
+        if self.data.get(name) is None:
+            return fallback
+        value = self.string(name, fallback)
         if value not in allowed:
             self.problems.add(self.key(name), value, f"is not allowed; one of {', '.join(allowed)}")
-            return default
+            return fallback
         return value
 
     def strings(self, name: str, *, required: bool = False) -> tuple[str, ...]:
@@ -354,16 +382,24 @@ def _check_cidrs(problems: _Problems, key: str, cidrs: tuple[str, ...], *, allow
             problems.add(f"{key}[{i}]", cidr, "opens the range to the whole internet; list specific ranges")
 
 
-def _check_image(problems: _Problems, key: str, image: str) -> None:
-    if not image:
-        return
-    if "@sha256:" in image:
-        return
+def image_pin_problem(image: str) -> str | None:
+    """Why this image reference is not pinned (None when it is: a tag other than latest, or a
+    digest). The policy pack keeps its own copy (its own venv); tests/test_policies.py checks
+    that the two agree."""
+    if not image or "@sha256:" in image:
+        return None
     last = image.rsplit("/", 1)[-1]
     if ":" not in last:
-        problems.add(key, image, f"has no tag; pin a version (e.g. {DEFAULT_RAPIDS_IMAGE})")
-    elif last.endswith(":latest"):
-        problems.add(key, image, "uses :latest; pin a version so every node runs the same image")
+        return f"has no tag; pin a version (e.g. {DEFAULT_RAPIDS_IMAGE})"
+    if last.endswith(":latest"):
+        return "uses :latest; pin a version so every node runs the same image"
+    return None
+
+
+def _check_image(problems: _Problems, key: str, image: str) -> None:
+    problem = image_pin_problem(image)
+    if problem:
+        problems.add(key, image, problem)
 
 
 POOL_KEYS = {"machineType", "minNodes", "maxNodes", "spot", "diskSizeGb", "zones", "secondaryBootDiskImage"}
@@ -386,11 +422,17 @@ SCALAR_KEYS = {
 TOP_KEYS = {
     "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "protect",
     "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr",
-    "masterCidr", "peeredCidrs", "gpuNodePools", "dask", "labels", "imageStreaming", "imagePrepuller",
+    "masterCidr", "peeredCidrs", "gpuNodePools", "dask", "labels", "imageStreaming", "imagePrepuller", "existingCluster",
 }  # fmt: skip
+EXISTING_KEYS = {"kubeconfig", "context", "systemPool"}
+# Keys that only shape what this stack creates on GCP: with existingCluster, setting one is a mistake
+# (scalar keys with Pulumi.yaml defaults cannot be told apart from their default, so only these two).
+GKE_ONLY_KEYS = ("authorizedNetworks", "labels")
 
 
-def _parse_pools(problems: _Problems, location: str, raw: dict[str, Any]) -> dict[str, GpuPoolSettings]:
+def _parse_pools(
+    problems: _Problems, location: str, raw: dict[str, Any], system_pool: str = SYSTEM_POOL_NAME
+) -> dict[str, GpuPoolSettings]:
     pools: dict[str, GpuPoolSettings] = {}
     if not raw:
         problems.add(
@@ -399,11 +441,11 @@ def _parse_pools(problems: _Problems, location: str, raw: dict[str, Any]) -> dic
     region = location if _REGION.match(location) else location.rsplit("-", 1)[0]
     for name, body in raw.items():
         prefix = f"gpuNodePools.{name}"
-        if not _GKE_NAME.match(name) or name in (SYSTEM_POOL_NAME, SCHEDULER_POOL_NAME):
+        if not _GKE_NAME.match(name) or name in (system_pool, SCHEDULER_POOL_NAME):
             problems.add(
                 prefix,
                 name,
-                "is not a valid pool name: lowercase letters, digits and '-', at most 40, not 'system' or 'scheduler'",
+                f"is not a valid pool name: lowercase letters, digits and '-', at most 40, not {system_pool!r} (the system pool) or {SCHEDULER_POOL_NAME!r}",
             )
         if not isinstance(body, dict):
             problems.add(prefix, body, "must be a map with machineType, minNodes, maxNodes, spot")
@@ -507,7 +549,7 @@ def _check_gpu_fit(
             f"GPUs per worker exceed the largest node ({biggest} GPUs) in pools {', '.join(p.name for p in targets)}",
         )
         return
-    capacity = sum((p.gpus_per_node // gpus) * p.max_nodes for p in targets)
+    capacity = sum(gpu_pod_capacity(p.gpus_per_node, p.max_nodes, gpus) for p in targets)
     if replicas > capacity:
         problems.add(
             key.rsplit(".", 1)[0] + ".workers" if key.endswith("gpusPerWorker") else key,
@@ -522,7 +564,9 @@ def _check_gpu_fit(
         )
 
 
-def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPoolSettings]) -> DaskSettings:
+def _parse_dask(
+    problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPoolSettings], system_pool: str = SYSTEM_POOL_NAME
+) -> DaskSettings:
     r = _Reader(problems, "dask.", raw, DASK_KEYS)
     name = r.string("name", "rapids")
     try:
@@ -548,7 +592,7 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
     workers = r.integer("workers", 1)
     gpus = r.integer("gpusPerWorker", 1, minimum=1)
     _check_one_gpu(problems, r.key("gpusPerWorker"), gpus)
-    colocation = r.choice("colocation", "preferred", COLOCATION_MODES)
+    colocation = r.choice("colocation", COLOCATION_MODES, "preferred")
     pool = r.string("pool") or None
     targets = _target_pools(problems, r.key("pool"), pool, pools)
     service = r.string("schedulerService", "ClusterIP")
@@ -613,9 +657,9 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
             _check_gpu_fit(problems, g.key("gpusPerWorker"), group_gpus, group_replicas, group_targets)
             cpu_default, memory_default = _worker_share(group_targets, group_gpus)
         else:
-            if group_pool not in (None, SYSTEM_POOL_NAME):
+            if group_pool not in (None, system_pool):
                 problems.add(
-                    g.key("pool"), group_pool, f"CPU workers (gpusPerWorker: 0) run on the '{SYSTEM_POOL_NAME}' pool"
+                    g.key("pool"), group_pool, f"CPU workers (gpusPerWorker: 0) run on the '{system_pool}' pool"
                 )
             cpu_default, memory_default = 1.0, 4.0
         group_image = g.string("image", image)
@@ -632,7 +676,7 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
 
     scheduler_gpu = r.boolean("schedulerGpu", True)
     scheduler_machine_type = r.choice(
-        "schedulerMachineType", DEFAULT_SCHEDULER_MACHINE_TYPE, tuple(SCHEDULER_GPU_MACHINE_TYPES)
+        "schedulerMachineType", tuple(SCHEDULER_GPU_MACHINE_TYPES), DEFAULT_SCHEDULER_MACHINE_TYPE
     )
     return DaskSettings(
         name=name,
@@ -655,6 +699,7 @@ def _parse_dask(problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPo
         tls=tls,
         worker_groups=groups,
         autoscale=autoscale,
+        system_pool=system_pool,
     )
 
 
@@ -752,65 +797,100 @@ def _check_driver_fits_images(problems: _Problems, driver: str, channel: str, da
             problems.add(key, image, reason)
 
 
+def _parse_existing(problems: _Problems, raw: Any) -> ExistingClusterSettings | None:
+    value = _decode(raw)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        problems.add("existingCluster", value, "must be a map with kubeconfig (a file path), context, systemPool")
+        return None
+    e = _Reader(problems, "existingCluster.", value, EXISTING_KEYS)
+    path = e.string("kubeconfig", required=True)
+    if "\n" in path or path.lstrip().startswith(("apiVersion", "{")):
+        problems.add(
+            e.key("kubeconfig"),
+            path[:40] + "...",
+            "looks like kubeconfig contents; give the path of the file (credentials stay out of stack files)",
+        )
+    context = e.string("context") or None
+    system_pool = e.string("systemPool", SYSTEM_POOL_NAME)
+    if not _GKE_NAME.match(system_pool):
+        problems.add(
+            e.key("systemPool"), system_pool, "is not a GKE node pool name (lowercase, digits, '-', at most 40)"
+        )
+    return ExistingClusterSettings(kubeconfig=path, context=context, system_pool=system_pool)
+
+
 def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings:
     """Validate the stack config; every problem is reported at once."""
     problems = _Problems()
-    if not project or not _PROJECT_ID.match(project):
-        problems.add("gcp:project", project, "is required: your GCP project id (6-30 lowercase letters, digits, '-')")
     present = {k: v for k, v in raw.items() if v is not None}
+    existing = _parse_existing(problems, present.get("existingCluster"))
+    if existing is None and (not project or not _PROJECT_ID.match(project)):
+        problems.add("gcp:project", project, "is required: your GCP project id (6-30 lowercase letters, digits, '-')")
+    if existing is not None:
+        for key in GKE_ONLY_KEYS:
+            if key in present:
+                problems.add(
+                    key,
+                    _decode(present[key]),
+                    "has no effect with existingCluster (this stack creates no GKE cluster); remove it",
+                )
     # Scalar defaults live in Pulumi.yaml only; the Pulumi CLI (or gpudask's engine) fills them in.
-    for key in sorted(SCALAR_KEYS - set(present)):
+    required = SCALAR_KEYS - ({"authorizedNetworks"} if existing else set())
+    for key in sorted(required - set(present)):
         problems.add(key, None, "is required (Pulumi.yaml declares the defaults; set it in the stack file)")
     r = _Reader(problems, "", present, TOP_KEYS)
 
     location = r.string("location")
     if location and not (_ZONE.match(location) or _REGION.match(location)):
         problems.add("location", location, "is neither a zone (us-central1-c) nor a region (us-central1)")
-    cluster_name = r.string("clusterName", "gpu-dask")
+    cluster_name = r.string("clusterName")
     if not _GKE_NAME.match(cluster_name) or len(cluster_name) > 24:
         problems.add(
             "clusterName",
             cluster_name,
             "must be lowercase letters, digits and '-', start with a letter, at most 24 characters (the node service account is named after it)",
         )
-    authorized = r.strings("authorizedNetworks")
-    _check_cidrs(problems, "authorizedNetworks", authorized, allow_empty=False)
-    driver = r.choice("driver", "daemonset", tuple(DRIVER_MODES))
-    protect = r.boolean("protect", False)
-    release_channel = r.choice("releaseChannel", "STABLE", RELEASE_CHANNELS)
+    authorized = () if existing else r.strings("authorizedNetworks")
+    if not existing:
+        _check_cidrs(problems, "authorizedNetworks", authorized, allow_empty=False)
+    driver = r.choice("driver", tuple(DRIVER_MODES))
+    protect = r.boolean("protect")
+    release_channel = r.choice("releaseChannel", RELEASE_CHANNELS)
     operator_version = r.string("operatorVersion")
     if not _VERSION.match(operator_version):
         problems.add("operatorVersion", operator_version, "must be an exact chart version like 2026.3.0 (no ranges)")
-    system_machine_type = r.string("systemMachineType", "e2-standard-4")
+    system_machine_type = r.string("systemMachineType")
     if system_machine_type not in CPU_MACHINE_TYPES:
         problems.add(
             "systemMachineType",
             system_machine_type,
             f"is not a supported CPU machine type; one of {', '.join(CPU_MACHINE_TYPES)}",
         )
-        system_machine_type = "e2-standard-4"
-    system_min = r.integer("systemMinNodes", 1, minimum=1)
-    system_max = r.integer("systemMaxNodes", 3, minimum=1)
+    system_min = r.integer("systemMinNodes", minimum=1)
+    system_max = r.integer("systemMaxNodes", minimum=1)
     if system_min > system_max:
         problems.add("systemMinNodes", system_min, f"is greater than systemMaxNodes ({system_max})")
     network = NetworkSettings(
-        subnet_cidr=r.string("subnetCidr", "10.10.0.0/20"),
-        pods_cidr=r.string("podsCidr", "10.16.0.0/14"),
-        services_cidr=r.string("servicesCidr", "10.12.0.0/20"),
-        master_cidr=r.string("masterCidr", "172.16.0.32/28"),
+        subnet_cidr=r.string("subnetCidr"),
+        pods_cidr=r.string("podsCidr"),
+        services_cidr=r.string("servicesCidr"),
+        master_cidr=r.string("masterCidr"),
         peered_cidrs=r.strings("peeredCidrs"),
     )
     _check_networks(problems, network)
-    labels = {str(k): str(v) for k, v in r.mapping("labels").items()}
+    labels = {} if existing else {str(k): str(v) for k, v in r.mapping("labels").items()}
     for key, value in labels.items():
         if not _DNS_LABEL.match(key) or not re.fullmatch(r"[a-z0-9_-]{0,63}", value):
             problems.add(
                 f"labels.{key}", value, "GCP labels: lowercase keys and values, digits, '-' and '_', at most 63"
             )
 
-    pools = _parse_pools(problems, location or "", r.mapping("gpuNodePools"))
-    image_streaming = r.boolean("imageStreaming", True)
-    image_prepuller = r.boolean("imagePrepuller", False)
+    system_pool = existing.system_pool if existing else SYSTEM_POOL_NAME
+    pools = _parse_pools(problems, location or "", r.mapping("gpuNodePools"), system_pool)
+    image_streaming = r.boolean("imageStreaming")
+    image_prepuller = r.boolean("imagePrepuller")
     for pool in pools.values():
         if pool.secondary_boot_disk_image and not image_streaming:
             problems.add(
@@ -819,7 +899,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
                 f"must be true with gpuNodePools.{pool.name}.secondaryBootDiskImage: "
                 "GKE reads the image cache disk through image streaming",
             )
-    dask = _parse_dask(problems, r.mapping("dask"), pools)
+    dask = _parse_dask(problems, r.mapping("dask"), pools, system_pool)
     if dask.scheduler_gpu:
         _check_scheduler_pool(problems, location or "", dask)
     _check_driver_fits_images(problems, driver, release_channel, dask)
@@ -845,4 +925,5 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         labels=labels,
         image_streaming=image_streaming,
         image_prepuller=image_prepuller,
+        existing_cluster=existing,
     )

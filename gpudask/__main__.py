@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -114,6 +115,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         quota_table.add_row(q["region"], q["metric"], f"{q['count']:g}", q["for"])
     console.print(quota_table)
     console.print(f"schedulerAddress: [bold]{plan.outputs.get('schedulerAddress')}[/bold]")
+    console.print(f"judged by {plan.engine_note}", markup=False, highlight=False)
     if diff is not None:
         console.print(diff.markdown(), markup=False, highlight=False)
     if plan.findings:
@@ -150,6 +152,7 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
     from gpudask.cluster.controlplane import ControlPlane, ControlPlaneError
     from gpudask.cluster.nodes import NodesError, stack_nodes
     from gpudask.cluster.observe import settle, stack_namespaces
+    from gpudask.cluster.runtime import dask_namespace, dask_runtime, print_runtime, settle_dask, tls_stand_ins
 
     console = Console(stderr=True)
     rec, _ = _record(args.stack, console)
@@ -158,14 +161,18 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
     started = time.monotonic()
     problems: list[str] = []
     try:
-        with ControlPlane(log=lambda line: console.print(line, markup=False, highlight=False)) as cp:
+        with (
+            ControlPlane(log=lambda line: console.print(line, markup=False, highlight=False)) as cp,
+            contextlib.ExitStack() as stack,  # the Dask runtime, stopped before the control plane
+        ):
             version = cp.version()
             programs = upstream.load_programs()
             print(f"kube-apiserver /version: {version['gitVersion']} ({version['goVersion']}, {version['platform']})")
             for name in ("etcd", "kwok", "helm"):
                 print(f"{name}: {programs[name].module}@{programs[name].version}")
             print(f"control plane ready in {cp.timings['ready_s']:.1f} s at {cp.server}")
-            with stack_nodes(cp, rec) as nodes:
+            namespace = dask_namespace(rec)
+            with stack_nodes(cp, rec, process_backed_namespaces=(namespace,)) as nodes:
                 print(f"nodes ({len(nodes.names)}, Ready in {nodes.ready_s:.1f} s):")
                 for node in nodes.objects:
                     labels = node["metadata"]["labels"]
@@ -177,7 +184,7 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
                         f"memory {alloc['memory']} gpu {gpus}"
                         + (", spot" if labels.get("cloud.google.com/gke-spot") else "")
                     )
-                report = apply_stack(cp, rec)
+                report = apply_stack(cp, rec, transform=tls_stand_ins(cp.dir / "dask-tls"))
                 print(f"applied {len(report.outcomes)} objects in Pulumi's order ({report.seconds:.1f} s):")
                 for outcome in report.outcomes:
                     mark = "ok" if outcome.ok else "REFUSED"
@@ -188,10 +195,15 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
                         print(f"    warning: {warning}")
                 for note in report.notes:
                     print(f"  note: {note}")
+                runtime = stack.enter_context(dask_runtime(cp, namespace, cp.dir / "dask"))
+                runtime.tls_dir = cp.dir / "dask-tls"
+                dask_s, dask_problems = settle_dask(runtime, args.timeout)
                 placement = settle(cp.kube(), rec, timeout=args.timeout)
                 print(f"pods ({placement.seconds:.1f} s to settle):")
                 for place in placement.pods:
                     print(f"  {place.line}")
+                print(f"Dask pods backed by processes ({dask_s:.1f} s until Ready):")
+                print_runtime(runtime)
                 events = [
                     e
                     for ns in stack_namespaces(rec)
@@ -206,7 +218,9 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
                         print(
                             f"  {obj.get('kind')}/{obj.get('namespace')}/{obj.get('name')}: {e.get('reason')}: {e.get('message')}"
                         )
-                problems = [f"{what}: {message}" for what, message in report.failures] + placement.problems
+                problems = (
+                    [f"{what}: {message}" for what, message in report.failures] + placement.problems + dask_problems
+                )
                 rss = cp.rss_mb()
                 print(f"memory: {sum(rss.values()):.0f} MiB RSS ({', '.join(f'{k} {v:.0f}' for k, v in rss.items())})")
     except (ControlPlaneError, NodesError, upstream.UpstreamError) as err:
@@ -299,6 +313,22 @@ def cmd_stacks(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Regenerate README.md's config reference (or, with --check, say whether it is stale)."""
+    from gpudask import config_reference
+
+    problems = config_reference.undocumented()
+    if problems:
+        print("gpudask/config_reference.py and components/settings.py disagree:\n  - " + "\n  - ".join(problems))
+        return EXIT_PROGRAM_FAILED
+    if args.check:
+        stale = config_reference.readme_section(config_reference.README.read_text()) != config_reference.render()
+        print("README.md config reference is stale: run `python -m gpudask docs`" if stale else "up to date")
+        return EXIT_FINDINGS if stale else EXIT_CLEAN
+    print("README.md updated" if config_reference.write() else "README.md already up to date")
+    return EXIT_CLEAN
+
+
 def cmd_upstream(args: argparse.Namespace) -> int:
     """Pinned upstream programs: print the pins, or build what is missing into the per-user cache."""
     from gpudask import upstream
@@ -361,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("stacks", help="the stacks in stacks/ as a JSON list (CI matrices)")
     st.add_argument("--except", dest="exclude", action="append", metavar="STACK", help="leave this stack out")
     st.set_defaults(func=cmd_stacks)
+    d = sub.add_parser("docs", help="regenerate README.md's config reference from Pulumi.yaml and the settings")
+    d.add_argument("--check", action="store_true", help="only report whether it is stale (exit 1 if so)")
+    d.set_defaults(func=cmd_docs)
     args = parser.parse_args(argv)
     return args.func(args)
 

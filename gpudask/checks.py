@@ -12,7 +12,17 @@ from typing import Any
 from google.cloud.container_v1 import types as gke
 
 from components import gpu_drivers
-from components.catalog import CPU_MACHINE_TYPES, GPU_MACHINE_TYPES, NODE_OVERHEAD_CPU, NODE_OVERHEAD_MEMORY_GB
+from components.catalog import (
+    A100_MACHINE_TYPES,
+    CPU_MACHINE_TYPES,
+    GPU_MACHINE_TYPES,
+    GPU_RESOURCE,
+    GPU_TAINT_EFFECT,
+    GPU_TAINT_VALUE,
+    gpu_pod_capacity,
+    node_overhead,
+)
+from components.settings import TOP_KEYS, StackSettings, parse_settings
 from gpudask import validate
 from gpudask.engine import Recorded, Recording
 
@@ -20,7 +30,6 @@ NODE_POOL = "gcp:container/nodePool:NodePool"
 CLUSTER = "gcp:container/cluster:Cluster"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 DASK_KINDS = ("DaskCluster", "DaskWorkerGroup", "DaskAutoscaler", "DaskJob")
-GPU = "nvidia.com/gpu"
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,11 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.resource}: {self.path}: {self.reason}"
+
+
+def recorded_settings(rec: Recording) -> StackSettings:
+    """The settings the recorded program parsed (it ran, so they are valid)."""
+    return parse_settings({key: rec.config.get(f"gpu-dask:{key}") for key in TOP_KEYS}, rec.config.get("gcp:project"))
 
 
 # --- manifests -----------------------------------------------------------------------------
@@ -72,14 +86,28 @@ def schema_findings(rec: Recording) -> list[Finding]:
     return findings
 
 
+def dask_clusters(manifests: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Each DaskCluster among these manifests with the DaskWorkerGroups that name it."""
+    return [
+        (
+            cluster,
+            [
+                m
+                for m in manifests
+                if m["kind"] == "DaskWorkerGroup"
+                and (m.get("spec") or {}).get("cluster") == cluster["metadata"]["name"]
+            ],
+        )
+        for cluster in manifests
+        if cluster["kind"] == "DaskCluster"
+    ]
+
+
 def operator_findings(rec: Recording) -> list[Finding]:
     """Feed the DaskCluster through the operator's own builders; validate what comes out."""
-    manifests = [m for _, m in kubernetes_manifests(rec)]
-    clusters = [m for m in manifests if m["kind"] == "DaskCluster"]
     findings = []
-    for cluster in clusters:
+    for cluster, groups in dask_clusters([m for _, m in kubernetes_manifests(rec)]):
         name = cluster["metadata"]["name"]
-        groups = [m for m in manifests if m["kind"] == "DaskWorkerGroup" and m["spec"].get("cluster") == name]
         try:
             objects = validate.operator_objects(cluster, groups)
         except (KeyError, TypeError) as err:
@@ -179,9 +207,44 @@ class NodeModel:
 _EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
 
 
+def existing_node_models(settings: StackSettings) -> list[NodeModel]:
+    """The pools of a cluster the stack does not own, as its gpuNodePools and system* keys describe them."""
+    models = [
+        NodeModel(
+            pool=settings.system_pool,
+            labels={"cloud.google.com/gke-nodepool": settings.system_pool},
+            taints=[],
+            cpu=settings.system_machine.allocatable_cpu - 0.5,
+            memory_gb=settings.system_machine.allocatable_memory_gb - 1.5,
+            gpus=0,
+            max_nodes=settings.system_max_nodes,
+        )
+    ]
+    for pool in settings.gpu_node_pools.values():
+        labels = {"cloud.google.com/gke-nodepool": pool.name, "cloud.google.com/gke-accelerator": pool.accelerator_type}
+        if settings.gke_driver_version != "INSTALLATION_DISABLED":
+            labels["cloud.google.com/gke-gpu-driver-version"] = settings.gke_driver_version.lower()
+        if pool.spot:
+            labels["cloud.google.com/gke-spot"] = "true"
+        models.append(
+            NodeModel(
+                pool=pool.name,
+                labels=labels,
+                taints=[{"key": GPU_RESOURCE, "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT}],  # GKE adds it
+                cpu=pool.machine.allocatable_cpu - node_overhead(pool.gpus_per_node)[0],
+                memory_gb=pool.machine.allocatable_memory_gb - node_overhead(pool.gpus_per_node)[1],
+                gpus=pool.gpus_per_node,
+                max_nodes=pool.max_nodes,
+            )
+        )
+    return models
+
+
 def node_models(rec: Recording) -> list[NodeModel]:
     """What GKE's nodes of each pool will look like to the Kubernetes scheduler."""
     pools = rec.of_type(NODE_POOL)
+    if not pools and rec.config.get("gpu-dask:existingCluster"):
+        return existing_node_models(recorded_settings(rec))
     any_cpu_pool = any(not (p.inputs.get("nodeConfig") or {}).get("guestAccelerators") for p in pools)
     models = []
     for p in pools:
@@ -203,11 +266,13 @@ def node_models(rec: Recording) -> list[NodeModel]:
             version = (accelerators[0].get("gpuDriverInstallationConfig") or {}).get("gpuDriverVersion")
             if version in ("DEFAULT", "LATEST") or version is None:
                 labels["cloud.google.com/gke-gpu-driver-version"] = (version or "default").lower()
-            if any_cpu_pool and not any(t["key"] == GPU for t in taints):
-                taints.append({"key": GPU, "value": "present", "effect": "NoSchedule"})  # GKE adds it
+            if any_cpu_pool and not any(t["key"] == GPU_RESOURCE for t in taints):
+                taints.append(
+                    {"key": GPU_RESOURCE, "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT}
+                )  # GKE adds it
         if config.get("spot"):
             labels["cloud.google.com/gke-spot"] = "true"
-        overhead_cpu, overhead_mem = (NODE_OVERHEAD_CPU, NODE_OVERHEAD_MEMORY_GB) if gpus else (0.5, 1.5)
+        overhead_cpu, overhead_mem = node_overhead(gpus)
         autoscaling = p.inputs.get("autoscaling") or {}
         models.append(
             NodeModel(
@@ -261,7 +326,7 @@ def pod_requests(spec: dict[str, Any]) -> tuple[float, float, int]:
         req = {**(res.get("limits") or {}), **(res.get("requests") or {})}
         cpu += _quantity_cpu(req.get("cpu", 0))
         memory += _quantity_gb(req.get("memory", 0))
-        gpus += int(str((res.get("limits") or {}).get(GPU, req.get(GPU, 0))))
+        gpus += int(str((res.get("limits") or {}).get(GPU_RESOURCE, req.get(GPU_RESOURCE, 0))))
     return cpu, memory, gpus
 
 
@@ -395,7 +460,7 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
             continue
         _, _, gpus = pod_requests(pod.spec)
         if gpus and pod.replicas:
-            capacity = sum((n.gpus // gpus) * n.max_nodes for n in fits)
+            capacity = sum(gpu_pod_capacity(n.gpus, n.max_nodes, gpus) for n in fits)
             if pod.replicas > capacity:
                 findings.append(
                     Finding(
@@ -453,7 +518,7 @@ def dask_findings(rec: Recording) -> list[Finding]:
         if m["kind"] == "DaskCluster":
             scheduler = ((m["spec"].get("scheduler") or {}).get("spec") or {}).get("containers") or [{}]
             limits = (scheduler[0].get("resources") or {}).get("limits") or {}
-            if not limits.get(GPU):
+            if not limits.get(GPU_RESOURCE):
                 findings.append(
                     Finding(
                         label,
@@ -574,7 +639,7 @@ def _gpu_containers(rec: Recording) -> list[tuple[str, str, dict[str, Any]]]:
         for path, spec in specs:
             for i, container in enumerate(spec.get("containers") or []):
                 limits = (container.get("resources") or {}).get("limits") or {}
-                if int(str(limits.get(GPU, 0))):
+                if int(str(limits.get(GPU_RESOURCE, 0))):
                     out.append((label, f"{path}.containers[{i}]", container))
     return out
 

@@ -67,6 +67,8 @@ class Recording:
     resources: dict[str, Recorded]
     outputs: dict[str, Any]
     secret_outputs: set[str]
+    config: dict[str, str] = field(default_factory=dict)
+    """The config the program ran with (Pulumi.yaml defaults, stack file, overrides)."""
 
     def of_type(self, type_: str) -> list[Recorded]:
         return [r for r in self.resources.values() if r.type == type_]
@@ -75,12 +77,6 @@ class Recording:
         found = [r for r in self.of_type(type_) if name is None or r.name == name]
         if len(found) != 1:
             raise LookupError(f"expected one {type_} {name or ''}, found {[r.name for r in found]}")
-        return found[0]
-
-    def by_name(self, name: str) -> Recorded:
-        found = [r for r in self.resources.values() if r.name == name]
-        if len(found) != 1:
-            raise LookupError(f"expected one resource named {name}, found {len(found)}")
         return found[0]
 
     def ancestors_and_dependencies(self, urn: str) -> set[str]:
@@ -328,6 +324,10 @@ def _run(project_name: str, stack: str, project_dir: Path, values: dict[str, str
     try:
         sdk.run_to_completion(program)
     except Exception as exc:
-        partial = Recording(stack=stack, resources=dict(monitor.recorded), outputs={}, secret_outputs=set())
+        partial = Recording(
+            stack=stack, resources=dict(monitor.recorded), outputs={}, secret_outputs=set(), config=values
+        )
         raise ProgramFailed(exc, partial) from exc
-    return Recording(stack=stack, resources=dict(monitor.recorded), outputs=outputs, secret_outputs=secrets)
+    return Recording(
+        stack=stack, resources=dict(monitor.recorded), outputs=outputs, secret_outputs=secrets, config=values
+    )

@@ -17,6 +17,16 @@ from gpudask.replacements import replacement_kind
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
 SECRET = "[secret]"
+# Who judged a plan. Only the mocks today: the Pulumi CLI builds from source here, but no
+# provider plugin does (the Go module proxy serves no pulumi-kubernetes, pulumi-gcp or
+# pulumi-tls provider module: GOTCHAS.md), and the engine plans nothing without them.
+ENGINE_MOCKS = "mocks"
+ENGINE_NOTES = {
+    ENGINE_MOCKS: (
+        "mocks only: the program ran under pulumi.runtime.Mocks and gpudask's own checks judged it; "
+        "no Pulumi engine or provider checked inputs, awaited resources or decided replace vs update"
+    ),
+}
 
 
 @dataclass
@@ -67,8 +77,12 @@ class Plan:
     costs: list[PoolCost] = field(default_factory=list)
     cluster_fee_hour: float = 0.0
     prices_note: str = ""
-
     quotas: list[dict[str, Any]] = field(default_factory=list)
+    engine: str = ENGINE_MOCKS
+
+    @property
+    def engine_note(self) -> str:
+        return ENGINE_NOTES[self.engine]
 
     @property
     def idle_hourly(self) -> float:
@@ -86,6 +100,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
+            "engine": {"name": self.engine, "note": self.engine_note},
             "timeline": self.timeline.to_json(),
             "outputs": self.outputs,
             "resources": self.resources,
@@ -228,6 +243,9 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
             )
         )
     note = f"{prices['region']} list prices of {prices['date']} ({PRICES_FILE.relative_to(PROJECT_DIR)}); estimates"
+    if not rec.of_type(checks.CLUSTER):
+        # existingCluster: the cluster and its nodes are someone else's bill.
+        return costs, 0.0, "no GKE cluster or pool is declared (existingCluster): their cost is not this stack's"
     return costs, float(prices["cluster_fee_hour"]), note
 
 
@@ -266,10 +284,7 @@ def write(plan: Plan, rec: Recording, out: Path) -> list[Path]:
     for old in operator_dir.glob("*.yaml"):
         old.unlink()
     bodies = [m for _, m in manifests]
-    for cluster in (m for m in bodies if m["kind"] == "DaskCluster"):
-        groups = [
-            m for m in bodies if m["kind"] == "DaskWorkerGroup" and m["spec"]["cluster"] == cluster["metadata"]["name"]
-        ]
+    for cluster, groups in checks.dask_clusters(bodies):
         for i, obj in enumerate(validate.operator_objects(cluster, groups)):
             path = operator_dir / _manifest_name(i, obj)
             path.write_text(yaml.safe_dump(obj, sort_keys=False))
@@ -312,7 +327,7 @@ def _mermaid(plan: Plan) -> list[str]:
 
 
 def summary_markdown(plan: Plan) -> str:
-    lines = [f"# gpu-dask plan: `{plan.stack}`", ""]
+    lines = [f"# gpu-dask plan: `{plan.stack}`", "", f"Judged by: {plan.engine_note}.", ""]
     if plan.findings:
         lines += [f"**{len(plan.findings)} finding(s)**", ""]
         lines += [f"- `{f['resource']}` `{f['path']}`: {f['reason']}" for f in plan.findings]
@@ -486,6 +501,7 @@ def pr_comment(plan: Plan, diff: Diff | None) -> str:
         "",
         f"{verdict} · {len(plan.resources)} resources · idle ${plan.idle_hourly:.2f}/h, full scale ${plan.max_hourly:.2f}/h",
         "",
+        f"Judged by {plan.engine_note}.",
         f"⏱️ {timing.headline(plan.timeline)} (modeled: `gpudask/durations.yaml`).",
         "",
     ]

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.catalog import GPU_RESOURCE
 from gpudask import validate
-from gpudask.checks import kubernetes_manifests
+from gpudask.checks import dask_clusters, kubernetes_manifests
 from gpudask.engine import Recording
 
 LOOPBACK = "127.0.0.1"
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 class RehearsalError(Exception):
@@ -158,14 +158,10 @@ def _which(program: str) -> str | None:
 
 
 def dask_cluster_and_groups(rec: Recording) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    manifests = [m for _, m in kubernetes_manifests(rec)]
-    clusters = [m for m in manifests if m["kind"] == "DaskCluster"]
+    clusters = dask_clusters([m for _, m in kubernetes_manifests(rec)])
     if len(clusters) != 1:
         raise RehearsalError(f"the stack declares {len(clusters)} DaskClusters; a rehearsal needs exactly one")
-    cluster = clusters[0]
-    name = cluster["metadata"]["name"]
-    groups = [m for m in manifests if m["kind"] == "DaskWorkerGroup" and m["spec"]["cluster"] == name]
-    return cluster, groups
+    return clusters[0]
 
 
 def cluster_protocol(rec: Recording) -> str:
@@ -200,17 +196,19 @@ def _scratch_mounts(pod: Mapping[str, Any], container: Mapping[str, Any], scratc
 
 
 def _relocate_args(argv: list[str], mounts: Mapping[str, str]) -> list[str]:
-    return list(_relocate({str(i): a for i, a in enumerate(argv)}, mounts).values())
+    return [relocate(a, mounts) for a in argv]
+
+
+def relocate(value: str, mounts: Mapping[str, str]) -> str:
+    """A path inside the container (under a volume's mountPath) -> the local folder backing it."""
+    for mount_path, local in mounts.items():
+        if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
+            return local + value[len(mount_path.rstrip("/")) :]
+    return value
 
 
 def _relocate(env: dict[str, str], mounts: Mapping[str, str]) -> dict[str, str]:
-    out = {}
-    for name, value in env.items():
-        for mount_path, local in mounts.items():
-            if value == mount_path or value.startswith(mount_path.rstrip("/") + "/"):
-                value = local + value[len(mount_path.rstrip("/")) :]
-        out[name] = value
-    return out
+    return {name: relocate(value, mounts) for name, value in env.items()}
 
 
 def local_processes(

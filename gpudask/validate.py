@@ -19,7 +19,8 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-# Kubernetes minor the schemas are taken from: GKE's STABLE channel in late 2026 (GOTCHAS.md).
+# Kubernetes minor the schemas are taken from. A choice, not a fact about GKE: keep it at or below the
+# minor of the clusters you deploy to (`gcloud container get-server-config`, STABLE channel).
 KUBERNETES_VERSION = "1.33"
 OPERATOR_DIR = Path(dask_kubernetes.__file__).parent / "operator"
 CHART_DIR = OPERATOR_DIR / "deployment" / "helm" / "dask-kubernetes-operator"

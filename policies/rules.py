@@ -1,9 +1,10 @@
 """What this stack must never do, as pure functions over Pulumi resource inputs.
 
 Each rule takes a resource's type and its input properties (camelCase, as Pulumi passes
-them to a policy pack) and returns the violations it finds ('' list when compliant). Values
-that are unknown during a preview (not yet computed) are never reported. `pack.py` wires
-these into a Pulumi CrossGuard policy pack; the tests run them without Pulumi.
+them to a policy pack) and returns the violations it finds ([] when compliant). A rule
+that reads a value still unknown during a preview is stopped by pulumi-policy itself, which
+reports it as unknown rather than calling it compliant. `pack.py` wires these into a Pulumi
+CrossGuard policy pack; the tests run them without Pulumi.
 """
 
 from __future__ import annotations
@@ -39,10 +40,6 @@ def _get(props: Mapping[str, Any], path: str) -> Any:
             return None
         value = value.get(part)
     return value
-
-
-def _known(value: Any) -> bool:
-    return isinstance(value, (str, int, float, bool, list, dict)) and not (isinstance(value, str) and not value)
 
 
 # --- rules ---------------------------------------------------------------------------------------

@@ -13,6 +13,9 @@ from gpudask.engine import Recording, load_config, run_program, stacks
 
 STACKS = stacks()
 PROJECT = "gpu-dask"
+# Stacks that create their GKE cluster, and stacks that deploy onto an existing one.
+EXISTING_STACKS = [s for s in STACKS if f"{PROJECT}:existingCluster" in load_config(s)]
+GKE_STACKS = [s for s in STACKS if s not in EXISTING_STACKS]
 
 
 def raw_config(stack: str, **overrides: Any) -> tuple[dict[str, Any], str | None]:

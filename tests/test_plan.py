@@ -265,3 +265,35 @@ def test_cli_exit_code_1_with_findings(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr("gpudask.__main__.run_program", lambda stack: broken)
     assert main(["plan", "dev", "--out", str(tmp_path)]) == 1
     assert "tolerationz" in (tmp_path / "summary.md").read_text()
+
+
+def test_the_plan_says_which_engine_judged_it(recorded: Run) -> None:
+    plan = planning.build_plan(recorded("dev"))
+    engine = plan.to_json()["engine"]
+    assert engine["name"] == planning.ENGINE_MOCKS
+    assert "no Pulumi engine or provider" in engine["note"]
+    assert f"Judged by {plan.engine_note}." in planning.pr_comment(plan, None)
+    assert f"Judged by: {plan.engine_note}." in planning.summary_markdown(plan)
+
+
+def test_existing_cluster_plan_prices_nothing_and_schedules_on_the_described_pools(recorded: Run) -> None:
+    rec = recorded("existing")
+    plan = planning.build_plan(rec)
+    assert plan.costs == [] and plan.cluster_fee_hour == 0.0 and "existingCluster" in plan.prices_note
+    nodes = {n.pool: n for n in checks.node_models(rec)}
+    assert set(nodes) == {"default-pool", "a100"}
+    assert nodes["a100"].gpus == 1 and nodes["a100"].max_nodes == 2
+    # driver gke-default: GKE labels the nodes, so Google's DaemonSet could not land there.
+    assert nodes["a100"].labels["cloud.google.com/gke-gpu-driver-version"] == "default"
+    with_daemonset = run_program("existing", overrides={"gpu-dask:driver": "daemonset"})
+    assert (
+        "cloud.google.com/gke-gpu-driver-version"
+        not in {n.pool: n for n in checks.node_models(with_daemonset)}["a100"].labels
+    )
+
+
+def test_existing_cluster_scheduler_on_a_pool_too_small_is_found(recorded: Run) -> None:
+    """The described system pool is what the scheduler must fit: an e2-standard-2 cannot hold 8 CPUs."""
+    dask = {"name": "rapids", "namespace": "dask-team", "schedulerCpu": 8}
+    rec = recorded("existing", overrides={"gpu-dask:dask": dask, "gpu-dask:systemMachineType": "e2-standard-2"})
+    assert any("fits no node pool" in f and "default-pool" in f for f in findings(rec)), findings(rec)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from components import gke_spec
+from components.settings import image_pin_problem
 from gpudask.engine import PROJECT_DIR, Recording, load_config, run_program
 
 from .conftest import STACKS
@@ -86,3 +88,25 @@ def test_policies_see_what_the_program_declares() -> None:
     pool = next(p for t, p in _inputs(rec) if t == rules.NODE_POOL and p["nodeConfig"].get("guestAccelerators"))
     pool["nodeConfig"]["taints"] = []
     assert rules.gpu_pool_tainted(rules.NODE_POOL, pool)
+
+
+IMAGES = [
+    "rapidsai/base:25.10-cuda12.9-py3.12",
+    "rapidsai/base",
+    "rapidsai/base:latest",
+    "registry.example.com:5000/rapids/base",
+    "registry.example.com:5000/rapids/base:26.10",
+    "rapidsai/base@sha256:" + "0" * 64,
+    "ghcr.io/dask/dask-kubernetes-operator:2026.3.0",
+]
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_the_packs_image_rule_agrees_with_the_settings_check(image: str) -> None:
+    """The pack runs in its own venv, so it keeps its own copy of the pinning rule."""
+    pod = {"spec": {"containers": [{"name": "c", "image": image}]}}
+    assert bool(rules.pinned_images("kubernetes:core/v1:Pod", pod)) == bool(image_pin_problem(image))
+
+
+def test_the_packs_gpu_taint_is_the_one_the_pools_carry() -> None:
+    assert dict(gke_spec.GPU_TAINT) == rules.GPU_TAINT

@@ -225,7 +225,7 @@ def test_accelerator_type_and_count_follow_the_machine_type(name: str) -> None:
 
 
 def test_machine_catalog_matches_the_published_table() -> None:
-    # FACTS.md / Compute Engine A2 table: (GPUs, vCPU, GB).
+    # Compute Engine A2 machine table: (GPUs, vCPU, GB).
     table = {
         "a2-highgpu-1g": (1, 12, 85), "a2-highgpu-2g": (2, 24, 170), "a2-highgpu-4g": (4, 48, 340),
         "a2-highgpu-8g": (8, 96, 680), "a2-megagpu-16g": (16, 96, 1360), "a2-ultragpu-1g": (1, 12, 170),
@@ -276,24 +276,25 @@ def test_enums_are_gkes_own_names() -> None:
     gpus=st.integers(min_value=1, max_value=16),
     colocation=st.sampled_from(COLOCATION_MODES),
 )
-def test_accepted_settings_always_fit_the_pools(
+def test_settings_are_accepted_exactly_when_they_fit_the_pools(
     machine: str, max_nodes: int, workers: int, gpus: int, colocation: str
 ) -> None:
     pools = {"a100": {**POOL, "machineType": machine, "maxNodes": max_nodes}}
     raw, project = raw_config(
         "dev", gpuNodePools=pools, dask=_dask(workers=workers, gpusPerWorker=gpus, colocation=colocation)
     )
-    try:
-        s = parse_settings(raw, project)
-    except SettingsError as err:
-        problems = err.problems
-        assert problems, "a refusal must say why"
-        return
     node_gpus = A100_MACHINE_TYPES[machine].gpus
-    assert gpus <= node_gpus
-    assert workers <= (node_gpus // gpus) * max_nodes
-    if colocation == "required":
-        assert workers * gpus <= node_gpus
+    fits = gpus <= node_gpus and workers <= (node_gpus // gpus) * max_nodes
+    fits = fits and (colocation != "required" or workers * gpus <= node_gpus)
+    if not fits:
+        # Refused, and only for not fitting: every problem names a key of the fit.
+        with pytest.raises(SettingsError) as refused:
+            parse_settings(raw, project)
+        assert all(
+            p.startswith(("dask.gpusPerWorker", "dask.workers", "dask.colocation")) for p in refused.value.problems
+        )
+        return
+    s = parse_settings(raw, project)  # a config that fits is accepted
     assert s.dask.worker_cpu >= 1
 
 
@@ -320,3 +321,65 @@ def test_peered_ranges_must_not_overlap_the_vpc() -> None:
     with pytest.raises(SettingsError) as raised:
         settings_for("prod", peeredCidrs=["10.10.0.0/16"])
     assert any(p.startswith("peeredCidrs[0]: '10.10.0.0/16' overlaps subnetCidr") for p in raised.value.problems)
+
+
+# --- existingCluster: deploy onto a cluster this stack does not own ----------------------------
+EXISTING = {"kubeconfig": "~/.kube/config", "systemPool": "default-pool"}
+
+
+def existing_problems(**overrides: Any) -> list[str]:
+    raw, project = raw_config("existing", **overrides)
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw, project)
+    return caught.value.problems
+
+
+def test_existing_cluster_needs_no_project_and_no_authorized_networks() -> None:
+    raw, _ = raw_config("existing")
+    s = parse_settings(raw, None)
+    assert s.existing_cluster is not None
+    assert s.authorized_networks == () and s.labels == {}
+    assert s.system_pool == s.dask.system_pool == s.existing_cluster.system_pool
+
+
+def test_existing_cluster_system_pool_defaults_to_system() -> None:
+    s = settings_for("existing", existingCluster={"kubeconfig": "/etc/kube/team.yaml"})
+    assert s.system_pool == "system" and s.existing_cluster is not None
+    assert s.existing_cluster.context is None
+
+
+def test_a_gke_stack_has_no_existing_cluster() -> None:
+    assert settings_for("dev").existing_cluster is None and settings_for("dev").system_pool == "system"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"existingCluster": {"context": "x"}}, "existingCluster.kubeconfig: None is required"),
+        (
+            {"existingCluster": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}},
+            "existingCluster.kubeconfig: 'apiVersion: v1\\nkind: Config\\n...' looks like kubeconfig contents",
+        ),
+        ({"existingCluster": {**EXISTING, "cluster": "x"}}, "existingCluster.cluster: 'x' is not a known key"),
+        ({"existingCluster": {**EXISTING, "systemPool": "Bad_Pool"}}, "existingCluster.systemPool: 'Bad_Pool' is not"),
+        ({"existingCluster": "~/.kube/config"}, "existingCluster: '~/.kube/config' must be a map with kubeconfig"),
+        (
+            {"authorizedNetworks": ["10.0.0.0/8"]},
+            "authorizedNetworks: ['10.0.0.0/8'] has no effect with existingCluster",
+        ),
+        ({"labels": {"team": "a"}}, "labels: {'team': 'a'} has no effect with existingCluster"),
+        (
+            {"gpuNodePools": {"default-pool": POOL}},
+            "gpuNodePools.default-pool: 'default-pool' is not a valid pool name",
+        ),
+        (
+            {"dask": _dask(workerGroups={"cpu": {"gpusPerWorker": 0, "pool": "system"}})},
+            "dask.workerGroups.cpu.pool: 'system' CPU workers (gpusPerWorker: 0) run on the 'default-pool' pool",
+        ),
+    ],
+)
+def test_bad_existing_cluster_config_names_key_value_and_what_is_allowed(
+    overrides: dict[str, Any], expected: str
+) -> None:
+    found = existing_problems(**overrides)
+    assert any(expected in p for p in found), f"expected {expected!r} among:\n" + "\n".join(found)

@@ -131,6 +131,36 @@ def test_the_scheduler_gets_its_own_small_gpu_by_default(stack: str) -> None:
     assert dask_spec.SCHEDULER_TOLERATION not in worker.get("tolerations", [])
 
 
+_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
+
+
+def _tolerates(tolerations: list[dict[str, Any]], taint: Any) -> bool:
+    """Whether a pod with these tolerations may run on a node with this GKE node-pool taint."""
+    effect = _EFFECTS[taint["effect"]]
+    for t in tolerations:
+        if t.get("effect") not in (None, "", effect):
+            continue
+        if t.get("operator") == "Exists" and t.get("key") in (None, "", taint["key"]):
+            return True
+        if t.get("operator", "Equal") == "Equal" and (t.get("key"), t.get("value")) == (taint["key"], taint["value"]):
+            return True
+    return False
+
+
+def test_gpu_scheduler_requests_a_gpu_and_tolerates_the_taint() -> None:
+    _, cluster, _ = _bodies("dev", dask={"name": "rapids", "schedulerGpu": True})
+    pod = cluster["spec"]["scheduler"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    # It tolerates the taint the GPU pools really carry (Kubernetes matching rules).
+    s = settings_for("dev")
+    config: dict[str, Any] = dict(
+        gke_spec.gpu_node_config(s, s.gpu_node_pools["a100"], "nodes@example.iam.gserviceaccount.com")
+    )
+    taints = config["taints"]
+    assert taints and all(_tolerates(pod["tolerations"], taint) for taint in taints)
+    assert pod.get("nodeSelector", {}).get("cloud.google.com/gke-nodepool") != "system"
+
+
 def test_internal_load_balancer_is_annotated_and_source_restricted() -> None:
     s, cluster, _ = _bodies("prod")
     assert cluster["spec"]["scheduler"]["service"]["type"] == "LoadBalancer"
@@ -185,7 +215,7 @@ def test_driver_daemonset_matches_googles_cos_installer() -> None:
 def test_operator_values_are_known_to_the_chart(stack: str) -> None:
     values = operator_values(settings_for(stack))
     assert helm_value_findings(values) == []
-    assert values["nodeSelector"] == {"cloud.google.com/gke-nodepool": "system"}
+    assert values["nodeSelector"] == {"cloud.google.com/gke-nodepool": settings_for(stack).system_pool}
     assert values["resources"]["requests"]["memory"]
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
+import yaml
 
 from components import gke_spec
 from components.settings import SettingsError
-from gpudask.engine import ProgramFailed, Recording
-from tests.conftest import STACKS, settings_for
+from gpudask.engine import ProgramFailed, Recording, project_config_defaults, stack_file
+from tests.conftest import EXISTING_STACKS, GKE_STACKS, STACKS, settings_for
 
 Run = Callable[..., Recording]
 CLUSTER = "gcp:container/cluster:Cluster"
@@ -25,7 +27,7 @@ def gpu_pools(rec: Recording) -> list:
     return [p for p in rec.of_type(NODE_POOL) if p.inputs["name"] != "system"]
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", GKE_STACKS)
 def test_cluster_is_private_hardened_and_its_default_pool_uses_the_node_account(recorded: Run, stack: str) -> None:
     s = settings_for(stack)
     cluster = recorded(stack).one(CLUSTER)
@@ -47,17 +49,19 @@ def test_cluster_is_private_hardened_and_its_default_pool_uses_the_node_account(
     assert i["location"] == s.location
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", GKE_STACKS)
 def test_protect_and_deletion_protection_follow_the_stack(recorded: Run, stack: str) -> None:
     rec, s = recorded(stack), settings_for(stack)
     cluster = rec.one(CLUSTER)
     assert cluster.inputs["deletionProtection"] is s.protect
     assert cluster.protect is s.protect
     assert all(p.protect is s.protect for p in rec.of_type(NODE_POOL))
-    assert s.protect is (stack == "prod")
+    # What the stack file says (or Pulumi.yaml's default), not what its name suggests.
+    declared = yaml.safe_load(stack_file(stack).read_text())["config"].get("gpu-dask:protect")
+    assert s.protect is (declared if declared is not None else project_config_defaults()[1]["gpu-dask:protect"])
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", GKE_STACKS)
 def test_nodes_use_a_dedicated_service_account_and_gke_metadata(recorded: Run, stack: str) -> None:
     rec = recorded(stack)
     account = rec.one("gcp:serviceaccount/account:Account")
@@ -72,7 +76,7 @@ def test_nodes_use_a_dedicated_service_account_and_gke_metadata(recorded: Run, s
     assert "roles/editor" not in roles and "roles/logging.logWriter" in roles
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", GKE_STACKS)
 def test_gpu_pools_follow_their_settings(recorded: Run, stack: str) -> None:
     rec, s = recorded(stack), settings_for(stack)
     pools = {p.inputs["name"]: p for p in gpu_pools(rec)}
@@ -116,7 +120,7 @@ def test_gke_managed_driver_means_no_daemonset(recorded: Run, driver: str, versi
         }
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", GKE_STACKS)
 def test_daemonset_driver_means_every_pool_disables_gke_install(recorded: Run, stack: str) -> None:
     rec = recorded(stack, overrides={"gpu-dask:driver": "daemonset"})
     daemonset = rec.one(DAEMONSET, "nvidia-driver-daemonset")
@@ -187,9 +191,14 @@ def test_stack_outputs(recorded: Run, stack: str) -> None:
     )
     assert out["dashboardUrl"] == f"http://{s.dask.name}-scheduler.{s.dask.namespace}.svc.cluster.local:8787"
     assert (out["daskClusterName"], out["daskNamespace"]) == (s.dask.name, s.dask.namespace)
-    assert (out["clusterName"], out["location"]) == (s.cluster_name, s.location)
-    assert "gke-gcloud-auth-plugin" in out["kubeconfig"]
-    assert rec.secret_outputs == ({"kubeconfig", "tlsClientKeyPem"} if s.dask.tls else {"kubeconfig"})
+    if s.existing_cluster is None:
+        assert (out["clusterName"], out["location"]) == (s.cluster_name, s.location)
+        assert "gke-gcloud-auth-plugin" in out["kubeconfig"]
+        secrets = {"kubeconfig"}
+    else:  # nothing about a cluster this stack does not own
+        assert {"clusterName", "location", "project", "gpuNodePools", "kubeconfig"}.isdisjoint(out)
+        secrets = set()
+    assert rec.secret_outputs == (secrets | {"tlsClientKeyPem"} if s.dask.tls else secrets)
     tls_outputs = {"tlsCaCertPem", "tlsClientCertPem", "tlsClientKeyPem"}
     assert (tls_outputs <= set(out)) is s.dask.tls and (tls_outputs & set(out) == set()) is (not s.dask.tls)
     assert ("internalLoadBalancerIp" in out) is (s.dask.scheduler_service == "InternalLoadBalancer")
@@ -256,3 +265,49 @@ def test_recorded_hands_out_copies(recorded: Run) -> None:
     again = recorded("dev")
     assert again.one(CLUSTER).inputs["location"] == settings_for("dev").location
     assert again.outputs
+
+
+# --- existingCluster: the Kubernetes half only, onto a cluster given by kubeconfig -------------------
+@pytest.mark.parametrize("stack", EXISTING_STACKS)
+def test_existing_cluster_declares_no_gcp_resource(recorded: Run, stack: str) -> None:
+    rec = recorded(stack)
+    assert [
+        r.type for r in rec.resources.values() if r.type.startswith(("gcp:", "gpu-dask:gke:", "gpu-dask:net"))
+    ] == []
+    assert rec.of_type(RELEASE) and rec.of_type(DASK_CLUSTER)
+
+
+@pytest.mark.parametrize("stack", EXISTING_STACKS)
+def test_existing_cluster_provider_reads_the_kubeconfig_file(recorded: Run, stack: str) -> None:
+    rec, s = recorded(stack), settings_for(stack)
+    assert s.existing_cluster is not None
+    (provider,) = rec.of_type("pulumi:providers:kubernetes")
+    assert provider.name == "existing"
+    assert provider.inputs["kubeconfig"] == os.path.expanduser(s.existing_cluster.kubeconfig)
+    assert provider.inputs.get("context") == s.existing_cluster.context
+    assert provider.inputs["enableServerSideApply"] == "true"  # provider inputs travel as strings
+    for obj in [*rec.of_type(RELEASE), *rec.of_type(DASK_CLUSTER), *rec.of_type(AUTOSCALER)]:
+        assert obj.provider.startswith(provider.urn)
+
+
+def test_existing_cluster_places_operator_and_scheduler_on_its_system_pool(recorded: Run) -> None:
+    rec = recorded(
+        "existing",
+        overrides={
+            "gpu-dask:existingCluster": {"kubeconfig": "/k/config", "systemPool": "cpu-pool"},
+            "gpu-dask:dask": {"name": "rapids", "namespace": "dask-team", "workerGroups": {"cpu": {"replicas": 1}}},
+        },
+    )
+    selector = {"cloud.google.com/gke-nodepool": "cpu-pool"}
+    assert rec.one(RELEASE).inputs["values"]["nodeSelector"] == selector
+    cluster = rec.one(DASK_CLUSTER).inputs["spec"]
+    assert cluster["scheduler"]["spec"]["nodeSelector"] == selector
+    assert rec.one(WORKER_GROUP).inputs["spec"]["worker"]["spec"]["nodeSelector"] == selector
+    assert "context" not in rec.one("pulumi:providers:kubernetes").inputs
+
+
+@pytest.mark.parametrize(("driver", "daemonsets"), [("daemonset", 1), ("gke-default", 0), ("gke-latest", 0)])
+def test_existing_cluster_installs_the_driver_only_with_daemonset(recorded: Run, driver: str, daemonsets: int) -> None:
+    rec = recorded("existing", overrides={"gpu-dask:driver": driver})
+    assert len(rec.of_type(DAEMONSET)) == daemonsets
+    assert rec.of_type(NODE_POOL) == []

@@ -14,11 +14,16 @@ bound to them to Running; no container runs.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from components import catalog
 from components.catalog import MachineType
@@ -205,18 +210,38 @@ def node_objects(
     return nodes
 
 
+def kwok_crd(plural: str) -> dict[str, Any]:
+    """One of kwok's own CRDs (`kustomize/crd/bases/kwok.x-k8s.io_<plural>.yaml` of the pinned
+    kwok module, from Go's module cache: `go mod download` fetches it when missing)."""
+    kwok = upstream.load_programs()["kwok"]
+    done = subprocess.run(
+        [str(upstream.go_executable()), "mod", "download", "-json", f"{kwok.module}@{kwok.version}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "GOFLAGS": "-mod=mod"},
+    )
+    if done.returncode != 0:
+        raise NodesError(f"go mod download {kwok.module}@{kwok.version} failed: {(done.stderr or done.stdout).strip()}")
+    folder = Path(json.loads(done.stdout)["Dir"]) / "kustomize" / "crd" / "bases"
+    return yaml.safe_load((folder / f"kwok.x-k8s.io_{plural}.yaml").read_text())
+
+
 def _stages(process_backed_namespaces: tuple[str, ...]) -> str:
     text = STAGES_FILE.read_text()
     if not process_backed_namespaces:
         return text
     # Pods in these namespaces are moved to Running by whoever runs their processes, not by kwok.
-    values = ", ".join(f"'{ns}'" for ns in process_backed_namespaces)
-    marker = "  name: gpudask-pod-running\n"
-    head, tail = text.split(marker, 1)
+    # Only the Dask pods (labelled dask.org/cluster-name; other pods of those namespaces stay
+    # kwok's), and their deletion too: the pod stays until its process has stopped.
+    extra = "    - key: '.metadata.labels.\"dask.org/cluster-name\"'\n      operator: DoesNotExist\n"
     anchor = "    matchExpressions:\n"
-    first, rest = tail.split(anchor, 1)
-    extra = f"    - key: '.metadata.namespace'\n      operator: NotIn\n      values: [{values}]\n"
-    return head + marker + first + anchor + extra + rest
+    for stage in ("gpudask-pod-running", "gpudask-pod-gone"):
+        marker = f"  name: {stage}\n"
+        head, tail = text.split(marker, 1)
+        first, rest = tail.split(anchor, 1)
+        text = head + marker + first + anchor + extra + rest
+    return text
 
 
 @dataclass
@@ -257,8 +282,23 @@ class Nodes:
             f"--tls-private-key-file={serving.key}",
             "--cidr=10.16.0.0/14",
         ]
-        self.process = cp.add_process("kwok", argv)
         kube = cp.kube()
+        if self.process_backed_namespaces:
+            # Whoever backs those pods with processes registers where kwok forwards their
+            # ports (`PortForward` objects), so port-forward through the API server reaches them.
+            crd = kwok_crd("portforwards")
+            kube.apply(crd, "gpudask-nodes")
+            established = procs.wait_for(
+                lambda: any(
+                    c["type"] == "Established" and c["status"] == "True"
+                    for c in (kube.get(kube.path_of(crd)).get("status") or {}).get("conditions") or []
+                ),
+                30,
+            )
+            if not established:
+                raise NodesError(f"kwok's CRD {crd['metadata']['name']} was not Established within 30 s")
+            argv.append("--enable-crds=PortForward")
+        self.process = cp.add_process("kwok", argv)
         for node in self.objects:
             kube.request("POST", "/api/v1/nodes", node, what=f"Node/{node['metadata']['name']}")
         deadline = time.monotonic() + self.timeout
