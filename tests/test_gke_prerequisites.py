@@ -10,7 +10,7 @@ import pytest
 
 from gpudask import checks
 from gpudask.engine import Recording
-from tests.conftest import STACKS
+from tests.conftest import GKE_STACKS
 
 Run = Callable[..., Recording]
 
@@ -19,7 +19,7 @@ def _findings(rec: Recording) -> list[str]:
     return [str(f) for f in checks.prerequisite_findings(rec)]
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", GKE_STACKS)  # existingCluster creates no pools
 def test_image_streaming_pools_have_the_role_and_the_api(recorded: Run, stack: str) -> None:
     rec = recorded(stack)
     streaming = [
@@ -59,7 +59,7 @@ def test_plan_reports_streaming_without_the_api(recorded: Run) -> None:
     assert any(f"nothing enables {checks.STREAMING_API}" in f for f in found), found
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", GKE_STACKS)  # existingCluster uses the operator's kubeconfig
 def test_kubeconfig_reaches_the_dns_endpoint_with_application_default_credentials(recorded: Run, stack: str) -> None:
     """One auth story: `gcloud auth application-default login` (laptop) or
     google-github-actions/auth (CI) serves both the GCP provider and the Kubernetes provider,
