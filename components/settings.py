@@ -228,7 +228,7 @@ class StackSettings:
     @property
     def scheduler_pool(self) -> GpuPoolSettings | None:
         """The scheduler's one-node GPU pool; None with `dask.schedulerGpu: false`."""
-        if not self.dask.scheduler_gpu:
+        if not self.dask.scheduler_gpu or self.existing_cluster:
             return None
         return GpuPoolSettings(
             name=SCHEDULER_POOL_NAME,
@@ -900,7 +900,14 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
                 "GKE reads the image cache disk through image streaming",
             )
     dask = _parse_dask(problems, r.mapping("dask"), pools, system_pool)
-    if dask.scheduler_gpu:
+    if dask.scheduler_gpu and existing:
+        problems.add(
+            "dask.schedulerGpu",
+            True,
+            "needs the scheduler pool this stack creates, and with existingCluster it creates no pool; "
+            "set false (the plan then reports that dask-cudf graphs fail on a CPU scheduler)",
+        )
+    elif dask.scheduler_gpu:
         _check_scheduler_pool(problems, location or "", dask)
     _check_driver_fits_images(problems, driver, release_channel, dask)
     _check_clients_reach_the_vpc(problems, network, dask)

@@ -13,7 +13,6 @@ from google.cloud.container_v1 import types as gke
 
 from components import gpu_drivers
 from components.catalog import (
-    A100_MACHINE_TYPES,
     CPU_MACHINE_TYPES,
     GPU_MACHINE_TYPES,
     GPU_RESOURCE,

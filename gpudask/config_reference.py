@@ -78,7 +78,9 @@ DASK: dict[str, Key] = {
         f"so {', '.join(s.SHARED_NAMESPACES)} are refused"
     ),
     "image": Key("RAPIDS image for scheduler and workers: a pinned tag or digest, never `:latest`"),
-    "workers": Key("GPU workers of the DaskCluster's own group; not with `autoscale`, whose group starts at its minimum"),
+    "workers": Key(
+        "GPU workers of the DaskCluster's own group; not with `autoscale`, whose group starts at its minimum"
+    ),
     "gpusPerWorker": Key("GPUs per worker pod: 1 (more breaks the operator's scale-down and is refused)"),
     "workerCpu": Key(
         "CPU request per worker",

@@ -145,7 +145,11 @@ def test_a_regional_stack_is_regional_everywhere_and_plans_clean(recorded: Run) 
     for kind in ("subnetwork:Subnetwork", "router:Router", "routerNat:RouterNat"):
         assert rec.one(f"gcp:compute/{kind}").inputs["region"] == "us-central1", kind
     pools = {p.inputs["name"]: p.inputs for p in _pools(rec)}
-    assert {name: pool["location"] for name, pool in pools.items()} == {"system": "us-central1", "a100": "us-central1"}
+    assert {name: pool["location"] for name, pool in pools.items()} == {
+        "system": "us-central1",
+        "a100": "us-central1",
+        "scheduler": "us-central1",
+    }
     gpu = pools["a100"]
     assert gpu["nodeLocations"] == ["us-central1-a", "us-central1-c"]
     # initialNodeCount is per zone in a regional pool: the autoscaler's totals bound the pool.

@@ -11,7 +11,7 @@ from components import dask_spec, driver_spec, gke_spec
 from components.kubeconfig import kubeconfig
 from components.operator_spec import operator_values
 from gpudask.validate import crd_findings, helm_value_findings, kubernetes_findings, operator_objects
-from tests.conftest import STACKS, settings_for
+from tests.conftest import GKE_STACKS, STACKS, settings_for
 
 
 def _bodies(stack: str, **overrides: Any) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
@@ -114,7 +114,7 @@ def test_a_cpu_scheduler_on_the_system_pool_with_probes_ports_and_args() -> None
     assert scheduler["service"]["type"] == "ClusterIP"
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", GKE_STACKS)
 def test_the_scheduler_gets_its_own_small_gpu_by_default(stack: str) -> None:
     s, cluster, _ = _bodies(stack)
     pod = cluster["spec"]["scheduler"]["spec"]

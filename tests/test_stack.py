@@ -295,7 +295,12 @@ def test_existing_cluster_places_operator_and_scheduler_on_its_system_pool(recor
         "existing",
         overrides={
             "gpu-dask:existingCluster": {"kubeconfig": "/k/config", "systemPool": "cpu-pool"},
-            "gpu-dask:dask": {"name": "rapids", "namespace": "dask-team", "workerGroups": {"cpu": {"replicas": 1}}},
+            "gpu-dask:dask": {
+                "name": "rapids",
+                "namespace": "dask-team",
+                "schedulerGpu": False,
+                "workerGroups": {"cpu": {"replicas": 1}},
+            },
         },
     )
     selector = {"cloud.google.com/gke-nodepool": "cpu-pool"}
