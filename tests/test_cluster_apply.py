@@ -59,7 +59,9 @@ def test_a_fresh_apply_is_admitted_and_everything_runs_where_it_should(stack: st
     assert len(operator) == 1 and operator[0].pool == "system" and operator[0].ready
     if any(s.what == "DaemonSet/kube-system/nvidia-driver-installer" for s in steps(rec)):  # driver: daemonset
         drivers = [p for p in placement.pods if p.name.startswith("nvidia-driver-installer-")]
-        assert drivers and {p.pool for p in drivers} == {"a100"} and len({p.node for p in drivers}) == len(drivers)
+        # Every GPU node, the scheduler's small GPU included, gets the driver.
+        assert drivers and {p.pool for p in drivers} == {"a100", "scheduler"}
+        assert len({p.node for p in drivers}) == len(drivers)
 
 
 @pytest.mark.control_plane

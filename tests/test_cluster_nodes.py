@@ -68,5 +68,6 @@ def test_the_real_scheduler_refuses_a_gpu_pod_beyond_the_pools_capacity(dev) -> 
     assert len(bound) == 2 and len(set(bound.values())) == 2, bound
     assert all("-a100-" in node for node in bound.values())
     # e.g. "0/5 nodes are available: 2 Insufficient nvidia.com/gpu, 3 node(s) didn't match Pod's node affinity/selector."
-    assert refused and "nodes are available: 2 Insufficient nvidia.com/gpu" in refused[0], refused
+    # The scheduler pool's node refuses it by its taint, the A100 nodes by capacity.
+    assert refused and "2 Insufficient nvidia.com/gpu" in refused[0] and "untolerated taint" in refused[0], refused
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
