@@ -2,7 +2,8 @@
 
 (a) a fresh apply of every stack: everything admitted, the operator and the driver where they belong,
     nothing Pending that should run; (f) destroy in Pulumi's reverse order leaves the namespaces empty;
-the orphaning destroy is the broken variant the leftover check must catch. (g) is not landed yet.
+the orphaning destroy is the broken variant the leftover check must catch. (g) mutated manifests are
+refused by the API server and reported with its message.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gpudask.cluster.apply import ApplyReport, apply_stack, destroy_stack, steps
+from gpudask.cluster.apply import ApplyReport, Step, apply_stack, destroy_stack, steps
 from gpudask.cluster.controlplane import ControlPlane
 from gpudask.cluster.nodes import stack_nodes
 from gpudask.cluster.observe import leftovers, settle
@@ -64,6 +65,28 @@ def test_a_fresh_apply_is_admitted_and_everything_runs_where_it_should(stack: st
         assert len({p.node for p in drivers}) == len(drivers)
 
 
+def _break_driver_affinity(step: Step) -> None:
+    if step.manifest and step.manifest["kind"] == "DaemonSet":
+        terms = step.manifest["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]["nodeSelectorTerms"]
+        for term in terms:
+            for expression in term["matchExpressions"]:
+                if expression["key"] == "cloud.google.com/gke-accelerator":
+                    expression["key"] = "cloud.google.com/gke-acelerator"  # a typo: admitted, matches no node
+
+
+@pytest.mark.control_plane
+def test_a_broken_driver_affinity_is_caught_by_the_placement_check() -> None:
+    rec = run_program("prod")  # driver: daemonset
+    report, placement = _run(rec, transform=_break_driver_affinity, then=lambda cp: settle(cp.kube(), rec, timeout=5))
+    assert not report.failures  # the API server admits it: only the placement shows the mistake
+    assert (
+        "DaemonSet/kube-system/nvidia-driver-installer: no pod on GPU node gke-gpu-dask-prod-a100-00"
+        in placement.problems
+    )
+
+
 @pytest.mark.control_plane
 @pytest.mark.parametrize("stack", _stacks_with_node_pools())
 def test_f_destroy_in_reverse_order_leaves_the_namespaces_empty(stack: str) -> None:
@@ -90,3 +113,56 @@ def test_f_an_orphaning_destroy_is_caught_by_the_leftover_check() -> None:
 
     _, left = _run(rec, then=destroy)
     assert any(item.startswith("Pod/kube-system/nvidia-driver-installer-") for item in left), left
+
+
+def _misspell_worker_affinity(step: Step) -> None:
+    if step.manifest and step.manifest["kind"] == "DaskCluster":
+        spec = step.manifest["spec"]["worker"]["spec"]
+        spec["affinty"] = spec.pop("affinity", {})
+
+
+@pytest.mark.control_plane
+def test_g_a_misspelt_crd_field_is_refused_with_the_servers_message() -> None:
+    rec = run_program("dev")
+    report, _ = _run(rec, transform=_misspell_worker_affinity)
+    failures = dict(report.failures)
+    print(failures)
+    assert ".spec.worker.spec.affinty: field not declared in schema" in failures["DaskCluster/dask/rapids"]
+    # What waits for the DaskCluster is skipped, as Pulumi skips it; everything else went in.
+    assert failures["DaskAutoscaler/dask/rapids"] == "not applied: it waits for dask-cluster, which failed"
+    others = {what: message for what, message in failures.items() if what != "DaskCluster/dask/rapids"}
+    assert all(message.startswith("not applied: it waits for") for message in others.values()), others
+    assert not any(what.startswith(("Namespace/", "NetworkPolicy/", "helm release")) for what in failures)
+
+
+def _privileged_worker(step: Step) -> None:
+    if step.manifest and step.manifest["kind"] == "DaskCluster":
+        step.manifest["spec"]["worker"]["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+
+
+def _operator_stand_in(cp: ControlPlane, rec: Recording) -> tuple[ApplyReport, list[str]]:
+    from gpudask.cluster.apply import apply_operator_objects
+
+    report = apply_operator_objects(cp)
+    return report, settle(cp.kube(), rec, timeout=20).problems
+
+
+@pytest.mark.control_plane
+@pytest.mark.parametrize("mutate", [False, True], ids=["as-declared", "privileged-worker"])
+def test_g_a_pod_security_violation_is_refused_and_reported(mutate: bool) -> None:
+    rec = run_program("dev")
+    _, (built, problems) = _run(
+        rec, transform=_privileged_worker if mutate else None, then=lambda cp: _operator_stand_in(cp, rec)
+    )
+    refusals = [p for p in problems if "FailedCreate" in p or "forbidden" in p]
+    if not mutate:  # the stack's own pod specs pass Pod Security "restricted"
+        assert not built.warnings and not refusals, (built.warnings, refusals)
+        return
+    assert any('would violate PodSecurity "restricted:latest": privileged' in w for _, w in built.warnings), (
+        built.warnings
+    )
+    assert any(
+        'is forbidden: violates PodSecurity "restricted:latest": privileged (container "worker" must not set securityContext.privileged=true)'
+        in p
+        for p in refusals
+    ), problems

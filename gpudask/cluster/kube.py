@@ -10,7 +10,9 @@ speaks HTTP itself; resource paths come from the server's discovery documents.
 from __future__ import annotations
 
 import json
+import re
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,6 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+_RETRIES_ON_429 = 10  # client-go's default for Retry-After answers
+
+
+def _retry_after(header: str | None) -> float:
+    """Seconds to wait from a Retry-After header (seconds form), 1 s when absent or odd, at most 10."""
+    try:
+        return min(max(float(header or 1), 0.1), 10.0)
+    except ValueError:
+        return 1.0
 
 
 class ApiError(RuntimeError):
@@ -79,20 +91,28 @@ class Kube:
             request.add_header("Content-Type", content_type)
         if self._token:
             request.add_header("Authorization", f"Bearer {self._token}")
-        try:
-            with urllib.request.urlopen(request, context=self._context, timeout=self.timeout) as response:
-                raw = response.read()
-                warnings = response.headers.get_all("Warning") or []
-                return Response(response.status, _decode(raw), [_warning_text(w) for w in warnings])
-        except urllib.error.HTTPError as err:
-            raw = err.read()
+        for attempt in range(_RETRIES_ON_429 + 1):
             try:
-                status_doc = json.loads(raw)
-            except ValueError:
-                status_doc = {"message": raw.decode(errors="replace"), "reason": err.reason}
-            raise ApiError(
-                err.code, str(status_doc.get("reason", "")), str(status_doc.get("message", "")), what
-            ) from None
+                with urllib.request.urlopen(request, context=self._context, timeout=self.timeout) as response:
+                    raw = response.read()
+                    warnings = response.headers.get_all("Warning") or []
+                    return Response(response.status, _decode(raw), [_warning_text(w) for w in warnings])
+            except urllib.error.HTTPError as err:
+                if err.code == 429 and attempt < _RETRIES_ON_429:
+                    # A CRD's storage answers 429 "storage is (re)initializing" for a moment after
+                    # it is created; client-go waits Retry-After and tries again, and so do we.
+                    err.read()
+                    time.sleep(_retry_after(err.headers.get("Retry-After")))
+                    continue
+                raw = err.read()
+                try:
+                    status_doc = json.loads(raw)
+                except ValueError:
+                    status_doc = {"message": raw.decode(errors="replace"), "reason": err.reason}
+                raise ApiError(
+                    err.code, str(status_doc.get("reason", "")), str(status_doc.get("message", "")), what
+                ) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def get(self, path: str) -> Any:
         return self.request("GET", path).data
@@ -186,4 +206,7 @@ def _warning_text(header: str) -> str:
     # RFC 7234 warning: `299 - "text"`; keep the text.
     parts = header.split(" ", 2)
     text = parts[2] if len(parts) == 3 else header
-    return text.strip().strip('"')
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':  # a quoted-string: drop the quotes, undo its escapes
+        text = re.sub(r"\\(.)", r"\1", text[1:-1])
+    return text
