@@ -179,3 +179,60 @@ def test_an_autoscaled_group_starts_at_its_minimum() -> None:
     s = settings_for("dev")
     assert s.dask.autoscale is not None
     assert dask_spec.dask_cluster(s.dask)["spec"]["worker"]["replicas"] == s.dask.autoscale.minimum
+
+
+async def _scale_down_a_tls_scheduler(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], float]:
+    """prod's scheduler speaks TLS on 8786; the operator's RPC fallback connects with `tcp://`."""
+    import time
+
+    from distributed.security import Security
+
+    s = settings_for("prod")
+    cluster = dask_spec.dask_cluster(s.dask)
+    assert "--protocol" in cluster["spec"]["scheduler"]["spec"]["containers"][0]["args"]  # prod is a TLS stack
+    group, name = s.dask.default_group_name, s.dask.name
+    with dask.config.set({"distributed.scheduler.http.routes": SCHEDULER_HTTP_ROUTES}):
+        scheduler = await Scheduler(
+            host="127.0.0.1",
+            port=0,
+            protocol="tls",
+            security=Security.temporary(),
+            dashboard_address="127.0.0.1:0",
+            preload=_preload(cluster),
+        )
+    try:
+        store = KubeStore(NAMESPACE)
+        store.addresses = {
+            # What `get_internal_address_for_scheduler_service` builds for the Service: always tcp://.
+            "tcp-comm": "tcp://" + scheduler.address.removeprefix("tls://"),
+            "http-dashboard": f"http://127.0.0.1:{scheduler.http_server.port}",
+        }
+        store.put("DaskCluster", cluster)
+        store.put(
+            "DaskWorkerGroup", {"metadata": {"name": group}, "spec": {"cluster": name, "worker": {"replicas": 2}}}
+        )
+        from dask_kubernetes.operator.controller import controller as real
+
+        for i in range(2):
+            spec = cast(Any, {"containers": [{"name": "worker"}]})
+            store.put(
+                "Deployment", real.build_worker_deployment_spec(group, NAMESPACE, name, f"{i:010d}", spec, {}, {})
+            )
+        began = time.monotonic()
+        await _scale(store, group, 1, monkeypatch)
+        seconds = time.monotonic() - began
+    finally:
+        await scheduler.close()
+    return [n for action, kind, n in store.log if action == "delete" and kind == "Deployment"], seconds
+
+
+def test_with_tls_the_operator_falls_through_to_the_groups_own_deployments_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With TLS the HTTP path is refused by the preload and the plain-TCP RPC fails on the TLS
+    handshake, so the operator deletes one of the scaled group's own Deployments. On a direct
+    connection (as in a cluster) that failure is immediate; through the local harness's
+    port-forward it never arrives (GOTCHAS), which is why scenario (d) runs prod without TLS."""
+    deleted, seconds = run(_scale_down_a_tls_scheduler(monkeypatch))
+    print(f"TLS scale-down 2 -> 1 decided in {seconds:.2f} s: deleted {deleted}")
+    assert len(deleted) == 1 and deleted[0].startswith("rapids-default-worker-"), deleted

@@ -88,6 +88,7 @@ class Backed:
     reported: dict[str, Any] = field(default_factory=dict)
     next_probe: float = 0.0
     start_at: float = 0.0  # monotonic time the container may start (after the image pull stand-in)
+    accepted_at: str = field(default_factory=now)  # the pod's startTime: when this kubelet took it
 
 
 class KubeletError(Exception):
@@ -451,7 +452,7 @@ class Kubelet:
             "podIP": backed.pod_ip,
             "podIPs": [{"ip": backed.pod_ip}],
             "hostIP": pod["status"].get("hostIP") or LOOPBACK,
-            "startTime": pod["status"].get("startTime") or backed.started_at,
+            "startTime": pod["status"].get("startTime") or backed.accepted_at,
             "conditions": conditions,
             "containerStatuses": [status_line],
         }

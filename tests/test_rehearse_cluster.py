@@ -1,0 +1,73 @@
+"""`python -m gpudask rehearse <stack> --cluster`: what a user runs before `pulumi up` (issue 12, point 8).
+
+Marked `control_plane`: the pinned control plane, kwok, helm, the chart's operator and real Dask
+processes. The command exits 0 only when everything that should run runs; the broken variant (the
+scheduler's toleration dropped, so it fits no node) must make it exit 1 and say why.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gpudask import upstream
+from gpudask.cluster.apply import Step
+
+pytestmark = pytest.mark.control_plane
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_rehearse_cluster_reports_what_ran_and_exits_0_for_dev() -> None:
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "gpudask", "rehearse", "dev", "--cluster"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out = done.stdout
+    print(out[-4000:], done.stderr[-2000:], f"\nrehearse dev --cluster: {time.monotonic() - began:.1f} s", sep="\n")
+    assert done.returncode == 0, done.stderr[-3000:]
+    pin = upstream.load_programs()["kubernetes"].version
+    assert f"kube-apiserver /version: {pin} " in out  # the API server's own answer, not our pin file
+    assert "pool scheduler" in out and "pool a100" in out and "pool system" in out
+    assert "operator: kopf run -m dask_kubernetes.operator.controller as ServiceAccount" in out
+    assert "rapids-scheduler-" in out and "(scheduler): Ready" in out
+    assert "everything that should run runs" in done.stderr
+
+
+def _drop_scheduler_tolerations(step: Step) -> None:
+    if step.manifest is not None and step.manifest.get("kind") == "DaskCluster":
+        step.manifest["spec"]["scheduler"]["spec"].pop("tolerations", None)
+
+
+def test_rehearse_cluster_exits_1_when_the_scheduler_fits_no_node(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gpudask import __main__ as cli
+    from gpudask.cluster import runtime
+
+    real = runtime.tls_stand_ins
+
+    def broken(folder: Path) -> Callable[[Step], None]:
+        stand_ins = real(folder)
+
+        def transform(step: Step) -> None:
+            stand_ins(step)
+            _drop_scheduler_tolerations(step)
+
+        return transform
+
+    monkeypatch.setattr(runtime, "tls_stand_ins", broken)
+    code = cli.main(["rehearse", "dev", "--cluster", "--timeout", "30"])
+    captured = capsys.readouterr()
+    print(captured.out[-3000:], captured.err[-3000:], sep="\n")
+    assert code == 1
+    assert "problem(s)" in captured.err
+    assert "rapids-scheduler-" in captured.err and "not running Ready (Pending)" in captured.err
