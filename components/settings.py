@@ -836,7 +836,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
                     _decode(present[key]),
                     "has no effect with existingCluster (this stack creates no GKE cluster); remove it",
                 )
-    # Scalar defaults live in Pulumi.yaml only; the Pulumi CLI (or gpudask's engine) fills them in.
+    # Scalar defaults live in Pulumi.yaml only; the Pulumi CLI (or gpudask's recorder) fills them in.
     required = SCALAR_KEYS - ({"authorizedNetworks"} if existing else set())
     for key in sorted(required - set(present)):
         problems.add(key, None, "is required (Pulumi.yaml declares the defaults; set it in the stack file)")

@@ -10,7 +10,7 @@ import pytest
 from distributed import Client
 from distributed.client import FutureCancelledError
 
-from gpudask.engine import load_config, run_program
+from gpudask.recorder import load_config, run_program
 from gpudask.rehearse import Rehearsal, rehearsal
 
 # Every test here runs a real local Dask cluster.

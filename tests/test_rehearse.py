@@ -19,7 +19,7 @@ from distributed import Client, get_worker
 
 from components import dask_spec
 from gpudask import smoke
-from gpudask.engine import PROJECT_DIR, Recording, load_config, run_program
+from gpudask.recorder import PROJECT_DIR, Recording, load_config, run_program
 from gpudask.rehearse import (
     LocalProcess,
     Rehearsal,

@@ -10,7 +10,8 @@ from google.cloud.container_v1 import types as gke
 from components import dask_spec, driver_spec, gke_spec
 from components.kubeconfig import kubeconfig
 from components.operator_spec import operator_values
-from gpudask.validate import crd_findings, helm_value_findings, kubernetes_findings, operator_objects
+from gpudask.dask_operator import created_objects
+from gpudask.upstream_schemas import crd_findings, helm_value_findings, kubernetes_findings
 from tests.conftest import GKE_STACKS, STACKS, settings_for
 
 
@@ -41,7 +42,7 @@ def test_crd_check_catches_a_misspelt_field() -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_what_the_operator_builds_is_valid_kubernetes(stack: str) -> None:
     s, cluster, groups = _bodies(stack)
-    objects = operator_objects(cluster, groups)
+    objects = created_objects(cluster, groups)
     assert [o["kind"] for o in objects[:2]] == ["Deployment", "Service"]
     for obj in objects:
         assert kubernetes_findings(obj) == [], obj["metadata"]["name"]
@@ -79,11 +80,11 @@ def test_colocation_selects_only_this_clusters_workers(mode: str, key: str) -> N
     assert term["topologyKey"] == "kubernetes.io/hostname"
     selector = term["labelSelector"]["matchLabels"]
     # The selector matches the labels the operator gives this cluster's workers ...
-    worker = operator_objects(cluster)[2]
+    worker = created_objects(cluster)[2]
     labels = worker["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= labels.items()
     # ... and not a worker of another DaskCluster (the seed's selector matched every Dask worker).
-    other = operator_objects(dask_spec.dask_cluster(settings_for("dev", dask={"name": "other"}).dask))[2]
+    other = created_objects(dask_spec.dask_cluster(settings_for("dev", dask={"name": "other"}).dask))[2]
     assert not selector.items() <= other["spec"]["template"]["metadata"]["labels"].items()
 
 
@@ -165,7 +166,7 @@ def test_internal_load_balancer_is_annotated_and_source_restricted() -> None:
     s, cluster, _ = _bodies("prod")
     assert cluster["spec"]["scheduler"]["service"]["type"] == "LoadBalancer"
     assert cluster["spec"]["scheduler"]["service"]["loadBalancerSourceRanges"] == list(s.dask.client_cidrs)
-    service = operator_objects(cluster)[1]
+    service = created_objects(cluster)[1]
     assert service["metadata"]["annotations"]["networking.gke.io/load-balancer-type"] == "Internal"
 
 

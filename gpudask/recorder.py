@@ -1,4 +1,4 @@
-"""An embedded Pulumi engine: runs the real program under `pulumi.runtime.Mocks` and records it.
+"""The program recorder: runs the real Pulumi program under `pulumi.runtime.Mocks` and records it.
 
 `run_program("dev")` loads `Pulumi.yaml` (its config defaults, as the CLI applies them)
 and `stacks/Pulumi.dev.yaml`, runs `__main__.py` in-process, and returns every resource
@@ -30,7 +30,7 @@ STACK_TYPE = "pulumi:pulumi:Stack"
 
 @dataclass
 class Recorded:
-    """One registered (or read) resource, as the engine saw it."""
+    """One registered (or read) resource, as the recorder saw it."""
 
     urn: str
     type: str
@@ -92,7 +92,7 @@ class Recording:
                 current.parent,
                 current.provider.split("::")[0] if "::" in current.provider else "",
             ]:
-                nxt = _urn_of_provider_ref(nxt)
+                nxt = urn_of_provider_ref(nxt)
                 if nxt and nxt not in seen:
                     seen.add(nxt)
                     stack.append(nxt)
@@ -117,7 +117,8 @@ def _secret_keys(props: dict[str, Any]) -> list[str]:
     return sorted(k for k, v in props.items() if isinstance(v, dict) and v.get(_SECRET_SIG[0]) == _SECRET_SIG[1])
 
 
-def _urn_of_provider_ref(ref: str) -> str:
+def urn_of_provider_ref(ref: str) -> str:
+    """The provider's URN from a recorded provider reference (`Recorded.provider`, a dependency)."""
     # Provider references are "<urn>::<id>"; a URN itself contains "::" separators.
     if ref.startswith("urn:pulumi:") and ref.count("::") > 3:
         return ref.rsplit("::", 1)[0]
