@@ -86,10 +86,10 @@ def test_workers_spill_to_a_size_limited_empty_dir_they_request(stack: str) -> N
 @pytest.mark.parametrize("key", ["gpusPerWorker", "workerGroups"])
 def test_several_gpus_per_worker_pod_are_refused_with_the_supported_layout(key: str) -> None:
     pools = {"a100": {"machineType": "a2-highgpu-4g", "maxNodes": 2}}
-    dask: dict[str, Any] = {"name": "rapids", "workers": 2}
+    dask: dict[str, Any] = {"name": "rapids", "worker": {"replicas": 2}}
     if key == "gpusPerWorker":
-        dask["gpusPerWorker"] = 2
-        where = "dask.gpusPerWorker: 2"
+        dask["worker"]["gpusPerWorker"] = 2
+        where = "dask.worker.gpusPerWorker: 2"
     else:
         dask["workerGroups"] = {"big": {"gpusPerWorker": 4, "replicas": 1}}
         where = "dask.workerGroups.big.gpusPerWorker: 4"

@@ -7,7 +7,7 @@ from typing import Any, cast
 import pytest
 from google.cloud.container_v1 import types as gke
 
-from components import dask_spec, driver_spec, gke_spec
+from components import dask_spec, driver_spec, gke_spec, prepuller_spec
 from components.kubeconfig import kubeconfig
 from components.operator_spec import operator_values
 from gpudask.dask_operator import created_objects
@@ -53,8 +53,16 @@ def test_what_the_operator_builds_is_valid_kubernetes(stack: str) -> None:
         assert env["DASK_WORKER_NAME"] == worker["metadata"]["name"]
 
 
+def test_the_default_group_runs_its_own_image_and_the_scheduler_keeps_dask_image() -> None:
+    image = "rapidsai/notebooks:26.10-cuda12-py3.12"
+    s, cluster, _ = _bodies("dev", dask={"name": "rapids", "worker": {"image": image}})
+    assert cluster["spec"]["worker"]["spec"]["containers"][0]["image"] == image
+    assert cluster["spec"]["scheduler"]["spec"]["containers"][0]["image"] == s.dask.image != image
+    assert prepuller_spec.worker_images(s.dask) == [image]  # GPU nodes pull what their workers run
+
+
 def test_gpu_workers_run_dask_cuda_with_gpu_resources_and_limits() -> None:
-    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "workers": 2, "gpusPerWorker": 1})
+    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "worker": {"replicas": 2, "gpusPerWorker": 1}})
     container = cluster["spec"]["worker"]["spec"]["containers"][0]
     assert container["args"][:3] == ["dask-cuda-worker", "--name", "$(DASK_WORKER_NAME)"]
     args = container["args"]
@@ -74,7 +82,7 @@ def test_gpu_workers_run_dask_cuda_with_gpu_resources_and_limits() -> None:
     ],
 )
 def test_colocation_selects_only_this_clusters_workers(mode: str, key: str) -> None:
-    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "workers": 1, "colocation": mode})
+    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "worker": {"replicas": 1}, "colocation": mode})
     rules = cluster["spec"]["worker"]["spec"]["affinity"]["podAffinity"][key]
     term = rules[0]["podAffinityTerm"] if mode == "preferred" else rules[0]
     assert term["topologyKey"] == "kubernetes.io/hostname"
