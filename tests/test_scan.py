@@ -11,7 +11,7 @@ import yaml
 
 from gpudask import plan as planning
 from gpudask import tfplan
-from gpudask.engine import PROJECT_DIR, Recording
+from gpudask.recorder import PROJECT_DIR, Recording
 
 Run = Callable[..., Recording]
 
