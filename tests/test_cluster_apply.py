@@ -17,14 +17,14 @@ from gpudask.cluster.apply import ApplyReport, Step, apply_stack, destroy_stack,
 from gpudask.cluster.controlplane import ControlPlane
 from gpudask.cluster.nodes import stack_nodes
 from gpudask.cluster.observe import leftovers, settle
-from gpudask.engine import Recording, run_program, stacks
+from gpudask.recorder import Recording, run_program, stacks
 
 
 def _stacks_with_node_pools() -> list[str]:
     """Stacks that create their GKE cluster: an `existingCluster` stack declares no node pools to shape."""
     import yaml
 
-    from gpudask.engine import stack_file
+    from gpudask.recorder import stack_file
 
     return [
         s

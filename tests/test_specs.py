@@ -7,11 +7,25 @@ from typing import Any, cast
 import pytest
 from google.cloud.container_v1 import types as gke
 
-from components import dask_spec, driver_spec, gke_spec
+from components import dask_spec, driver_spec, gke_spec, prepuller_spec
 from components.kubeconfig import kubeconfig
 from components.operator_spec import operator_values
-from gpudask.validate import crd_findings, helm_value_findings, kubernetes_findings, operator_objects
+from components.settings import GpuPoolSettings, StackSettings
+from gpudask.dask_operator import created_objects
+from gpudask.upstream_schemas import crd_findings, helm_value_findings, kubernetes_findings
 from tests.conftest import GKE_STACKS, STACKS, settings_for
+
+
+def _gpu_node_config(s: StackSettings, pool: GpuPoolSettings) -> dict[str, Any]:
+    return dict(
+        gke_spec.gpu_node_config(
+            pool,
+            "nodes@example.iam.gserviceaccount.com",
+            driver_version=s.gke_driver_version,
+            image_streaming=s.image_streaming,
+            labels=s.labels,
+        )
+    )
 
 
 def _bodies(stack: str, **overrides: Any) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
@@ -41,7 +55,7 @@ def test_crd_check_catches_a_misspelt_field() -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_what_the_operator_builds_is_valid_kubernetes(stack: str) -> None:
     s, cluster, groups = _bodies(stack)
-    objects = operator_objects(cluster, groups)
+    objects = created_objects(cluster, groups)
     assert [o["kind"] for o in objects[:2]] == ["Deployment", "Service"]
     for obj in objects:
         assert kubernetes_findings(obj) == [], obj["metadata"]["name"]
@@ -52,8 +66,16 @@ def test_what_the_operator_builds_is_valid_kubernetes(stack: str) -> None:
         assert env["DASK_WORKER_NAME"] == worker["metadata"]["name"]
 
 
+def test_the_default_group_runs_its_own_image_and_the_scheduler_keeps_dask_image() -> None:
+    image = "rapidsai/notebooks:26.10-cuda12-py3.12"
+    s, cluster, _ = _bodies("dev", dask={"name": "rapids", "worker": {"image": image}})
+    assert cluster["spec"]["worker"]["spec"]["containers"][0]["image"] == image
+    assert cluster["spec"]["scheduler"]["spec"]["containers"][0]["image"] == s.dask.image != image
+    assert prepuller_spec.worker_images(s.dask) == [image]  # GPU nodes pull what their workers run
+
+
 def test_gpu_workers_run_dask_cuda_with_gpu_resources_and_limits() -> None:
-    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "workers": 2, "gpusPerWorker": 1})
+    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "worker": {"replicas": 2, "gpusPerWorker": 1}})
     container = cluster["spec"]["worker"]["spec"]["containers"][0]
     assert container["args"][:3] == ["dask-cuda-worker", "--name", "$(DASK_WORKER_NAME)"]
     args = container["args"]
@@ -73,17 +95,17 @@ def test_gpu_workers_run_dask_cuda_with_gpu_resources_and_limits() -> None:
     ],
 )
 def test_colocation_selects_only_this_clusters_workers(mode: str, key: str) -> None:
-    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "workers": 1, "colocation": mode})
+    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "worker": {"replicas": 1}, "colocation": mode})
     rules = cluster["spec"]["worker"]["spec"]["affinity"]["podAffinity"][key]
     term = rules[0]["podAffinityTerm"] if mode == "preferred" else rules[0]
     assert term["topologyKey"] == "kubernetes.io/hostname"
     selector = term["labelSelector"]["matchLabels"]
     # The selector matches the labels the operator gives this cluster's workers ...
-    worker = operator_objects(cluster)[2]
+    worker = created_objects(cluster)[2]
     labels = worker["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= labels.items()
     # ... and not a worker of another DaskCluster (the seed's selector matched every Dask worker).
-    other = operator_objects(dask_spec.dask_cluster(settings_for("dev", dask={"name": "other"}).dask))[2]
+    other = created_objects(dask_spec.dask_cluster(settings_for("dev", dask={"name": "other"}).dask))[2]
     assert not selector.items() <= other["spec"]["template"]["metadata"]["labels"].items()
 
 
@@ -124,7 +146,7 @@ def test_the_scheduler_gets_its_own_small_gpu_by_default(stack: str) -> None:
     pool = s.scheduler_pool
     assert pool is not None and pool.accelerator_type in ("nvidia-l4", "nvidia-tesla-t4")
     assert pool.spot == any(p.spot for p in s.gpu_node_pools.values())  # spot where the stack is
-    config = gke_spec.gpu_node_config(s, pool, "sa@example.iam.gserviceaccount.com")
+    config = _gpu_node_config(s, pool)
     assert gke_spec.SCHEDULER_TAINT in cast(list[Any], config.get("taints"))
     # Workers never tolerate the scheduler pool's taint, so they never take its GPU.
     worker = cluster["spec"]["worker"]["spec"]
@@ -153,9 +175,7 @@ def test_gpu_scheduler_requests_a_gpu_and_tolerates_the_taint() -> None:
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     # It tolerates the taint the GPU pools really carry (Kubernetes matching rules).
     s = settings_for("dev")
-    config: dict[str, Any] = dict(
-        gke_spec.gpu_node_config(s, s.gpu_node_pools["a100"], "nodes@example.iam.gserviceaccount.com")
-    )
+    config: dict[str, Any] = dict(_gpu_node_config(s, s.gpu_node_pools["a100"]))
     taints = config["taints"]
     assert taints and all(_tolerates(pod["tolerations"], taint) for taint in taints)
     assert pod.get("nodeSelector", {}).get("cloud.google.com/gke-nodepool") != "system"
@@ -165,7 +185,7 @@ def test_internal_load_balancer_is_annotated_and_source_restricted() -> None:
     s, cluster, _ = _bodies("prod")
     assert cluster["spec"]["scheduler"]["service"]["type"] == "LoadBalancer"
     assert cluster["spec"]["scheduler"]["service"]["loadBalancerSourceRanges"] == list(s.dask.client_cidrs)
-    service = operator_objects(cluster)[1]
+    service = created_objects(cluster)[1]
     assert service["metadata"]["annotations"]["networking.gke.io/load-balancer-type"] == "Internal"
 
 
@@ -213,7 +233,7 @@ def test_driver_daemonset_matches_googles_cos_installer() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_operator_values_are_known_to_the_chart(stack: str) -> None:
-    values = operator_values(settings_for(stack))
+    values = operator_values(settings_for(stack).system_pool)
     assert helm_value_findings(values) == []
     assert values["nodeSelector"] == {"cloud.google.com/gke-nodepool": settings_for(stack).system_pool}
     assert values["resources"]["requests"]["memory"]
@@ -228,9 +248,7 @@ def test_helm_value_check_catches_an_unknown_key() -> None:
 @pytest.mark.parametrize("driver", ["daemonset", "gke-default", "gke-latest"])
 def test_gpu_node_config_sets_the_driver_mode_and_the_taint(driver: str) -> None:
     s = settings_for("dev", driver=driver)
-    config: dict[str, Any] = dict(
-        gke_spec.gpu_node_config(s, s.gpu_node_pools["a100"], "nodes@example.iam.gserviceaccount.com")
-    )
+    config: dict[str, Any] = dict(_gpu_node_config(s, s.gpu_node_pools["a100"]))
     (accelerator,) = config["guest_accelerators"]
     assert accelerator["type"] == "nvidia-tesla-a100" and accelerator["count"] == 1
     version = accelerator["gpu_driver_installation_config"]["gpu_driver_version"]
