@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from components.dask_spec import WAIT_FOR_ANNOTATION
-from gpudask.cluster.apply import Step
+from gpudask.cluster.apply import Step, whole_numbers
 from gpudask.cluster.runtime import DaskRuntime, stack_cluster, wait_for_met
-from gpudask.engine import Recording, run_program, stack_file
+from gpudask.recorder import Recording, run_program, stack_file
 from gpudask.rehearse import dask_cluster_and_groups
 
 pytestmark = pytest.mark.control_plane
@@ -54,9 +54,7 @@ def _pull(pod: Mapping[str, Any]) -> float:
 
 def _cluster_body(rec: Recording) -> dict[str, Any]:
     cluster, _ = dask_cluster_and_groups(rec)
-    from gpudask.cluster.apply import _integral
-
-    return _integral(copy.deepcopy(cluster))
+    return whole_numbers(copy.deepcopy(cluster))
 
 
 # --- (b) the condition `pulumi up` waits for -----------------------------------------------------
@@ -228,15 +226,9 @@ def test_e_pod_spec_change_replaces_the_cluster_and_nothing_old_is_left(
 
 # --- shared by (c) and (d) ------------------------------------------------------------------------
 def _plan_objects(rec: Recording, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
-    from gpudask.checks import kubernetes_manifests
+    from gpudask.recording_checks import kubernetes_manifests
 
-    return [_integral(copy.deepcopy(m)) for _, m in kubernetes_manifests(rec) if m["kind"] in kinds]
-
-
-def _integral(value: Any) -> Any:
-    from gpudask.cluster.apply import _integral as integral
-
-    return integral(value)
+    return [whole_numbers(copy.deepcopy(m)) for _, m in kubernetes_manifests(rec) if m["kind"] in kinds]
 
 
 def before_issue_10(body: dict[str, Any], replicas: int | None = None) -> dict[str, Any]:

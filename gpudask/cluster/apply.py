@@ -88,14 +88,14 @@ class ApplyReport:
         return [(o.what, w) for o in self.outcomes for w in o.warnings]
 
 
-def _integral(value: Any) -> Any:
+def whole_numbers(value: Any) -> Any:
     """Whole floats back to ints, everywhere (the recording keeps Pulumi's float64 numbers)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
+        return {k: whole_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_integral(v) for v in value]
+        return [whole_numbers(v) for v in value]
     return value
 
 
@@ -103,7 +103,7 @@ def steps(rec: Recording) -> list[Step]:
     """Kubernetes objects and Helm releases of the recording, in the order Pulumi would create them."""
     found: dict[str, Step] = {}
     for recorded, manifest in kubernetes_manifests(rec):
-        found[recorded.urn] = Step(recorded, _integral(manifest))
+        found[recorded.urn] = Step(recorded, whole_numbers(manifest))
     for recorded in rec.of_type(RELEASE_TYPE):
         found[recorded.urn] = Step(recorded, None)
     children: dict[str, list[str]] = {}
@@ -182,7 +182,7 @@ def install_release(cp: ControlPlane, step: Step, notes: list[str], timeout_s: i
     values = copy.deepcopy(inputs.get("values") or {})
     values.setdefault("image", {}).setdefault("tag", have)
     values_file = work / "values.yaml"
-    values_file.write_text(yaml.safe_dump(_integral(values)))
+    values_file.write_text(yaml.safe_dump(whole_numbers(values)))
     notes.append(
         f"chart from the dask-kubernetes {have} wheel, stamped version/appVersion/image.tag {have} (as chartpress does)"
     )
