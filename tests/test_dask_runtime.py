@@ -41,6 +41,9 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recording, D
     began = time.monotonic()
     with stack_cluster(rec, tmp_path_factory.mktemp("dev"), log=print, pull_s=_pull) as (runtime, report):
         assert not report.failures, report.failures
+        # The stack's own scheduler takes the scheduler pool's one GPU before (b)'s extra clusters
+        # are created; theirs then wait for a GPU, which the status race does not need.
+        runtime.wait("the stack's scheduler pod Ready", lambda: scheduler_ready(runtime), 120)
         print(
             f"dev up in {time.monotonic() - began:.1f} s; operator answered its liveness probe "
             f"{runtime.operator.start_s:.1f} s after start"
