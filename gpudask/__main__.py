@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from components.catalog import GPU_RESOURCE
 from gpudask import plan as planning
 from gpudask.recorder import PROJECT_DIR, ProgramFailed, Recording, run_program, stacks
 
@@ -177,7 +178,7 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
                 for node in nodes.objects:
                     labels = node["metadata"]["labels"]
                     alloc = node["status"]["allocatable"]
-                    gpus = alloc.get("nvidia.com/gpu", "0")
+                    gpus = alloc.get(GPU_RESOURCE, "0")
                     print(
                         f"  {node['metadata']['name']}: pool {labels['cloud.google.com/gke-nodepool']}, "
                         f"{labels['node.kubernetes.io/instance-type']}, allocatable cpu {alloc['cpu']} "

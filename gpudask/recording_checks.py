@@ -379,23 +379,11 @@ def workload_pods(rec: Recording) -> list[PodModel]:
                     daemon=kind == "DaemonSet",
                 )
             )
-        elif kind == "DaskCluster":
-            pods.append(PodModel(f"DaskCluster/{name} scheduler", m["spec"]["scheduler"]["spec"], 1))
-            pods.append(
-                PodModel(
-                    f"DaskCluster/{name} workers",
-                    m["spec"]["worker"]["spec"],
-                    int(m["spec"]["worker"].get("replicas", 0)),
-                )
-            )
-        elif kind == "DaskWorkerGroup":
-            pods.append(
-                PodModel(
-                    f"DaskWorkerGroup/{name} workers",
-                    m["spec"]["worker"]["spec"],
-                    int(m["spec"]["worker"].get("replicas", 0)),
-                )
-            )
+        elif kind in ("DaskCluster", "DaskWorkerGroup"):
+            if kind == "DaskCluster":
+                pods.append(PodModel(f"DaskCluster/{name} scheduler", m["spec"]["scheduler"]["spec"], 1))
+            worker = m["spec"]["worker"]
+            pods.append(PodModel(f"{kind}/{name} workers", worker["spec"], int(worker.get("replicas", 0))))
         elif kind == "DaskAutoscaler":
             cluster = next((p for p in pods if p.label == f"DaskCluster/{m['spec']['cluster']} workers"), None)
             if cluster is not None:
