@@ -85,6 +85,25 @@ class Plan:
         return ENGINE_NOTES[self.engine]
 
     @property
+    def errors(self) -> list[dict[str, str]]:
+        """Findings that fail the plan (a finding without a severity, from an older plan.json, is one)."""
+        return [f for f in self.findings if f.get("severity", recording_checks.ERROR) != recording_checks.WARNING]
+
+    @property
+    def warnings(self) -> list[dict[str, str]]:
+        """Findings about a deliberate choice: reported, failing only with `--strict`."""
+        return [f for f in self.findings if f.get("severity") == recording_checks.WARNING]
+
+    def fails(self, strict: bool = False) -> bool:
+        return bool(self.errors or (strict and self.warnings))
+
+    def verdict(self) -> str:
+        """One line: errors, warnings, or none."""
+        parts = [f"❌ {len(self.errors)} error(s)"] if self.errors else []
+        parts += [f"⚠️ {len(self.warnings)} warning(s)"] if self.warnings else []
+        return ", ".join(parts) or "✅ no findings"
+
+    @property
     def idle_hourly(self) -> float:
         """What runs when nobody works: each pool's idle nodes with their disks, plus the fee."""
         return self.cluster_fee_hour + sum(c.idle_hourly for c in self.costs)
@@ -253,7 +272,8 @@ def build_plan(rec: Recording) -> Plan:
     outputs = {k: (SECRET if k in rec.secret_outputs else v) for k, v in rec.outputs.items()}
     costs, fee, note = price(rec)
     findings = [
-        {"resource": f.resource, "path": f.path, "reason": f.reason} for f in recording_checks.all_findings(rec)
+        {"resource": f.resource, "path": f.path, "reason": f.reason, "severity": f.severity}
+        for f in recording_checks.all_findings(rec)
     ]
     return Plan(rec.stack, resource_records(rec), outputs, findings, costs, fee, note, quotas.needed(rec))
 
@@ -328,11 +348,20 @@ def _mermaid(plan: Plan) -> list[str]:
     return lines
 
 
+def finding_lines(plan: Plan) -> list[str]:
+    """Errors first, then warnings, one markdown bullet each."""
+    return [
+        f"- {severity} `{f['resource']}` `{f['path']}`: {f['reason']}"
+        for severity, found in (("error", plan.errors), ("warning", plan.warnings))
+        for f in found
+    ]
+
+
 def summary_markdown(plan: Plan) -> str:
     lines = [f"# gpu-dask plan: `{plan.stack}`", "", f"Judged by: {plan.engine_note}.", ""]
     if plan.findings:
-        lines += [f"**{len(plan.findings)} finding(s)**", ""]
-        lines += [f"- `{f['resource']}` `{f['path']}`: {f['reason']}" for f in plan.findings]
+        lines += [f"**{plan.verdict()}**", ""]
+        lines += finding_lines(plan)
     else:
         lines += ["No findings: schemas, operator output, Helm values, GKE enums and scheduling all check out."]
     lines += ["", "## Outputs", "", "| output | value |", "|---|---|"]
@@ -496,7 +525,7 @@ def comment_marker(stack: str) -> str:
 def pr_comment(plan: Plan, diff: Diff | None) -> str:
     """The sticky pull-request comment and job summary for one stack: verdict, cost, changes
     against the base branch, then the full summary folded away."""
-    verdict = f"❌ {len(plan.findings)} finding(s)" if plan.findings else "✅ no findings"
+    verdict = plan.verdict()
     lines = [
         comment_marker(plan.stack),
         f"## gpu-dask offline plan: `{plan.stack}`",
@@ -507,7 +536,7 @@ def pr_comment(plan: Plan, diff: Diff | None) -> str:
         f"⏱️ {timing.headline(plan.timeline)} (modeled: `gpudask/durations.yaml`).",
         "",
     ]
-    lines += [f"- `{f['resource']}` `{f['path']}`: {f['reason']}" for f in plan.findings]
+    lines += finding_lines(plan)
     lines += ["### Changes against the base branch", ""]
     if diff is None:
         lines += ["No base plan to compare with (a new stack, or the base branch predates `gpudask plan`).", ""]
