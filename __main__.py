@@ -10,12 +10,13 @@ import pulumi_kubernetes as k8s
 from components.cluster import GkeCluster, GkeClusterArgs
 from components.dask_cluster import GpuDaskCluster, GpuDaskClusterArgs
 from components.dask_spec import worker_group_summary
-from components.driver import NvidiaDriverArgs, NvidiaDriverInstaller
+from components.driver import NvidiaDriverInstaller
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
 from components.network import Network, NetworkArgs
 from components.operator import DaskOperator, DaskOperatorArgs
 from components.prepuller import ImagePrepuller, ImagePrepullerArgs
-from components.settings import TOP_KEYS, parse_settings
+from components.prepuller_spec import worker_images
+from components.settings import TOP_KEYS, GpuPoolSettings, parse_settings
 
 config = pulumi.Config()
 # Raises SettingsError listing every problem before any resource is declared.
@@ -25,33 +26,59 @@ gke: GkeCluster | None = None
 gpu_pools: dict[str, GpuNodePool] = {}
 scheduler_pool: GpuNodePool | None = None
 if settings.existing_cluster is None:
-    network = Network("network", NetworkArgs(settings))
-    gke = GkeCluster("gke", GkeClusterArgs(settings, network))
-    gpu_pools = {
-        pool_name: GpuNodePool(
-            f"gpu-{pool_name}",
-            GpuNodePoolArgs(
-                settings,
-                pool,
-                gke.cluster.id,
-                gke.node_service_account.email,
-                after=[*gke.node_roles.values(), *gke.apis.values()],
-            ),
+    network = Network(
+        "network",
+        NetworkArgs(
+            project=settings.project,
+            region=settings.region,
+            name_prefix=settings.cluster_name,
+            subnet_cidr=settings.network.subnet_cidr,
+            pods_cidr=settings.network.pods_cidr,
+            services_cidr=settings.network.services_cidr,
+        ),
+    )
+    gke = GkeCluster(
+        "gke",
+        GkeClusterArgs(
+            project=settings.project,
+            location=settings.location,
+            cluster_name=settings.cluster_name,
+            network_id=network.vpc.id,
+            subnet_id=network.subnet.id,
+            pods_range=network.pods_range,
+            services_range=network.services_range,
+            master_cidr=settings.network.master_cidr,
+            authorized_networks=settings.authorized_networks,
+            release_channel=settings.release_channel,
+            system_machine_type=settings.system_machine_type,
+            system_min_nodes=settings.system_min_nodes,
+            system_max_nodes=settings.system_max_nodes,
+            protect=settings.protect,
+            labels=settings.labels,
+        ),
+    )
+
+    def gpu_pool_args(pool: GpuPoolSettings, cluster: GkeCluster) -> GpuNodePoolArgs:
+        return GpuNodePoolArgs(
+            project=settings.project,
+            location=settings.location,
+            cluster_id=cluster.cluster.id,
+            service_account=cluster.node_service_account.email,
+            pool=pool,
+            driver_version=settings.gke_driver_version,
+            protect=settings.protect,
+            image_streaming=settings.image_streaming,
+            labels=settings.labels,
+            after=[*cluster.node_roles.values(), *cluster.apis.values()],
         )
+
+    gpu_pools = {
+        pool_name: GpuNodePool(f"gpu-{pool_name}", gpu_pool_args(pool, gke))
         for pool_name, pool in settings.gpu_node_pools.items()
     }
     if settings.scheduler_pool:
         # The scheduler's one small GPU (L4/T4), unless dask.schedulerGpu is false.
-        scheduler_pool = GpuNodePool(
-            "gpu-scheduler",
-            GpuNodePoolArgs(
-                settings,
-                settings.scheduler_pool,
-                gke.cluster.id,
-                gke.node_service_account.email,
-                after=[*gke.node_roles.values(), *gke.apis.values()],
-            ),
-        )
+        scheduler_pool = GpuNodePool("gpu-scheduler", gpu_pool_args(settings.scheduler_pool, gke))
     # Built from the endpoint and CA only (stable across cluster updates). Waiting for the
     # system pool gives the operator somewhere to run; nothing Kubernetes waits for GPU pools.
     provider = k8s.Provider(
@@ -71,9 +98,11 @@ else:
 on_gke = pulumi.ResourceOptions(providers=[provider])
 
 if settings.uses_driver_daemonset:
-    NvidiaDriverInstaller("nvidia-driver", NvidiaDriverArgs(), on_gke)
+    NvidiaDriverInstaller("nvidia-driver", on_gke)
 
-operator = DaskOperator("dask-operator", DaskOperatorArgs(settings), on_gke)
+operator = DaskOperator(
+    "dask-operator", DaskOperatorArgs(version=settings.operator_version, node_pool=settings.system_pool), on_gke
+)
 dask = GpuDaskCluster(
     "dask",
     GpuDaskClusterArgs(settings.dask),
@@ -85,7 +114,7 @@ if settings.image_prepuller:
     # In the Dask namespace (Pod Security restricted), so after it; never awaited.
     ImagePrepuller(
         "image-prepuller",
-        ImagePrepullerArgs(settings.dask),
+        ImagePrepullerArgs(settings.dask.name, settings.dask.namespace, tuple(worker_images(settings.dask))),
         pulumi.ResourceOptions(providers=[provider], depends_on=[dask.namespace]),
     )
 

@@ -3,15 +3,15 @@ and a small on-demand CPU pool for the operator, the Dask scheduler and system p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
 
 from components import gke_spec
 from components.kubeconfig import kubeconfig
-from components.network import PODS_RANGE, SERVICES_RANGE, Network
-from components.settings import SYSTEM_POOL_NAME, StackSettings
+from components.settings import SYSTEM_POOL_NAME, is_region
 
 # What GKE nodes need, and nothing more (GKE hardening guide: least-privilege node SA).
 NODE_ROLES = {
@@ -34,8 +34,31 @@ PROJECT_APIS = {
 
 @dataclass(frozen=True)
 class GkeClusterArgs:
-    settings: StackSettings
-    network: Network
+    project: str
+    location: str
+    """A zone (a zonal cluster) or a region (a regional cluster: control plane and nodes in
+    each of its zones)."""
+    cluster_name: str
+    """The GKE cluster's name; the node service account is `<cluster_name>-nodes`."""
+    network_id: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    pods_range: str
+    """Name of the subnet's secondary range for pod IPs (VPC-native)."""
+    services_range: str
+    """Name of the subnet's secondary range for Service IPs."""
+    master_cidr: str
+    """The control plane's /28 (private cluster peering range)."""
+    authorized_networks: tuple[str, ...]
+    """CIDRs that reach the control plane's IP endpoint; empty -> none does (the DNS endpoint,
+    authorised by IAM, stays reachable)."""
+    release_channel: str
+    system_machine_type: str
+    system_min_nodes: int
+    system_max_nodes: int
+    protect: bool
+    """Pulumi `protect` on the cluster and the system pool, and GKE deletion protection."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """GCP resource labels on the cluster and its nodes. Omitted -> only `app: gpu-dask`."""
 
 
 class GkeCluster(pulumi.ComponentResource):
@@ -53,37 +76,36 @@ class GkeCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-dask:gke:Cluster", name, None, opts)
-        s = args.settings
         child = pulumi.ResourceOptions(parent=self)
 
         self.node_service_account = gcp.serviceaccount.Account(
             f"{name}-nodes",
-            account_id=f"{s.cluster_name}-nodes",
-            display_name=f"GKE nodes of {s.cluster_name} (gpu-dask)",
-            project=s.project,
+            account_id=f"{args.cluster_name}-nodes",
+            display_name=f"GKE nodes of {args.cluster_name} (gpu-dask)",
+            project=args.project,
             opts=child,
         )
         member = self.node_service_account.email.apply(lambda email: f"serviceAccount:{email}")
         self.node_roles = {
             role_key: gcp.projects.IAMMember(
-                f"{name}-nodes-{role_key}", project=s.project, role=role, member=member, opts=child
+                f"{name}-nodes-{role_key}", project=args.project, role=role, member=member, opts=child
             )
             for role_key, role in NODE_ROLES.items()
         }
         self.apis = {
             key: gcp.projects.Service(
-                f"{name}-api-{key}", project=s.project, service=api, disable_on_destroy=False, opts=child
+                f"{name}-api-{key}", project=args.project, service=api, disable_on_destroy=False, opts=child
             )
             for key, api in PROJECT_APIS.items()
         }
 
         self.cluster = gcp.container.Cluster(
             f"{name}-cluster",
-            name=s.cluster_name,
-            project=s.project,
-            location=s.location,
-            network=args.network.vpc.id,
-            subnetwork=args.network.subnet.id,
+            name=args.cluster_name,
+            project=args.project,
+            location=args.location,
+            network=args.network_id,
+            subnetwork=args.subnet_id,
             # Pools are separate resources. The default pool GKE creates first (and the stack
             # removes) runs as our node service account, never the Compute Engine default one;
             # its config is ignored after creation (see gke_spec.default_pool_node_config).
@@ -91,13 +113,13 @@ class GkeCluster(pulumi.ComponentResource):
             initial_node_count=1,
             node_config=gke_spec.default_pool_node_config(self.node_service_account.email),
             ip_allocation_policy={
-                "cluster_secondary_range_name": PODS_RANGE,
-                "services_secondary_range_name": SERVICES_RANGE,
+                "cluster_secondary_range_name": args.pods_range,
+                "services_secondary_range_name": args.services_range,
             },
             private_cluster_config={
                 "enable_private_nodes": True,
                 "enable_private_endpoint": False,
-                "master_ipv4_cidr_block": s.network.master_cidr,
+                "master_ipv4_cidr_block": args.master_cidr,
             },
             # The DNS-based control-plane endpoint: reachable from anywhere, authorised by IAM
             # (container.clusters.connect) instead of an IP allowlist, so GitHub-hosted runners
@@ -106,21 +128,21 @@ class GkeCluster(pulumi.ComponentResource):
             control_plane_endpoints_config={"dns_endpoint_config": {"allow_external_traffic": True}},
             master_authorized_networks_config={
                 "cidr_blocks": [
-                    {"cidr_block": cidr, "display_name": f"authorized-{cidr}"} for cidr in s.authorized_networks
+                    {"cidr_block": cidr, "display_name": f"authorized-{cidr}"} for cidr in args.authorized_networks
                 ],
             },
-            release_channel={"channel": s.release_channel},
-            workload_identity_config={"workload_pool": f"{s.project}.svc.id.goog"},
+            release_channel={"channel": args.release_channel},
+            workload_identity_config={"workload_pool": f"{args.project}.svc.id.goog"},
             # Dataplane V2: enforces NetworkPolicy without the Calico add-on.
             datapath_provider="ADVANCED_DATAPATH",
             enable_shielded_nodes=True,
             enable_legacy_abac=False,
             master_auth={"client_certificate_config": {"issue_client_certificate": False}},
-            deletion_protection=s.protect,
-            resource_labels={"app": "gpu-dask", **s.labels},
+            deletion_protection=args.protect,
+            resource_labels={"app": "gpu-dask", **args.labels},
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=s.protect,
+                protect=args.protect,
                 ignore_changes=gke_spec.CLUSTER_IGNORE_CHANGES,
                 # The default pool's nodes need their roles while they exist.
                 depends_on=list(self.node_roles.values()),
@@ -130,16 +152,18 @@ class GkeCluster(pulumi.ComponentResource):
         self.system_pool = gcp.container.NodePool(
             f"{name}-system-pool",
             name=SYSTEM_POOL_NAME,  # scheduler and operator select it by this name
-            project=s.project,
+            project=args.project,
             cluster=self.cluster.id,
-            location=s.location,
-            initial_node_count=s.system_min_nodes if not s.regional else 1,
-            autoscaling=gke_spec.autoscaling(s.system_min_nodes, s.system_max_nodes),
+            location=args.location,
+            initial_node_count=args.system_min_nodes if not is_region(args.location) else 1,
+            autoscaling=gke_spec.autoscaling(args.system_min_nodes, args.system_max_nodes),
             management=gke_spec.management(),
-            node_config=gke_spec.system_node_config(s, self.node_service_account.email),
+            node_config=gke_spec.system_node_config(
+                args.system_machine_type, self.node_service_account.email, args.labels
+            ),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=s.protect,
+                protect=args.protect,
                 ignore_changes=gke_spec.NODE_COUNT_IGNORE_CHANGES,
                 delete_before_replace=True,  # fixed name: the new pool cannot exist beside the old
                 depends_on=[*self.node_roles.values(), *self.apis.values()],
@@ -150,7 +174,9 @@ class GkeCluster(pulumi.ComponentResource):
         self.endpoint = self.cluster.endpoint
         self.dns_endpoint = self.cluster.control_plane_endpoints_config.apply(_dns_endpoint)
         self.kubeconfig = pulumi.Output.secret(
-            self.dns_endpoint.apply(lambda host: kubeconfig(f"gke_{s.project}_{s.location}_{s.cluster_name}", host))
+            self.dns_endpoint.apply(
+                lambda host: kubeconfig(f"gke_{args.project}_{args.location}_{args.cluster_name}", host)
+            )
         )
         self.register_outputs(
             {

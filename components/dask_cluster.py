@@ -16,6 +16,8 @@ from components.settings import DaskSettings
 @dataclass(frozen=True)
 class GpuDaskClusterArgs:
     dask: DaskSettings
+    """The whole `dask` config: the DaskCluster body, its worker groups, autoscaler, namespace
+    guard rails and TLS are all built from it (components/dask_spec.py, security_spec.py)."""
 
 
 class GpuDaskCluster(pulumi.ComponentResource):
@@ -64,7 +66,11 @@ class GpuDaskCluster(pulumi.ComponentResource):
         self.scheduler_disruption_budget = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-scheduler-pdb", metadata=pdb["metadata"], spec=cast(Any, pdb["spec"]), opts=in_namespace
         )
-        self.tls = DaskTls(f"{name}-tls", DaskTlsArgs(dask, self.namespace), child) if dask.tls else None
+        self.tls = (
+            DaskTls(f"{name}-tls", DaskTlsArgs(dask.name, dask.namespace, after=[self.namespace]), child)
+            if dask.tls
+            else None
+        )
         after_namespace: list[pulumi.Resource] = [
             self.namespace,
             self.service_account,

@@ -4,6 +4,7 @@ from pulumi-tls, the server-side ones in a Kubernetes Secret mounted into the po
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -11,7 +12,6 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from components import security_spec
-from components.settings import DaskSettings
 
 KEY_ALGORITHM, KEY_CURVE = "ECDSA", "P256"
 CA_VALIDITY_HOURS = 10 * 365 * 24
@@ -23,8 +23,12 @@ LEAF_USES = ["digital_signature", "key_encipherment", "server_auth", "client_aut
 
 @dataclass(frozen=True)
 class DaskTlsArgs:
-    dask: DaskSettings
-    namespace: k8s.core.v1.Namespace  # where the Secret goes
+    dask_cluster: str
+    """The DaskCluster the certificates are for: names the CA, the certificates and the Secret."""
+    namespace: str
+    """The DaskCluster's namespace: where the Secret goes, and part of the certificates' names."""
+    after: Sequence[pulumi.Resource] = ()
+    """What the Secret waits for (the namespace, when this stack creates it). Omitted -> nothing."""
 
 
 class DaskTls(pulumi.ComponentResource):
@@ -40,7 +44,6 @@ class DaskTls(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DaskTlsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-dask:dask:DaskTls", name, None, opts)
-        dask = args.dask
         child = pulumi.ResourceOptions(parent=self)
 
         ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child)
@@ -48,7 +51,7 @@ class DaskTls(pulumi.ComponentResource):
             f"{name}-ca",
             private_key_pem=ca_key.private_key_pem,
             is_ca_certificate=True,
-            subject={"common_name": f"{dask.name} Dask CA", "organization": "gpu-dask"},
+            subject={"common_name": f"{args.dask_cluster} Dask CA", "organization": "gpu-dask"},
             validity_period_hours=CA_VALIDITY_HOURS,
             early_renewal_hours=EARLY_RENEWAL_HOURS,
             allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
@@ -56,7 +59,7 @@ class DaskTls(pulumi.ComponentResource):
         )
         keys: dict[str, tls.PrivateKey] = {}
         certs: dict[str, tls.LocallySignedCert] = {}
-        for role, spec in security_spec.certificate_specs(dask).items():
+        for role, spec in security_spec.certificate_specs(args.dask_cluster, args.namespace).items():
             keys[role] = tls.PrivateKey(
                 f"{name}-{role}-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child
             )
@@ -81,8 +84,8 @@ class DaskTls(pulumi.ComponentResource):
         self.secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata={
-                "name": security_spec.tls_secret_name(dask),
-                "namespace": dask.namespace,
+                "name": security_spec.tls_secret_name(args.dask_cluster),
+                "namespace": args.namespace,
                 "labels": security_spec.LABELS,
             },
             type="Opaque",
@@ -93,7 +96,7 @@ class DaskTls(pulumi.ComponentResource):
                 "worker.pem": certs["worker"].cert_pem,
                 "worker-key.pem": keys["worker"].private_key_pem,
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.namespace]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
         self.ca_cert_pem = ca.cert_pem
         self.certificates_digest = pulumi.Output.all(

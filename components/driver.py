@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.driver_spec import driver_daemonset
 
 
-@dataclass(frozen=True)
-class NvidiaDriverArgs:
-    """No knobs today: the installer follows Google's COS preloaded-latest manifest."""
-
-
 class NvidiaDriverInstaller(pulumi.ComponentResource):
-    """Installs the NVIDIA driver on every GPU node whose driver GKE does not manage."""
+    """Installs the NVIDIA driver on every GPU node whose driver GKE does not manage.
+
+    It takes no arguments: the DaemonSet is Google's COS preloaded-latest manifest, pinned in
+    components/driver_spec.py; its nodes are chosen by the label GKE puts on GPU nodes.
+    """
 
     daemonset: k8s.apps.v1.DaemonSet
 
-    def __init__(self, name: str, args: NvidiaDriverArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-dask:gpu:NvidiaDriverInstaller", name, None, opts)
-        del args
         manifest = driver_daemonset()
         self.daemonset = k8s.apps.v1.DaemonSet(
             f"{name}-daemonset",

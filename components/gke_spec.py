@@ -6,6 +6,8 @@ Pulumi runtime, and pyright checks every key against the provider SDK.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 from pulumi_gcp.container import (
     ClusterNodeConfigArgsDict,
@@ -17,7 +19,7 @@ from pulumi_gcp.container import (
 )
 
 from components.catalog import GPU_RESOURCE, GPU_TAINT_EFFECT_GKE, GPU_TAINT_VALUE
-from components.settings import GpuPoolSettings, StackSettings
+from components.settings import GpuPoolSettings
 
 GPU_TAINT: NodePoolNodeConfigTaintArgsDict = {
     "key": GPU_RESOURCE,
@@ -38,7 +40,7 @@ IMAGE_CACHE_MODE = "CONTAINER_IMAGE_CACHE"  # GKE SecondaryBootDisk.Mode
 NODE_COUNT_IGNORE_CHANGES = ["nodeCount", "initialNodeCount"]
 
 
-def _common_node_config(settings: StackSettings, service_account: pulumi.Input[str]) -> NodePoolNodeConfigArgsDict:
+def _common_node_config(service_account: pulumi.Input[str], labels: Mapping[str, str]) -> NodePoolNodeConfigArgsDict:
     return {
         "image_type": IMAGE_TYPE,
         "service_account": service_account,
@@ -46,14 +48,21 @@ def _common_node_config(settings: StackSettings, service_account: pulumi.Input[s
         "workload_metadata_config": {"mode": "GKE_METADATA"},
         "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
         "metadata": {"disable-legacy-endpoints": "true"},
-        "resource_labels": {"app": "gpu-dask", **settings.labels},
+        "resource_labels": {"app": "gpu-dask", **labels},
     }
 
 
 def gpu_node_config(
-    settings: StackSettings, pool: GpuPoolSettings, service_account: pulumi.Input[str]
+    pool: GpuPoolSettings,
+    service_account: pulumi.Input[str],
+    *,
+    driver_version: str,
+    image_streaming: bool,
+    labels: Mapping[str, str],
 ) -> NodePoolNodeConfigArgsDict:
-    config = _common_node_config(settings, service_account)
+    """`driver_version` is gpuDriverInstallationConfig.gpuDriverVersion (StackSettings.gke_driver_version);
+    `labels` are GCP resource labels added to `app: gpu-dask`."""
+    config = _common_node_config(service_account, labels)
     config.update(
         {
             "machine_type": pool.machine_type,
@@ -66,12 +75,12 @@ def gpu_node_config(
                     "count": pool.gpus_per_node,
                     # With the DaemonSet this MUST be INSTALLATION_DISABLED: left unset on GKE >= 1.30
                     # GKE installs its own driver and the DaemonSet never schedules.
-                    "gpu_driver_installation_config": {"gpu_driver_version": settings.gke_driver_version},
+                    "gpu_driver_installation_config": {"gpu_driver_version": driver_version},
                 }
             ],
             "taints": [GPU_TAINT.copy(), *([SCHEDULER_TAINT.copy()] if pool.scheduler_only else [])],
             # Image streaming: workers start before the whole image is pulled.
-            "gcfs_config": {"enabled": settings.image_streaming},
+            "gcfs_config": {"enabled": image_streaming},
             "labels": {"gpu-dask/pool": pool.name},
         }
     )
@@ -84,11 +93,13 @@ def gpu_node_config(
     return config
 
 
-def system_node_config(settings: StackSettings, service_account: pulumi.Input[str]) -> NodePoolNodeConfigArgsDict:
-    config = _common_node_config(settings, service_account)
+def system_node_config(
+    machine_type: str, service_account: pulumi.Input[str], labels: Mapping[str, str]
+) -> NodePoolNodeConfigArgsDict:
+    config = _common_node_config(service_account, labels)
     config.update(
         {
-            "machine_type": settings.system_machine_type,
+            "machine_type": machine_type,
             "spot": False,  # the operator and the scheduler must survive spot reclaims
             "disk_size_gb": 100,
             "disk_type": "pd-balanced",

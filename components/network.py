@@ -8,15 +8,23 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from components.settings import StackSettings
-
 PODS_RANGE = "pods"
 SERVICES_RANGE = "services"
 
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    settings: StackSettings
+    project: str
+    region: str
+    """The subnet's, router's and NAT's region (a zonal cluster's region, or the regional cluster's)."""
+    name_prefix: str
+    """GCP names are `<prefix>-vpc`, `<prefix>-nodes` (subnet), `<prefix>-router`, `<prefix>-nat`."""
+    subnet_cidr: str
+    """The nodes' primary range."""
+    pods_cidr: str
+    """The subnet's secondary range `pods` (VPC-native pod IPs)."""
+    services_cidr: str
+    """The subnet's secondary range `services` (ClusterIP Services)."""
 
 
 class Network(pulumi.ComponentResource):
@@ -25,31 +33,34 @@ class Network(pulumi.ComponentResource):
     vpc: gcp.compute.Network
     subnet: gcp.compute.Subnetwork
     nat: gcp.compute.RouterNat
+    pods_range: str
+    """The secondary range name a VPC-native cluster takes its pod IPs from."""
+    services_range: str
+    """The secondary range name a VPC-native cluster takes its Service IPs from."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-dask:gcp:Network", name, None, opts)
-        s = args.settings
         child = pulumi.ResourceOptions(parent=self)
         self.vpc = gcp.compute.Network(
             f"{name}-vpc",
-            name=f"{s.cluster_name}-vpc",
-            project=s.project,
+            name=f"{args.name_prefix}-vpc",
+            project=args.project,
             auto_create_subnetworks=False,
             routing_mode="REGIONAL",
             opts=child,
         )
         self.subnet = gcp.compute.Subnetwork(
             f"{name}-subnet",
-            name=f"{s.cluster_name}-nodes",
-            project=s.project,
-            region=s.region,
+            name=f"{args.name_prefix}-nodes",
+            project=args.project,
+            region=args.region,
             network=self.vpc.id,
-            ip_cidr_range=s.network.subnet_cidr,
+            ip_cidr_range=args.subnet_cidr,
             # Nodes have no public IPs: reach Google APIs (Artifact Registry, GCS) privately.
             private_ip_google_access=True,
             secondary_ip_ranges=[
-                {"range_name": PODS_RANGE, "ip_cidr_range": s.network.pods_cidr},
-                {"range_name": SERVICES_RANGE, "ip_cidr_range": s.network.services_cidr},
+                {"range_name": PODS_RANGE, "ip_cidr_range": args.pods_cidr},
+                {"range_name": SERVICES_RANGE, "ip_cidr_range": args.services_cidr},
             ],
             # Flow logs for incident response (who talked to the scheduler), sampled: node
             # traffic is mostly Dask shuffles, and full sampling would cost more than it tells.
@@ -62,21 +73,22 @@ class Network(pulumi.ComponentResource):
         )
         router = gcp.compute.Router(
             f"{name}-router",
-            name=f"{s.cluster_name}-router",
-            project=s.project,
-            region=s.region,
+            name=f"{args.name_prefix}-router",
+            project=args.project,
+            region=args.region,
             network=self.vpc.id,
             opts=child,
         )
         self.nat = gcp.compute.RouterNat(
             f"{name}-nat",
-            name=f"{s.cluster_name}-nat",
-            project=s.project,
-            region=s.region,
+            name=f"{args.name_prefix}-nat",
+            project=args.project,
+            region=args.region,
             router=router.name,
             nat_ip_allocate_option="AUTO_ONLY",
             source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
             log_config={"enable": True, "filter": "ERRORS_ONLY"},
             opts=child,
         )
+        self.pods_range, self.services_range = PODS_RANGE, SERVICES_RANGE
         self.register_outputs({"vpc": self.vpc.id, "subnet": self.subnet.id})

@@ -8,12 +8,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.operator_spec import CHART, NAMESPACE, REPOSITORY, operator_values
-from components.settings import StackSettings
 
 
 @dataclass(frozen=True)
 class DaskOperatorArgs:
-    settings: StackSettings
+    version: str
+    """The dask-kubernetes-operator chart version, which is also the operator image tag."""
+    node_pool: str
+    """The GKE node pool (`cloud.google.com/gke-nodepool`) the operator runs on: an on-demand CPU pool."""
 
 
 class DaskOperator(pulumi.ComponentResource):
@@ -25,7 +27,6 @@ class DaskOperator(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DaskOperatorArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-dask:dask:Operator", name, None, opts)
-        s = args.settings
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "gpu-dask"}},
@@ -35,10 +36,10 @@ class DaskOperator(pulumi.ComponentResource):
             f"{name}-release",
             name=CHART,
             chart=CHART,
-            version=s.operator_version,  # pinned: chart version = operator image tag
+            version=args.version,  # pinned: chart version = operator image tag
             repository_opts={"repo": REPOSITORY},
             namespace=self.namespace.metadata.name,
-            values=operator_values(s),
+            values=operator_values(args.node_pool),
             # Helm installs the CRDs in crds/ once and never upgrades them (GOTCHAS.md).
             skip_crds=False,
             atomic=True,
@@ -46,5 +47,5 @@ class DaskOperator(pulumi.ComponentResource):
             timeout=600,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.version = self.release.version.apply(lambda v: v or s.operator_version)
+        self.version = self.release.version.apply(lambda v: v or args.version)
         self.register_outputs({"version": self.version})

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.settings import StackSettings
-
 CHART = "dask-kubernetes-operator"
 REPOSITORY = "https://helm.dask.org"
 NAMESPACE = "dask-operator"
 
 
-def operator_values(settings: StackSettings) -> dict[str, Any]:
+def operator_values(node_pool: str) -> dict[str, Any]:
+    """Values for the operator on GKE node pool `node_pool` (the on-demand CPU pool)."""
     return {
         # The operator reconciles every DaskCluster: it belongs on the on-demand system pool.
-        "nodeSelector": {"cloud.google.com/gke-nodepool": settings.system_pool},
+        "nodeSelector": {"cloud.google.com/gke-nodepool": node_pool},
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"memory": "512Mi"},

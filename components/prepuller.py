@@ -9,13 +9,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.prepuller_spec import image_prepuller
-from components.settings import DaskSettings
 
 
 @dataclass(frozen=True)
 class ImagePrepullerArgs:
-    dask: DaskSettings
-    """The images to pull (the GPU workers') and the namespace to run in (the Dask one)."""
+    dask_cluster: str
+    """The DaskCluster whose workers' images are pulled: names and labels the DaemonSet."""
+    namespace: str
+    """Where the DaemonSet runs: the Dask namespace (Pod Security restricted)."""
+    images: tuple[str, ...]
+    """The images to pull (`prepuller_spec.worker_images`: every GPU worker's), one container each."""
 
 
 class ImagePrepuller(pulumi.ComponentResource):
@@ -25,7 +28,7 @@ class ImagePrepuller(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ImagePrepullerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("gpu-dask:gpu:ImagePrepuller", name, None, opts)
-        manifest = image_prepuller(args.dask)
+        manifest = image_prepuller(args.dask_cluster, args.namespace, args.images)
         self.daemonset = k8s.apps.v1.DaemonSet(
             f"{name}-daemonset",
             metadata=manifest["metadata"],

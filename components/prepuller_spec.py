@@ -11,6 +11,7 @@ pods: with the A100 pools at zero there are none to wait for.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from components.dask_spec import GPU_RESOURCE, SCHEDULER_TOLERATION
@@ -24,8 +25,8 @@ SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
 GPU_NODE_LABEL = "cloud.google.com/gke-accelerator"
 
 
-def prepuller_name(dask: DaskSettings) -> str:
-    return f"{dask.name}-image-prepuller"
+def prepuller_name(dask_cluster: str) -> str:
+    return f"{dask_cluster}-image-prepuller"
 
 
 def worker_images(dask: DaskSettings) -> list[str]:
@@ -37,8 +38,9 @@ def worker_images(dask: DaskSettings) -> list[str]:
     return images
 
 
-def image_prepuller(dask: DaskSettings) -> dict[str, Any]:
-    labels = {**LABELS, COMPONENT_LABEL: COMPONENT, "app.kubernetes.io/instance": dask.name}
+def image_prepuller(dask_cluster: str, namespace: str, images: Sequence[str]) -> dict[str, Any]:
+    """The DaemonSet pulling `images` (`worker_images`) for DaskCluster `dask_cluster`, in `namespace`."""
+    labels = {**LABELS, COMPONENT_LABEL: COMPONENT, "app.kubernetes.io/instance": dask_cluster}
     containers = [
         {
             "name": f"image-{i}",
@@ -53,19 +55,19 @@ def image_prepuller(dask: DaskSettings) -> dict[str, Any]:
             # It writes nothing: a read-only root on top of the namespace's restricted context.
             "securityContext": {**copy.deepcopy(CONTAINER_SECURITY_CONTEXT), "readOnlyRootFilesystem": True},
         }
-        for i, image in enumerate(worker_images(dask))
+        for i, image in enumerate(images)
     ]
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
         "metadata": {
-            "name": prepuller_name(dask),
-            "namespace": dask.namespace,
+            "name": prepuller_name(dask_cluster),
+            "namespace": namespace,
             "labels": dict(labels),
             "annotations": {SKIP_AWAIT_ANNOTATION: "true"},
         },
         "spec": {
-            "selector": {"matchLabels": {COMPONENT_LABEL: COMPONENT, "app.kubernetes.io/instance": dask.name}},
+            "selector": {"matchLabels": {COMPONENT_LABEL: COMPONENT, "app.kubernetes.io/instance": dask_cluster}},
             "updateStrategy": {"type": "RollingUpdate"},
             "template": {
                 "metadata": {"labels": dict(labels)},

@@ -167,26 +167,27 @@ class CertSpec:
     dns_names: tuple[str, ...]
 
 
-def tls_secret_name(dask: DaskSettings) -> str:
-    return f"{dask.name}-tls"
+def tls_secret_name(dask_cluster: str) -> str:
+    return f"{dask_cluster}-tls"
 
 
-def certificate_specs(dask: DaskSettings) -> dict[str, CertSpec]:
-    """Scheduler, worker and client certificates (distributed checks the CA, not host names)."""
-    service = f"{dask.name}-scheduler"
+def certificate_specs(dask_cluster: str, namespace: str) -> dict[str, CertSpec]:
+    """Scheduler, worker and client certificates of DaskCluster `dask_cluster` in `namespace`
+    (distributed checks the CA, not host names)."""
+    service = f"{dask_cluster}-scheduler"
     return {
         "scheduler": CertSpec(
-            f"{service}.{dask.namespace}",
+            f"{service}.{namespace}",
             (
                 service,
-                f"{service}.{dask.namespace}",
-                f"{service}.{dask.namespace}.svc",
-                f"{service}.{dask.namespace}.svc.cluster.local",
+                f"{service}.{namespace}",
+                f"{service}.{namespace}.svc",
+                f"{service}.{namespace}.svc.cluster.local",
                 "localhost",  # through `kubectl port-forward`
             ),
         ),
-        "worker": CertSpec(f"{dask.name}-worker.{dask.namespace}", (f"{dask.name}-worker.{dask.namespace}",)),
-        "client": CertSpec(f"{dask.name}-client", (f"{dask.name}-client",)),
+        "worker": CertSpec(f"{dask_cluster}-worker.{namespace}", (f"{dask_cluster}-worker.{namespace}",)),
+        "client": CertSpec(f"{dask_cluster}-client", (f"{dask_cluster}-client",)),
     }
 
 
@@ -232,7 +233,7 @@ def harden_pod(spec: dict[str, Any], dask: DaskSettings, role: str) -> dict[str,
     if dask.tls:
         spec["volumes"] = [
             *(spec.get("volumes") or []),
-            {"name": TLS_VOLUME, "secret": {"secretName": tls_secret_name(dask), "defaultMode": 0o440}},
+            {"name": TLS_VOLUME, "secret": {"secretName": tls_secret_name(dask.name), "defaultMode": 0o440}},
         ]
         # The key files are group-readable by the pod's fsGroup only.
         spec["securityContext"]["fsGroup"] = RAPIDS_UID

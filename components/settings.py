@@ -61,6 +61,11 @@ _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 _DISK_IMAGE = re.compile(r"^projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/global/images/[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
+def is_region(location: str) -> bool:
+    """`us-central1` (a region: a regional cluster) rather than `us-central1-c` (a zone)."""
+    return bool(_REGION.match(location))
+
+
 class SettingsError(ValueError):
     """Bad stack config. `problems` holds one line per problem."""
 
@@ -241,7 +246,7 @@ class StackSettings:
 
     @property
     def regional(self) -> bool:
-        return bool(_REGION.match(self.location))
+        return is_region(self.location)
 
     @property
     def region(self) -> str:

@@ -13,6 +13,7 @@ import contextvars
 import json
 import runpy
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,10 @@ class Recorded:
     replace_with: list[str] = field(default_factory=list)
     read: bool = False
     secret_inputs: list[str] = field(default_factory=list)
+    aliases: list[dict[str, Any]] = field(default_factory=list)
+    """As sent to the engine: `{"spec": {"type": <old type>, ...}}` or `{"urn": <old URN>}`."""
+    registered_outputs: dict[str, Any] | None = None
+    """A component's `register_outputs(...)`, None until it calls it."""
 
 
 class ProgramFailed(Exception):
@@ -115,6 +120,16 @@ def _unwrap_secrets(value: Any) -> Any:
 
 def _secret_keys(props: dict[str, Any]) -> list[str]:
     return sorted(k for k, v in props.items() if isinstance(v, dict) and v.get(_SECRET_SIG[0]) == _SECRET_SIG[1])
+
+
+_ALIAS_SPEC_FIELDS = ("name", "type", "stack", "project", "parentUrn", "noParent")
+
+
+def _alias(alias: Any) -> dict[str, Any]:
+    """An alias as the SDK sent it: a whole old URN, or a spec of the fields that differ."""
+    if alias.urn:
+        return {"urn": alias.urn}
+    return {"spec": {key: value for key in _ALIAS_SPEC_FIELDS if (value := getattr(alias.spec, key))}}
 
 
 def urn_of_provider_ref(ref: str) -> str:
@@ -229,7 +244,15 @@ class RecordingMonitor(sdk.MockMonitor):
             delete_before_replace=bool(request.deleteBeforeReplace),
             deleted_with=request.deletedWith,
             replace_with=list(request.replace_with),
+            aliases=[_alias(alias) for alias in request.aliases],
         )
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        response = super().RegisterResourceOutputs(request)
+        if request.urn in self.recorded:
+            outputs = sdk.deserialize_properties(request.outputs) if request.outputs else {}
+            self.recorded[request.urn].registered_outputs = _unwrap_secrets(outputs)
         return response
 
     def ReadResource(self, request: Any) -> Any:
@@ -301,19 +324,32 @@ def run_program(
 
 
 def _run(project_name: str, stack: str, project_dir: Path, values: dict[str, str]) -> Recording:
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+    return _record(
+        project_name, stack, values, lambda: runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+    )
+
+
+def record(build: Callable[[], object], stack: str = "test", config: dict[str, str] | None = None) -> Recording:
+    """Run `build` (e.g. one component constructed on its own, in a test) under the same mocks
+    and recorder as the whole program, and return what it declared."""
+    project_name, _ = project_config_defaults()
+    return contextvars.copy_context().run(_record, project_name, stack, dict(config or {}), build)
+
+
+def _record(project_name: str, stack: str, values: dict[str, str], build: Callable[[], object]) -> Recording:
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
     sdk.reset_root_resource()
     pulumi.runtime.set_all_config(values)
     pulumi.runtime.set_mocks(mocks, project=project_name, stack=stack, preview=False, monitor=monitor)
-    if str(project_dir) not in sys.path:
-        sys.path.insert(0, str(project_dir))
 
     outputs: dict[str, Any] = {}
     secrets: set[str] = set()
 
     async def program() -> None:
-        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+        build()
         root = sdk.root_resource()
         exported: dict[str, Any] = getattr(root, "outputs", {}) or {}
         for key, value in exported.items():

@@ -10,9 +10,22 @@ from google.cloud.container_v1 import types as gke
 from components import dask_spec, driver_spec, gke_spec, prepuller_spec
 from components.kubeconfig import kubeconfig
 from components.operator_spec import operator_values
+from components.settings import GpuPoolSettings, StackSettings
 from gpudask.dask_operator import created_objects
 from gpudask.upstream_schemas import crd_findings, helm_value_findings, kubernetes_findings
 from tests.conftest import GKE_STACKS, STACKS, settings_for
+
+
+def _gpu_node_config(s: StackSettings, pool: GpuPoolSettings) -> dict[str, Any]:
+    return dict(
+        gke_spec.gpu_node_config(
+            pool,
+            "nodes@example.iam.gserviceaccount.com",
+            driver_version=s.gke_driver_version,
+            image_streaming=s.image_streaming,
+            labels=s.labels,
+        )
+    )
 
 
 def _bodies(stack: str, **overrides: Any) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
@@ -133,7 +146,7 @@ def test_the_scheduler_gets_its_own_small_gpu_by_default(stack: str) -> None:
     pool = s.scheduler_pool
     assert pool is not None and pool.accelerator_type in ("nvidia-l4", "nvidia-tesla-t4")
     assert pool.spot == any(p.spot for p in s.gpu_node_pools.values())  # spot where the stack is
-    config = gke_spec.gpu_node_config(s, pool, "sa@example.iam.gserviceaccount.com")
+    config = _gpu_node_config(s, pool)
     assert gke_spec.SCHEDULER_TAINT in cast(list[Any], config.get("taints"))
     # Workers never tolerate the scheduler pool's taint, so they never take its GPU.
     worker = cluster["spec"]["worker"]["spec"]
@@ -162,9 +175,7 @@ def test_gpu_scheduler_requests_a_gpu_and_tolerates_the_taint() -> None:
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     # It tolerates the taint the GPU pools really carry (Kubernetes matching rules).
     s = settings_for("dev")
-    config: dict[str, Any] = dict(
-        gke_spec.gpu_node_config(s, s.gpu_node_pools["a100"], "nodes@example.iam.gserviceaccount.com")
-    )
+    config: dict[str, Any] = dict(_gpu_node_config(s, s.gpu_node_pools["a100"]))
     taints = config["taints"]
     assert taints and all(_tolerates(pod["tolerations"], taint) for taint in taints)
     assert pod.get("nodeSelector", {}).get("cloud.google.com/gke-nodepool") != "system"
@@ -222,7 +233,7 @@ def test_driver_daemonset_matches_googles_cos_installer() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_operator_values_are_known_to_the_chart(stack: str) -> None:
-    values = operator_values(settings_for(stack))
+    values = operator_values(settings_for(stack).system_pool)
     assert helm_value_findings(values) == []
     assert values["nodeSelector"] == {"cloud.google.com/gke-nodepool": settings_for(stack).system_pool}
     assert values["resources"]["requests"]["memory"]
@@ -237,9 +248,7 @@ def test_helm_value_check_catches_an_unknown_key() -> None:
 @pytest.mark.parametrize("driver", ["daemonset", "gke-default", "gke-latest"])
 def test_gpu_node_config_sets_the_driver_mode_and_the_taint(driver: str) -> None:
     s = settings_for("dev", driver=driver)
-    config: dict[str, Any] = dict(
-        gke_spec.gpu_node_config(s, s.gpu_node_pools["a100"], "nodes@example.iam.gserviceaccount.com")
-    )
+    config: dict[str, Any] = dict(_gpu_node_config(s, s.gpu_node_pools["a100"]))
     (accelerator,) = config["guest_accelerators"]
     assert accelerator["type"] == "nvidia-tesla-a100" and accelerator["count"] == 1
     version = accelerator["gpu_driver_installation_config"]["gpu_driver_version"]

@@ -270,7 +270,7 @@ def test_disk_image_reference_format(image: str) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_prepuller_is_pinned_restricted_tolerates_the_gpu_taint_and_is_never_awaited(stack: str) -> None:
     s = settings_for(stack)
-    body = prepuller_spec.image_prepuller(s.dask)
+    body = prepuller_spec.image_prepuller(s.dask.name, s.dask.namespace, prepuller_spec.worker_images(s.dask))
     assert body["metadata"]["namespace"] == s.dask.namespace
     assert body["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
     pod = body["spec"]["template"]["spec"]
