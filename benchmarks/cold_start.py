@@ -20,8 +20,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gpudask import timeline as timing
-from gpudask.engine import run_program, stacks
 from gpudask.plan import PRICES_FILE, Plan, PoolCost, build_plan
+from gpudask.recorder import run_program, stacks
 
 TARGET_COLD_MIN = 8.0  # dev, at $0/h idle GPU cost
 SEED_FLOOR_MIN = 12.0  # the seed's recipe, by the reckoning

@@ -262,13 +262,13 @@ def cluster_annotations(dask: DaskSettings) -> dict[str, str]:
 
 
 def initial_replicas(dask: DaskSettings) -> int:
-    """`workers`; an autoscaled group starts at its minimum (the autoscaler owns the count).
+    """`dask.worker.replicas`; an autoscaled group starts at its minimum (the autoscaler owns the count).
 
     Starting above the minimum would create a worker the autoscaler soon wants gone; if that
     worker has not connected yet, the operator cannot retire it by name (#817).
     """
     if dask.autoscale is None:
-        return dask.workers
+        return dask.worker.replicas
     return dask.autoscale.minimum
 
 
@@ -292,11 +292,11 @@ def dask_cluster(dask: DaskSettings) -> dict[str, Any]:
                     worker_pod_spec(
                         dask.name,
                         dask.default_group_name,
-                        dask.image,
-                        dask.gpus_per_worker,
-                        dask.worker_cpu,
-                        dask.worker_memory_gb,
-                        dask.pool,
+                        dask.worker.image,
+                        dask.worker.gpus_per_worker,
+                        dask.worker.cpu,
+                        dask.worker.memory_gb,
+                        dask.worker.pool,
                         dask.colocation,
                     ),
                     dask,
@@ -362,7 +362,7 @@ def worker_group_summary(dask: DaskSettings) -> dict[str, dict[str, Any]]:
     summary = {
         "default": {
             "name": dask.default_group_name,
-            "gpusPerWorker": dask.gpus_per_worker,
+            "gpusPerWorker": dask.worker.gpus_per_worker,
             "replicas": initial_replicas(dask),
             "autoscaled": dask.autoscale is not None,
         }

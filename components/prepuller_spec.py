@@ -31,7 +31,7 @@ def prepuller_name(dask_cluster: str) -> str:
 
 def worker_images(dask: DaskSettings) -> list[str]:
     """Every image a GPU worker of this cluster runs, in a stable order."""
-    images = [dask.image]
+    images = [dask.worker.image]
     for group in dask.worker_groups.values():
         if group.gpus_per_worker and group.image not in images:
             images.append(group.image)

@@ -111,12 +111,13 @@ class GpuPoolSettings:
 
 @dataclass(frozen=True)
 class WorkerGroupSettings:
-    """An extra DaskWorkerGroup (e.g. CPU workers next to the GPU ones)."""
+    """A group of Dask workers: the DaskCluster's own (`dask.worker`) or an extra DaskWorkerGroup
+    (`dask.workerGroups.<name>`, e.g. CPU workers next to the GPU ones). Both read the same keys."""
 
     name: str
     replicas: int
     gpus_per_worker: int
-    """0 -> a CPU worker (`dask worker`) on the system pool."""
+    """0 -> a CPU worker (`dask worker`) on the system pool (extra groups only)."""
     cpu: float
     memory_gb: float
     image: str
@@ -135,13 +136,10 @@ class DaskSettings:
     name: str
     namespace: str
     image: str
-    workers: int
-    gpus_per_worker: int
-    worker_cpu: float
-    worker_memory_gb: float
+    """The scheduler's image, and every worker group's unless the group names its own."""
+    worker: WorkerGroupSettings
+    """The DaskCluster's own worker group (`spec.worker`): GPU workers."""
     colocation: str
-    pool: str | None
-    """Omitted -> the default workers go to any A100 pool."""
     scheduler_gpu: bool
     """True (default) -> the scheduler runs on its own small GPU pool (dask-cudf needs it)."""
     scheduler_machine_type: str
@@ -156,7 +154,7 @@ class DaskSettings:
     """Mutual TLS between clients, scheduler and workers, with require-encryption on."""
     worker_groups: dict[str, WorkerGroupSettings]
     autoscale: AutoscaleSettings | None
-    """Omitted -> Pulumi owns `workers`; set -> a DaskAutoscaler owns the replica count."""
+    """Omitted -> Pulumi owns `worker.replicas`; set -> a DaskAutoscaler owns the replica count."""
     system_pool: str = SYSTEM_POOL_NAME
     """The on-demand CPU pool of the scheduler and CPU workers (`existingCluster.systemPool`)."""
 
@@ -292,10 +290,21 @@ def _decode(raw: Any) -> Any:
 class _Reader:
     """Typed access to one config object, recording problems under the full key path."""
 
-    def __init__(self, problems: _Problems, prefix: str, data: Mapping[str, Any], known: set[str]):
+    def __init__(
+        self,
+        problems: _Problems,
+        prefix: str,
+        data: Mapping[str, Any],
+        known: set[str],
+        renamed: Mapping[str, str] | None = None,
+    ):
         self.problems, self.prefix, self.data = problems, prefix, data
+        renamed = renamed or {}
         for key in sorted(set(data) - known):
-            problems.add(f"{prefix}{key}", data[key], f"is not a known key; known keys: {', '.join(sorted(known))}")
+            if key in renamed:
+                problems.add(f"{prefix}{key}", data[key], f"is no longer a key: use {prefix}{renamed[key]}")
+            else:
+                problems.add(f"{prefix}{key}", data[key], f"is not a known key; known keys: {', '.join(sorted(known))}")
 
     def key(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -413,9 +422,16 @@ SHARED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease",
 # The operator names the DaskCluster's own group "default"; `gpudask.connect` also calls it "gpu".
 RESERVED_GROUP_NAMES = ("default", "gpu")
 GROUP_KEYS = {"replicas", "gpusPerWorker", "cpu", "memoryGb", "image", "pool"}
+# The default group's keys before it became `dask.worker` with the words of `dask.workerGroups`.
+RENAMED_DASK_KEYS = {
+    "workers": "worker.replicas",
+    "gpusPerWorker": "worker.gpusPerWorker",
+    "workerCpu": "worker.cpu",
+    "workerMemoryGb": "worker.memoryGb",
+    "pool": "worker.pool",
+}
 DASK_KEYS = {
-    "name", "namespace", "image", "workers", "gpusPerWorker", "workerCpu", "workerMemoryGb", "colocation",
-    "pool", "schedulerGpu", "schedulerMachineType", "schedulerSpot", "schedulerService", "schedulerCpu", "schedulerMemoryGb", "clientCidrs",
+    "name", "namespace", "image", "worker", "colocation", "schedulerGpu", "schedulerMachineType", "schedulerSpot", "schedulerService", "schedulerCpu", "schedulerMemoryGb", "clientCidrs",
     "clientNamespaces", "tls",
     "workerGroups", "autoscale",
 }  # fmt: skip
@@ -557,22 +573,64 @@ def _check_gpu_fit(
     capacity = sum(gpu_pod_capacity(p.gpus_per_node, p.max_nodes, gpus) for p in targets)
     if replicas > capacity:
         problems.add(
-            key.rsplit(".", 1)[0] + ".workers" if key.endswith("gpusPerWorker") else key,
+            key.rsplit(".", 1)[0] + ".replicas" if key.endswith("gpusPerWorker") else key,
             replicas,
             f"workers x {gpus} GPUs do not fit in maxNodes of pools {', '.join(p.name for p in targets)} (room for {capacity})",
         )
     if colocation == "required" and replicas * gpus > biggest:
         problems.add(
-            key.rsplit(".", 1)[0] + ".colocation",
+            "dask.colocation",  # the one colocation key: it applies to the GPU groups
             "required",
             f"needs {replicas} workers x {gpus} GPUs = {replicas * gpus} GPUs on one node, but the largest node has {biggest}",
         )
 
 
+def _parse_group(
+    problems: _Problems,
+    prefix: str,
+    name: str,
+    body: Mapping[str, Any],
+    *,
+    image: str,
+    pools: dict[str, GpuPoolSettings],
+    system_pool: str,
+    gpu: bool,
+) -> tuple[WorkerGroupSettings, list[GpuPoolSettings]]:
+    """One worker group (`dask.worker` or `dask.workerGroups.<name>`) and the GPU pools it may go to.
+
+    `gpu`: the DaskCluster's own group, GPU workers only (gpusPerWorker >= 1, default 1); an extra
+    group defaults to CPU workers (gpusPerWorker 0) on the system pool."""
+    g = _Reader(problems, f"{prefix}.", body, GROUP_KEYS)
+    gpus = g.integer("gpusPerWorker", 1 if gpu else 0, minimum=1 if gpu else 0)
+    _check_one_gpu(problems, g.key("gpusPerWorker"), gpus)
+    pool = g.string("pool") or None
+    targets: list[GpuPoolSettings] = []
+    if gpus:
+        targets = _target_pools(problems, g.key("pool"), pool, pools)
+        cpu_default, memory_default = _worker_share(targets, gpus)
+    else:
+        if pool not in (None, system_pool):
+            problems.add(g.key("pool"), pool, f"CPU workers (gpusPerWorker: 0) run on the '{system_pool}' pool")
+        cpu_default, memory_default = 1.0, 4.0
+    group_image = g.string("image", image)
+    if group_image != image:
+        _check_image(problems, g.key("image"), group_image)
+    group = WorkerGroupSettings(
+        name=name,
+        replicas=g.integer("replicas", 1),
+        gpus_per_worker=gpus,
+        cpu=g.number("cpu", cpu_default),
+        memory_gb=g.number("memoryGb", memory_default),
+        image=group_image,
+        pool=pool,
+    )
+    return group, targets
+
+
 def _parse_dask(
     problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPoolSettings], system_pool: str = SYSTEM_POOL_NAME
 ) -> DaskSettings:
-    r = _Reader(problems, "dask.", raw, DASK_KEYS)
+    r = _Reader(problems, "dask.", raw, DASK_KEYS, RENAMED_DASK_KEYS)
     name = r.string("name", "rapids")
     try:
         validate_cluster_name(name)
@@ -594,12 +652,11 @@ def _parse_dask(
         )
     image = r.string("image", DEFAULT_RAPIDS_IMAGE)
     _check_image(problems, r.key("image"), image)
-    workers = r.integer("workers", 1)
-    gpus = r.integer("gpusPerWorker", 1, minimum=1)
-    _check_one_gpu(problems, r.key("gpusPerWorker"), gpus)
     colocation = r.choice("colocation", COLOCATION_MODES, "preferred")
-    pool = r.string("pool") or None
-    targets = _target_pools(problems, r.key("pool"), pool, pools)
+    raw_worker = r.mapping("worker")
+    worker, targets = _parse_group(
+        problems, "dask.worker", "default", raw_worker, image=image, pools=pools, system_pool=system_pool, gpu=True
+    )
     service = r.string("schedulerService", "ClusterIP")
     if service == "LoadBalancer":
         problems.add(
@@ -624,20 +681,19 @@ def _parse_dask(
     if raw_autoscale:
         a = _Reader(problems, "dask.autoscale.", raw_autoscale, {"minimum", "maximum"})
         autoscale = AutoscaleSettings(
-            minimum=a.integer("minimum", 0), maximum=a.integer("maximum", max(workers, 1), minimum=1)
+            minimum=a.integer("minimum", 0), maximum=a.integer("maximum", max(worker.replicas, 1), minimum=1)
         )
         if autoscale.minimum > autoscale.maximum:
             problems.add(a.key("minimum"), autoscale.minimum, f"is greater than maximum ({autoscale.maximum})")
-        if raw.get("workers") is not None:
+        if raw_worker.get("replicas") is not None:
             problems.add(
-                r.key("workers"),
-                workers,
+                "dask.worker.replicas",
+                worker.replicas,
                 "is set together with dask.autoscale: an autoscaled group starts at autoscale.minimum and the "
-                "DaskAutoscaler owns the count; remove workers (or remove autoscale)",
+                "DaskAutoscaler owns the count; remove dask.worker.replicas (or remove autoscale)",
             )
-    peak = max(workers, autoscale.maximum if autoscale else 0)
-    _check_gpu_fit(problems, r.key("gpusPerWorker"), gpus, peak, targets, colocation)
-    default_cpu, default_memory = _worker_share(targets, gpus)
+    peak = max(worker.replicas, autoscale.maximum if autoscale else 0)
+    _check_gpu_fit(problems, "dask.worker.gpusPerWorker", worker.gpus_per_worker, peak, targets, colocation)
 
     groups: dict[str, WorkerGroupSettings] = {}
     for group_name, body in r.mapping("workerGroups").items():
@@ -652,32 +708,12 @@ def _parse_dask(
         if not isinstance(body, dict):
             problems.add(prefix, body, "must be a map with replicas, gpusPerWorker, ...")
             continue
-        g = _Reader(problems, f"{prefix}.", body, GROUP_KEYS)
-        group_gpus = g.integer("gpusPerWorker", 0)
-        _check_one_gpu(problems, g.key("gpusPerWorker"), group_gpus)
-        group_replicas = g.integer("replicas", 1)
-        group_pool = g.string("pool") or None
-        if group_gpus:
-            group_targets = _target_pools(problems, g.key("pool"), group_pool, pools)
-            _check_gpu_fit(problems, g.key("gpusPerWorker"), group_gpus, group_replicas, group_targets)
-            cpu_default, memory_default = _worker_share(group_targets, group_gpus)
-        else:
-            if group_pool not in (None, system_pool):
-                problems.add(
-                    g.key("pool"), group_pool, f"CPU workers (gpusPerWorker: 0) run on the '{system_pool}' pool"
-                )
-            cpu_default, memory_default = 1.0, 4.0
-        group_image = g.string("image", image)
-        _check_image(problems, g.key("image"), group_image)
-        groups[group_name] = WorkerGroupSettings(
-            name=group_name,
-            replicas=group_replicas,
-            gpus_per_worker=group_gpus,
-            cpu=g.number("cpu", cpu_default),
-            memory_gb=g.number("memoryGb", memory_default),
-            image=group_image,
-            pool=group_pool,
+        group, group_targets = _parse_group(
+            problems, prefix, group_name, body, image=image, pools=pools, system_pool=system_pool, gpu=False
         )
+        if group.gpus_per_worker:
+            _check_gpu_fit(problems, f"{prefix}.gpusPerWorker", group.gpus_per_worker, group.replicas, group_targets)
+        groups[group_name] = group
 
     scheduler_gpu = r.boolean("schedulerGpu", True)
     scheduler_machine_type = r.choice(
@@ -687,12 +723,8 @@ def _parse_dask(
         name=name,
         namespace=namespace,
         image=image,
-        workers=workers,
-        gpus_per_worker=gpus,
-        worker_cpu=r.number("workerCpu", default_cpu),
-        worker_memory_gb=r.number("workerMemoryGb", default_memory),
+        worker=worker,
         colocation=colocation,
-        pool=pool,
         scheduler_gpu=scheduler_gpu,
         scheduler_machine_type=scheduler_machine_type,
         scheduler_spot=r.boolean("schedulerSpot", any(p.spot for p in pools.values())),
@@ -792,7 +824,9 @@ def _check_clients_reach_the_vpc(problems: _Problems, network: NetworkSettings, 
 
 def _check_driver_fits_images(problems: _Problems, driver: str, channel: str, dask: DaskSettings) -> None:
     """Every image that runs on a GPU must fit the driver the stack's mode installs."""
-    images = {"dask.image": dask.image} if dask.gpus_per_worker or dask.scheduler_gpu else {}
+    images = {"dask.image": dask.image} if dask.scheduler_gpu or dask.worker.image == dask.image else {}
+    if dask.worker.image != dask.image:
+        images["dask.worker.image"] = dask.worker.image  # the default group's workers always hold a GPU
     for name, group in dask.worker_groups.items():
         if group.gpus_per_worker:
             images[f"dask.workerGroups.{name}.image"] = group.image
@@ -841,7 +875,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
                     _decode(present[key]),
                     "has no effect with existingCluster (this stack creates no GKE cluster); remove it",
                 )
-    # Scalar defaults live in Pulumi.yaml only; the Pulumi CLI (or gpudask's engine) fills them in.
+    # Scalar defaults live in Pulumi.yaml only; the Pulumi CLI (or gpudask's recorder) fills them in.
     required = SCALAR_KEYS - ({"authorizedNetworks"} if existing else set())
     for key in sorted(required - set(present)):
         problems.add(key, None, "is required (Pulumi.yaml declares the defaults; set it in the stack file)")

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gpudask import plan as planning
-from gpudask.engine import PROJECT_DIR, ProgramFailed, Recording, run_program, stacks
+from gpudask.recorder import PROJECT_DIR, ProgramFailed, Recording, run_program, stacks
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_PROGRAM_FAILED = 0, 1, 2
 
@@ -25,7 +25,7 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_PROGRAM_FAILED = 0, 1, 2
 def _record(stack: str, console: Console) -> tuple[Recording | None, list[str]]:
     """The stack's recording, or None and the problems (already printed) when it cannot run."""
     try:
-        with console.status(f"running __main__.py for stack {stack} under the embedded engine"):
+        with console.status(f"running __main__.py for stack {stack} under the recorder (Pulumi mocks)"):
             return run_program(stack), []
     except FileNotFoundError as err:
         console.print(f"[red]{err}[/red]")

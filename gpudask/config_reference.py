@@ -77,18 +77,15 @@ DASK: dict[str, Key] = {
         "dedicated namespace: it gets default-deny NetworkPolicies and Pod Security `restricted`, "
         f"so {', '.join(s.SHARED_NAMESPACES)} are refused"
     ),
-    "image": Key("RAPIDS image for scheduler and workers: a pinned tag or digest, never `:latest`"),
-    "workers": Key(
-        "GPU workers of the DaskCluster's own group; not with `autoscale`, whose group starts at its minimum"
+    "image": Key(
+        "RAPIDS image of the scheduler and of every worker group that names none: a pinned tag or digest, "
+        "never `:latest`"
     ),
-    "gpusPerWorker": Key("GPUs per worker pod: 1 (more breaks the operator's scale-down and is refused)"),
-    "workerCpu": Key(
-        "CPU request per worker",
-        default="the worker's share of the smallest target node, after GKE's reservation and DaemonSet room",
+    "worker": Key(
+        "the DaskCluster's own worker group (`spec.worker`, GPU workers), with the keys of a worker group (below)",
+        default="see below",
     ),
-    "workerMemoryGb": Key("memory request and limit per worker", default="the worker's share, as `workerCpu`"),
-    "colocation": Key(f"worker pod affinity: {' / '.join(s.COLOCATION_MODES)}"),
-    "pool": Key("the GPU pool the default workers go to", default="any A100 pool"),
+    "colocation": Key(f"GPU worker pod affinity: {' / '.join(s.COLOCATION_MODES)}"),
     "schedulerGpu": Key(
         "the scheduler gets one small GPU on its own one-node pool `scheduler` (tainted so workers stay off): "
         "dask-cudf graphs carry cuDF objects the scheduler deserializes, and GKE mounts the driver only into pods "
@@ -117,8 +114,22 @@ DASK: dict[str, Key] = {
     "workerGroups": Key("map of group name -> extra DaskWorkerGroup (below)"),
     "autoscale": Key(
         "`{minimum, maximum}`: a DaskAutoscaler for the default group; Pulumi then ignores its replicas",
-        default="none (Pulumi owns `workers`)",
+        default="none (Pulumi owns `worker.replicas`)",
     ),
+}
+
+WORKER: dict[str, Key] = {
+    "replicas": Key(
+        "GPU workers of the DaskCluster's own group; not with `autoscale`, whose group starts at its minimum"
+    ),
+    "gpusPerWorker": Key("GPUs per worker pod: 1 (more breaks the operator's scale-down and is refused)"),
+    "cpu": Key(
+        "CPU request per worker",
+        default="the worker's share of the smallest target node, after GKE's reservation and DaemonSet room",
+    ),
+    "memoryGb": Key("memory request and limit per worker", default="the worker's share, as `cpu`"),
+    "image": Key("the group's image", default="`dask.image`"),
+    "pool": Key("the GPU pool the group's workers go to", default="any A100 pool"),
 }
 
 GROUP: dict[str, Key] = {
@@ -132,12 +143,13 @@ GROUP: dict[str, Key] = {
 
 AUTOSCALE: dict[str, Key] = {
     "minimum": Key("fewest workers"),
-    "maximum": Key("most workers", default="`workers` (at least 1)"),
+    "maximum": Key("most workers", default="`dask.worker.replicas` (at least 1)"),
 }
 
 SECTIONS: tuple[tuple[str, dict[str, Key], set[str]], ...] = (
     ("gpuNodePools.<name>", POOL, s.POOL_KEYS),
     ("dask", DASK, s.DASK_KEYS),
+    ("dask.worker", WORKER, s.GROUP_KEYS),
     ("dask.workerGroups.<group>", GROUP, s.GROUP_KEYS),
     ("dask.autoscale", AUTOSCALE, {"minimum", "maximum"}),
     ("existingCluster", EXISTING, s.EXISTING_KEYS),
@@ -176,6 +188,7 @@ def _parsed_defaults() -> dict[str, dict[str, Any]]:
         "": vars(parsed),
         "gpuNodePools.<name>": vars(pool),
         "dask": vars(parsed.dask),
+        "dask.worker": vars(parsed.dask.worker),
         "dask.workerGroups.<group>": vars(extended.worker_groups["extra"]),
         "dask.autoscale": vars(autoscale) if autoscale else {},
         "existingCluster": {},

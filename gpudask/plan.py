@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from gpudask import checks, quotas, tfplan, validate
+from gpudask import dask_operator, quotas, recording_checks, tfplan
 from gpudask import timeline as timing
-from gpudask.engine import PROJECT_DIR, Recording, _urn_of_provider_ref
+from gpudask.recorder import PROJECT_DIR, Recording, urn_of_provider_ref
 from gpudask.replacements import replacement_kind
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
@@ -146,7 +146,7 @@ def resource_records(rec: Recording) -> list[dict[str, Any]]:
                 "name": r.name,
                 "parent": _short(r.parent),
                 # Pulumi waits for a resource's provider: an edge of the `pulumi up` graph.
-                "provider": _short(_urn_of_provider_ref(r.provider)),
+                "provider": _short(urn_of_provider_ref(r.provider)),
                 "custom": r.custom,
                 "read": r.read,
                 "inputs": inputs,
@@ -174,27 +174,27 @@ def idle_nodes(rec: Recording) -> dict[str, int]:
     scheduler, the operator), so their pools hold at least the nodes those pods fill: a lower
     bound by GPUs, CPU and memory summed per pool, never below the pool's minimum.
     """
-    nodes = checks.node_models(rec)
-    manifests = [m for _, m in checks.kubernetes_manifests(rec)]
+    nodes = recording_checks.node_models(rec)
+    manifests = [m for _, m in recording_checks.kubernetes_manifests(rec)]
     minimum = {m["spec"]["cluster"]: int(m["spec"]["minimum"]) for m in manifests if m["kind"] == "DaskAutoscaler"}
     demand: dict[str, list[float]] = {n.pool: [0.0, 0.0, 0.0] for n in nodes}
-    for pod in checks.workload_pods(rec):
+    for pod in recording_checks.workload_pods(rec):
         if pod.daemon or pod.label.startswith("DaskAutoscaler/"):
             continue
         replicas = pod.replicas
         if pod.label.startswith("DaskCluster/") and pod.label.endswith(" workers"):
             replicas = minimum.get(pod.label.split("/", 1)[1].rsplit(" ", 1)[0], replicas)
-        fits = [n for n in nodes if checks.why_not(pod, n) is None]
+        fits = [n for n in nodes if recording_checks.why_not(pod, n) is None]
         if not replicas or not fits:
             continue
-        cpu, memory, gpus = checks.pod_requests(pod.spec)
+        cpu, memory, gpus = recording_checks.pod_requests(pod.spec)
         # A GPU pod goes to a GPU pool, anything else to the first pool that takes it.
         target = next((n for n in fits if bool(n.gpus) == bool(gpus)), fits[0])
         used = demand[target.pool]
         used[0], used[1], used[2] = used[0] + cpu * replicas, used[1] + memory * replicas, used[2] + gpus * replicas
     mins = {
         p.inputs.get("name", p.name): int((p.inputs.get("autoscaling") or {}).get("totalMinNodeCount", 0))
-        for p in rec.of_type(checks.NODE_POOL)
+        for p in rec.of_type(recording_checks.NODE_POOL)
     }
     out = {}
     for n in nodes:
@@ -212,7 +212,7 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
     prices = yaml.safe_load(PRICES_FILE.read_text())
     idle = idle_nodes(rec)
     costs = []
-    for p in rec.of_type(checks.NODE_POOL):
+    for p in rec.of_type(recording_checks.NODE_POOL):
         config = p.inputs.get("nodeConfig") or {}
         machine = config.get("machineType", "")
         accelerators = config.get("guestAccelerators") or []
@@ -253,7 +253,7 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
             )
         )
     note = f"{prices['region']} list prices of {prices['date']} ({PRICES_FILE.relative_to(PROJECT_DIR)}); estimates"
-    if not rec.of_type(checks.CLUSTER):
+    if not rec.of_type(recording_checks.CLUSTER):
         # existingCluster: the cluster and its nodes are someone else's bill.
         return costs, 0.0, "no GKE cluster or pool is declared (existingCluster): their cost is not this stack's"
     return costs, float(prices["cluster_fee_hour"]), note
@@ -262,7 +262,9 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
 def build_plan(rec: Recording) -> Plan:
     outputs = {k: (SECRET if k in rec.secret_outputs else v) for k, v in rec.outputs.items()}
     costs, fee, note = price(rec)
-    findings = [{"resource": f.resource, "path": f.path, "reason": f.reason} for f in checks.all_findings(rec)]
+    findings = [
+        {"resource": f.resource, "path": f.path, "reason": f.reason} for f in recording_checks.all_findings(rec)
+    ]
     return Plan(rec.stack, resource_records(rec), outputs, findings, costs, fee, note, quotas.needed(rec))
 
 
@@ -282,7 +284,7 @@ def write(plan: Plan, rec: Recording, out: Path) -> list[Path]:
         old.unlink()
     written = [out / "plan.json", out / "summary.md"]
     (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
-    manifests = checks.kubernetes_manifests(rec)
+    manifests = recording_checks.kubernetes_manifests(rec)
     for i, (_, manifest) in enumerate(manifests):
         path = manifests_dir / _manifest_name(i, manifest)
         path.write_text(yaml.safe_dump(manifest, sort_keys=False))
@@ -294,8 +296,8 @@ def write(plan: Plan, rec: Recording, out: Path) -> list[Path]:
     for old in operator_dir.glob("*.yaml"):
         old.unlink()
     bodies = [m for _, m in manifests]
-    for cluster, groups in checks.dask_clusters(bodies):
-        for i, obj in enumerate(validate.operator_objects(cluster, groups)):
+    for cluster, groups in dask_operator.dask_clusters(bodies):
+        for i, obj in enumerate(dask_operator.created_objects(cluster, groups)):
             path = operator_dir / _manifest_name(i, obj)
             path.write_text(yaml.safe_dump(obj, sort_keys=False))
             written.append(path)

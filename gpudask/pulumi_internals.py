@@ -1,4 +1,4 @@
-"""Every private Pulumi SDK name the recorder (`gpudask.engine`) relies on, in one place.
+"""Every private Pulumi SDK name the recorder (`gpudask.recorder`) relies on, in one place.
 
 The Python SDK's public mock API (`pulumi.runtime.set_mocks`, `Mocks`) runs a program but
 does not hand back what it saw. The recorder needs more, and these are not public API:
@@ -8,7 +8,7 @@ completion synchronously. They can move in any SDK release, so:
 
 - `CHECKED_SDK` is the range this was written and tested against;
 - `sdk_problems()` says, in words, what does not match in the installed SDK;
-- `gpudask.engine` calls `require_compatible_sdk()` on import and refuses to run otherwise
+- `gpudask.recorder` calls `require_compatible_sdk()` on import and refuses to run otherwise
   (tests/test_pulumi_internals.py fails loudly the same way).
 """
 

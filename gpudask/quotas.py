@@ -13,8 +13,8 @@ from collections import defaultdict
 from typing import Any
 
 from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES
-from gpudask import checks
-from gpudask.engine import Recording
+from gpudask import recording_checks
+from gpudask.recorder import Recording
 
 GPU_METRICS = {
     "nvidia-tesla-a100": "NVIDIA_A100_GPUS",
@@ -51,7 +51,7 @@ def needed(rec: Recording) -> list[dict[str, Any]]:
         if pool not in row[1]:
             row[1].append(pool)
 
-    for p in rec.of_type(checks.NODE_POOL):
+    for p in rec.of_type(recording_checks.NODE_POOL):
         config = p.inputs.get("nodeConfig") or {}
         pool = str(p.inputs.get("name", p.name))
         nodes = int((p.inputs.get("autoscaling") or {}).get("totalMaxNodeCount", p.inputs.get("nodeCount", 1)))

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog import GPU_RESOURCE
-from gpudask import validate
-from gpudask.checks import dask_clusters, kubernetes_manifests
-from gpudask.engine import Recording
+from gpudask.dask_operator import created_objects, dask_clusters
+from gpudask.recorder import Recording
+from gpudask.recording_checks import kubernetes_manifests
 
 LOOPBACK = "127.0.0.1"
 
@@ -231,7 +231,7 @@ def local_processes(
     cluster, groups = dask_cluster_and_groups(rec)
     local_address = f"{cluster_protocol(rec)}://{LOOPBACK}:{scheduler_port}"
     processes = []
-    for obj in validate.operator_objects(cluster, groups):
+    for obj in created_objects(cluster, groups):
         if obj["kind"] != "Deployment":
             continue
         labels = obj["metadata"]["labels"]

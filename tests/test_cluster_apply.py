@@ -16,14 +16,14 @@ from gpudask.cluster.apply import ApplyReport, apply_stack, destroy_stack, steps
 from gpudask.cluster.controlplane import ControlPlane
 from gpudask.cluster.nodes import stack_nodes
 from gpudask.cluster.observe import leftovers, settle
-from gpudask.engine import Recording, run_program, stacks
+from gpudask.recorder import Recording, run_program, stacks
 
 
 def _stacks_with_node_pools() -> list[str]:
     """Stacks that create their GKE cluster: an `existingCluster` stack declares no node pools to shape."""
     import yaml
 
-    from gpudask.engine import stack_file
+    from gpudask.recorder import stack_file
 
     return [
         s

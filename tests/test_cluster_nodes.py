@@ -7,7 +7,7 @@ import time
 import pytest
 
 from gpudask.cluster.nodes import stack_nodes
-from gpudask.engine import run_program
+from gpudask.recorder import run_program
 
 
 def _gpu_pod(name: str) -> dict:

@@ -22,7 +22,7 @@ from components.network import Network, NetworkArgs
 from components.operator import DaskOperator, DaskOperatorArgs
 from components.prepuller import ImagePrepuller, ImagePrepullerArgs
 from components.settings import AutoscaleSettings, DaskSettings, GpuPoolSettings, WorkerGroupSettings
-from gpudask.engine import Recorded, Recording, record
+from gpudask.recorder import Recorded, Recording, record
 from tests.conftest import STACKS
 
 Run = Callable[..., Recording]
@@ -283,12 +283,8 @@ def _dask(**changes: Any) -> DaskSettings:
         "name": "gpus",
         "namespace": "team-dask",
         "image": IMAGE,
-        "workers": 2,
-        "gpus_per_worker": 1,
-        "worker_cpu": 4.0,
-        "worker_memory_gb": 30.0,
+        "worker": WorkerGroupSettings("gpus-default", 2, 1, 4.0, 30.0, IMAGE, None),
         "colocation": "preferred",
-        "pool": None,
         "scheduler_gpu": False,
         "scheduler_machine_type": "g2-standard-4",
         "scheduler_spot": False,

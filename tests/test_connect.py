@@ -16,7 +16,7 @@ from pytest_mock import MockerFixture
 
 from gpudask import connect as connect_module
 from gpudask.connect import ConnectError, connect, stack_outputs, version_skew
-from gpudask.engine import PROJECT_DIR, run_program
+from gpudask.recorder import PROJECT_DIR, run_program
 from gpudask.rehearse import Rehearsal, rehearsal
 
 IN_CLUSTER = "tcp://rapids-scheduler.dask.svc.cluster.local:8786"  # not resolvable here

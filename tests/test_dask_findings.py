@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from components.settings import SettingsError
-from gpudask import checks
 from gpudask import plan as planning
-from gpudask.engine import Recorded, Recording, load_config, run_program
+from gpudask import recording_checks
+from gpudask.recorder import Recorded, Recording, load_config, run_program
 from tests.conftest import settings_for
 
 Run = Callable[..., Recording]
@@ -25,7 +25,7 @@ def _dask(stack: str, **extra: Any) -> dict[str, Any]:
 
 
 def _dask_findings(rec: Recording) -> list[str]:
-    return [str(f) for f in checks.all_findings(rec)]  # what `gpudask plan` reports
+    return [str(f) for f in recording_checks.all_findings(rec)]  # what `gpudask plan` reports
 
 
 def _mutated(rec: Recording, kind: str, name_part: str, change: Callable[[Recorded], None]) -> Recording:
@@ -73,7 +73,7 @@ def test_an_image_of_another_rapids_release_is_a_finding() -> None:
 @pytest.mark.parametrize(("stack", "spot"), [("dev", True), ("prod", False)])
 def test_the_schedulers_gpu_pool_is_declared_and_priced(recorded: Run, stack: str, spot: bool) -> None:
     rec = recorded(stack)
-    pool = next(r for r in rec.of_type(checks.NODE_POOL) if r.inputs.get("name") == "scheduler")
+    pool = next(r for r in rec.of_type(recording_checks.NODE_POOL) if r.inputs.get("name") == "scheduler")
     config = pool.inputs["nodeConfig"]
     assert config["machineType"] == "g2-standard-4"
     assert config["guestAccelerators"][0]["type"] == "nvidia-l4"

@@ -2,7 +2,7 @@
 
 Issue 10, points 5 (memory limits and spill), 6 (one GPU per worker pod), 7 (a busy scheduler
 is not killed, nor evicted voluntarily) and 10 (8787 is the operator's only). Every pod is built
-by the operator's own functions (`gpudask.validate.operator_objects`), every worker command
+by the operator's own functions (`gpudask.dask_operator.created_objects`), every worker command
 line is parsed by distributed's own CLI and memory-limit code.
 """
 
@@ -22,14 +22,14 @@ from components import dask_spec, security_spec
 from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES
 from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
 from components.settings import SettingsError, StackSettings
-from gpudask.checks import _quantity_gb
-from gpudask.validate import operator_objects
+from gpudask.dask_operator import created_objects
+from gpudask.recording_checks import _quantity_gb
 from tests.conftest import STACKS, raw_config, settings_for
 
 
 def _workers(s: StackSettings) -> list[dict[str, Any]]:
     groups = [dask_spec.dask_worker_group(s.dask, g) for g in s.dask.worker_groups.values()]
-    objects = operator_objects(dask_spec.dask_cluster(s.dask), groups)
+    objects = created_objects(dask_spec.dask_cluster(s.dask), groups)
     return [o for o in objects if o["metadata"]["labels"].get("dask.org/component") == "worker"]
 
 
@@ -86,10 +86,10 @@ def test_workers_spill_to_a_size_limited_empty_dir_they_request(stack: str) -> N
 @pytest.mark.parametrize("key", ["gpusPerWorker", "workerGroups"])
 def test_several_gpus_per_worker_pod_are_refused_with_the_supported_layout(key: str) -> None:
     pools = {"a100": {"machineType": "a2-highgpu-4g", "maxNodes": 2}}
-    dask: dict[str, Any] = {"name": "rapids", "workers": 2}
+    dask: dict[str, Any] = {"name": "rapids", "worker": {"replicas": 2}}
     if key == "gpusPerWorker":
-        dask["gpusPerWorker"] = 2
-        where = "dask.gpusPerWorker: 2"
+        dask["worker"]["gpusPerWorker"] = 2
+        where = "dask.worker.gpusPerWorker: 2"
     else:
         dask["workerGroups"] = {"big": {"gpusPerWorker": 4, "replicas": 1}}
         where = "dask.workerGroups.big.gpusPerWorker: 4"
@@ -113,7 +113,7 @@ def _tolerated_block_s(probe: dict[str, Any]) -> int:
 @pytest.mark.parametrize("stack", STACKS)
 def test_a_busy_scheduler_is_neither_killed_nor_evicted(stack: str) -> None:
     s = settings_for(stack)
-    scheduler = operator_objects(dask_spec.dask_cluster(s.dask))[0]
+    scheduler = created_objects(dask_spec.dask_cluster(s.dask))[0]
     pod = scheduler["spec"]["template"]
     liveness = pod["spec"]["containers"][0]["livenessProbe"]
     # Deserializing a large graph can block the event loop for minutes.
@@ -161,7 +161,7 @@ def test_clients_reach_only_the_comm_port_and_8787_is_the_operators(stack: str) 
         stack, dask={**_dask_raw(stack), "clientNamespaces": ["notebooks"], "clientCidrs": ["10.10.8.0/24"]}
     )
     policies = list(security_spec.network_policies(s.dask).values())
-    scheduler = operator_objects(dask_spec.dask_cluster(s.dask))[0]
+    scheduler = created_objects(dask_spec.dask_cluster(s.dask))[0]
     labels = scheduler["spec"]["template"]["metadata"]["labels"]
     ns = s.dask.namespace
 
@@ -184,7 +184,7 @@ def _dask_raw(stack: str) -> dict[str, Any]:
 def test_an_internal_load_balancer_keeps_client_source_ips() -> None:
     s = settings_for("prod")
     assert s.dask.scheduler_service == "InternalLoadBalancer"
-    service = operator_objects(dask_spec.dask_cluster(s.dask))[1]
+    service = created_objects(dask_spec.dask_cluster(s.dask))[1]
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["externalTrafficPolicy"] == "Local"
 

@@ -9,15 +9,15 @@ from collections.abc import Callable
 
 import pytest
 
-from gpudask import checks
-from gpudask.engine import Recording
+from gpudask import recording_checks
+from gpudask.recorder import Recording
 from tests.conftest import GKE_STACKS, STACKS
 
 Run = Callable[..., Recording]
 # What GKE moves by itself: versions (release channel auto-upgrades), node counts (autoscaler).
 GKE_OWNED = {
-    checks.CLUSTER: ("minMasterVersion", "nodeVersion"),
-    checks.NODE_POOL: ("version", "nodeCount"),
+    recording_checks.CLUSTER: ("minMasterVersion", "nodeVersion"),
+    recording_checks.NODE_POOL: ("version", "nodeCount"),
 }
 
 
@@ -28,14 +28,14 @@ def test_fields_gke_changes_are_never_set_or_are_ignored(recorded: Run, stack: s
         for r in rec.of_type(type_token):
             for f in fields:
                 assert f not in r.inputs or f in r.ignore_changes, f"{r.name}.{f} would report every upgrade"
-    for pool in rec.of_type(checks.NODE_POOL):
+    for pool in rec.of_type(recording_checks.NODE_POOL):
         assert {"nodeCount", "initialNodeCount"} <= set(pool.ignore_changes), pool.name
-    assert "nodeConfig" in rec.one(checks.CLUSTER).ignore_changes
+    assert "nodeConfig" in rec.one(recording_checks.CLUSTER).ignore_changes
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_no_kubernetes_object_declares_status(recorded: Run, stack: str) -> None:
-    for r, manifest in checks.kubernetes_manifests(recorded(stack)):
+    for r, manifest in recording_checks.kubernetes_manifests(recorded(stack)):
         assert "status" not in manifest, f"{r.name}: status is the controller's, never the program's"
 
 

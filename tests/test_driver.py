@@ -14,8 +14,8 @@ import yaml
 
 from components import driver_spec, gpu_drivers
 from components.settings import SettingsError
-from gpudask import checks
-from gpudask.engine import Recording
+from gpudask import recording_checks
+from gpudask.recorder import Recording
 from tests.conftest import settings_for
 
 UPSTREAM = Path(__file__).with_name("data") / "nvidia-driver-installer-cos-a4x.yaml"
@@ -164,7 +164,7 @@ def test_every_mode_and_channel_has_a_sourced_driver() -> None:
 
 
 def _findings(rec: Recording) -> list[str]:
-    return [str(f) for f in checks.all_findings(rec)]
+    return [str(f) for f in recording_checks.all_findings(rec)]
 
 
 def test_plan_refuses_a_cuda13_image_on_the_daemonset_driver(recorded: Run) -> None:

@@ -10,7 +10,7 @@ import pytest
 from distributed import Client
 from distributed.client import FutureCancelledError
 
-from gpudask.engine import load_config, run_program
+from gpudask.recorder import load_config, run_program
 from gpudask.rehearse import Rehearsal, rehearsal
 
 # Every test here runs a real local Dask cluster.
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.process
 
 @pytest.fixture(scope="module")
 def two_workers() -> Iterator[Rehearsal]:
-    dask = json.loads(load_config("dev")["gpu-dask:dask"]) | {"workers": 2}
+    dask = json.loads(load_config("dev")["gpu-dask:dask"]) | {"worker": {"replicas": 2}}
     dask.pop("autoscale", None)  # a fixed count of two (an autoscaled group starts at its minimum)
     with rehearsal(run_program("dev", overrides={"gpu-dask:dask": dask}), timeout=90) as running:
         yield running

@@ -8,31 +8,33 @@ from collections.abc import Callable
 
 import pytest
 
-from gpudask import checks
-from gpudask.engine import Recording
+from gpudask import recording_checks
+from gpudask.recorder import Recording
 from tests.conftest import GKE_STACKS
 
 Run = Callable[..., Recording]
 
 
 def _findings(rec: Recording) -> list[str]:
-    return [str(f) for f in checks.prerequisite_findings(rec)]
+    return [str(f) for f in recording_checks.prerequisite_findings(rec)]
 
 
 @pytest.mark.parametrize("stack", GKE_STACKS)  # existingCluster creates no pools
 def test_image_streaming_pools_have_the_role_and_the_api(recorded: Run, stack: str) -> None:
     rec = recorded(stack)
     streaming = [
-        p for p in rec.of_type(checks.NODE_POOL) if (p.inputs["nodeConfig"].get("gcfsConfig") or {}).get("enabled")
+        p
+        for p in rec.of_type(recording_checks.NODE_POOL)
+        if (p.inputs["nodeConfig"].get("gcfsConfig") or {}).get("enabled")
     ]
     assert streaming, "no pool streams images: this test would prove nothing"
     assert _findings(rec) == []
-    role = [r for r in rec.of_type(checks.IAM_MEMBER) if r.inputs["role"] == checks.STREAMING_ROLE]
+    role = [r for r in rec.of_type(recording_checks.IAM_MEMBER) if r.inputs["role"] == recording_checks.STREAMING_ROLE]
     assert [r.inputs["member"] for r in role] == [
         f"serviceAccount:{streaming[0].inputs['nodeConfig']['serviceAccount']}"
     ]
-    api = rec.one(checks.PROJECT_SERVICE)
-    assert api.inputs["service"] == checks.STREAMING_API and api.inputs["disableOnDestroy"] is False
+    api = rec.one(recording_checks.PROJECT_SERVICE)
+    assert api.inputs["service"] == recording_checks.STREAMING_API and api.inputs["disableOnDestroy"] is False
     # The pools wait for both: nodes that boot first fail to start streamed pods.
     for pool in streaming:
         assert any("serviceusage-consumer" in d for d in pool.dependencies), pool.dependencies
@@ -42,7 +44,9 @@ def test_image_streaming_pools_have_the_role_and_the_api(recorded: Run, stack: s
 def test_plan_reports_streaming_without_the_role(recorded: Run) -> None:
     rec = copy.deepcopy(recorded("dev"))
     for urn in [
-        u for u, r in rec.resources.items() if r.type == checks.IAM_MEMBER and r.inputs["role"] == checks.STREAMING_ROLE
+        u
+        for u, r in rec.resources.items()
+        if r.type == recording_checks.IAM_MEMBER and r.inputs["role"] == recording_checks.STREAMING_ROLE
     ]:
         del rec.resources[urn]
     found = _findings(rec)
@@ -53,10 +57,10 @@ def test_plan_reports_streaming_without_the_role(recorded: Run) -> None:
 
 def test_plan_reports_streaming_without_the_api(recorded: Run) -> None:
     rec = copy.deepcopy(recorded("dev"))
-    for urn in [u for u, r in rec.resources.items() if r.type == checks.PROJECT_SERVICE]:
+    for urn in [u for u, r in rec.resources.items() if r.type == recording_checks.PROJECT_SERVICE]:
         del rec.resources[urn]
     found = _findings(rec)
-    assert any(f"nothing enables {checks.STREAMING_API}" in f for f in found), found
+    assert any(f"nothing enables {recording_checks.STREAMING_API}" in f for f in found), found
 
 
 @pytest.mark.parametrize("stack", GKE_STACKS)  # existingCluster uses the operator's kubeconfig
@@ -67,7 +71,7 @@ def test_kubeconfig_reaches_the_dns_endpoint_with_application_default_credential
     import yaml
 
     rec = recorded(stack)
-    cluster = rec.one(checks.CLUSTER)
+    cluster = rec.one(recording_checks.CLUSTER)
     assert cluster.inputs["controlPlaneEndpointsConfig"] == {"dnsEndpointConfig": {"allowExternalTraffic": True}}
     config = yaml.safe_load(rec.outputs["kubeconfig"])
     server = config["clusters"][0]["cluster"]["server"]

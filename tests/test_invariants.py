@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gpudask import checks, validate
-from gpudask.engine import Recording
+from gpudask import dask_operator, recording_checks
+from gpudask.recorder import Recording
 from tests.conftest import GKE_STACKS, settings_for
 
 Run = Callable[..., Recording]
@@ -63,11 +63,13 @@ def test_tls_keys_are_readable_by_the_user_the_pods_run_as(recorded: Run) -> Non
     Dask fails at start with a permission error on scheduler-key.pem / worker-key.pem."""
     rec = recorded("prod")
     assert settings_for("prod").dask.tls
-    manifests = [m for _, m in checks.kubernetes_manifests(rec)]
+    manifests = [m for _, m in recording_checks.kubernetes_manifests(rec)]
     cluster = next(m for m in manifests if m["kind"] == "DaskCluster")
     groups = [m for m in manifests if m["kind"] == "DaskWorkerGroup"]
     pods = [
-        o["spec"]["template"]["spec"] for o in validate.operator_objects(cluster, groups) if o["kind"] == "Deployment"
+        o["spec"]["template"]["spec"]
+        for o in dask_operator.created_objects(cluster, groups)
+        if o["kind"] == "Deployment"
     ]
     mounted = 0
     for pod in pods:
@@ -158,4 +160,4 @@ def test_a_regional_stack_is_regional_everywhere_and_plans_clean(recorded: Run) 
     assert pools["system"]["initialNodeCount"] == 1
     assert "_us-central1_" in rec.outputs["kubeconfig"]
     assert rec.outputs["location"] == "us-central1"
-    assert checks.all_findings(rec) == []
+    assert recording_checks.all_findings(rec) == []

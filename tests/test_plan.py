@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gpudask import checks
 from gpudask import plan as planning
+from gpudask import recording_checks
 from gpudask.__main__ import main
-from gpudask.engine import Recorded, Recording, run_program
+from gpudask.recorder import Recorded, Recording, run_program
 from tests.conftest import STACKS
 
 Run = Callable[..., Recording]
@@ -27,7 +27,7 @@ def mutated(rec: Recording, type_suffix: str, change: Callable[[Recorded], None]
 
 
 def findings(rec: Recording) -> list[str]:
-    return [str(f) for f in checks.all_findings(rec)]
+    return [str(f) for f in recording_checks.all_findings(rec)]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -82,7 +82,7 @@ def test_driver_daemonset_with_a_gke_managed_pool_is_found(recorded: Run) -> Non
             r.inputs["nodeConfig"]["guestAccelerators"][0]["gpuDriverInstallationConfig"]["gpuDriverVersion"] = "LATEST"
 
     rec = copy.deepcopy(recorded("prod"))
-    for r in rec.of_type(checks.NODE_POOL):
+    for r in rec.of_type(recording_checks.NODE_POOL):
         gke_managed(r)
     found = findings(rec)
     assert any(
@@ -106,7 +106,7 @@ def test_bad_gke_enum_is_found(recorded: Run) -> None:
             r.inputs["nodeConfig"]["taints"][0]["effect"] = "NoSchedule"  # Kubernetes' spelling, not GKE's
 
     rec = copy.deepcopy(recorded("dev"))
-    for r in rec.of_type(checks.NODE_POOL):
+    for r in rec.of_type(recording_checks.NODE_POOL):
         bad_effect(r)
     assert any("nodeConfig.taints[0].effect: 'NoSchedule' is not a GKE value" in f for f in findings(rec))
 
@@ -252,7 +252,7 @@ def test_quotas_per_region_on_demand_and_spot_at_max_nodes(recorded: Run) -> Non
 
 def test_80gb_pools_need_their_own_quota(recorded: Run) -> None:
     rec = copy.deepcopy(recorded("prod"))
-    pool = next(p for p in rec.of_type(checks.NODE_POOL) if p.inputs["name"] == "a100")
+    pool = next(p for p in rec.of_type(recording_checks.NODE_POOL) if p.inputs["name"] == "a100")
     pool.inputs["nodeConfig"]["machineType"] = "a2-ultragpu-2g"
     pool.inputs["nodeConfig"]["guestAccelerators"][0]["type"] = "nvidia-a100-80gb"
     metrics = {q["metric"]: q["count"] for q in planning.quotas.needed(rec)}
@@ -307,7 +307,7 @@ def test_existing_cluster_plan_prices_nothing_and_schedules_on_the_described_poo
     rec = recorded("existing")
     plan = planning.build_plan(rec)
     assert plan.costs == [] and plan.cluster_fee_hour == 0.0 and "existingCluster" in plan.prices_note
-    nodes = {n.pool: n for n in checks.node_models(rec)}
+    nodes = {n.pool: n for n in recording_checks.node_models(rec)}
     assert set(nodes) == {"default-pool", "a100"}
     assert nodes["a100"].gpus == 1 and nodes["a100"].max_nodes == 2
     # driver gke-default: GKE labels the nodes, so Google's DaemonSet could not land there.
@@ -315,7 +315,7 @@ def test_existing_cluster_plan_prices_nothing_and_schedules_on_the_described_poo
     with_daemonset = run_program("existing", overrides={"gpu-dask:driver": "daemonset"})
     assert (
         "cloud.google.com/gke-gpu-driver-version"
-        not in {n.pool: n for n in checks.node_models(with_daemonset)}["a100"].labels
+        not in {n.pool: n for n in recording_checks.node_models(with_daemonset)}["a100"].labels
     )
 
 

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from gpudask import replacements
-from gpudask.engine import PROJECT_DIR
+from gpudask.recorder import PROJECT_DIR
 
 SCHEMA = json.loads((PROJECT_DIR / "tests" / "data" / "tpg-container-schema.json").read_text())
 TERRAFORM_TYPES = {

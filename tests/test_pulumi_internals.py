@@ -8,7 +8,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from gpudask import pulumi_internals as sdk
-from gpudask.engine import PROJECT_DIR
+from gpudask.recorder import PROJECT_DIR
 
 
 def test_the_installed_sdk_is_one_the_recorder_was_checked_against() -> None:

@@ -19,7 +19,7 @@ from distributed import Client, get_worker
 
 from components import dask_spec
 from gpudask import smoke
-from gpudask.engine import PROJECT_DIR, Recording, load_config, run_program
+from gpudask.recorder import PROJECT_DIR, Recording, load_config, run_program
 from gpudask.rehearse import (
     LocalProcess,
     Rehearsal,
@@ -86,7 +86,7 @@ def _dev_dask() -> dict[str, Any]:
 
 def _dev_with_cpu_group(workers: int = 1) -> Recording:
     dask = _dev_dask() | {
-        "workers": workers,
+        "worker": {"replicas": workers},
         "workerGroups": {"cpu": {"replicas": 1, "gpusPerWorker": 0, "cpu": 1, "memoryGb": 2}},
     }
     dask.pop("autoscale", None)  # a fixed worker count (an autoscaled group starts at its minimum)
@@ -125,7 +125,7 @@ def test_local_processes_run_what_the_operator_renders() -> None:
 
 def test_with_a_gpu_dask_cuda_runs_as_rendered_on_the_pods_gpus() -> None:
     pools = {"a100": {"machineType": "a2-highgpu-2g", "maxNodes": 2}}
-    dask = _dev_dask() | {"gpusPerWorker": 1, "workers": 1}
+    dask = _dev_dask() | {"worker": {"gpusPerWorker": 1, "replicas": 1}}
     dask.pop("autoscale", None)
     rec = run_program("dev", overrides={"gpu-dask:gpuNodePools": pools, "gpu-dask:dask": dask})
     worker = next(p for p in local_processes(rec, 5000, 5001, gpu=True) if p.component == "worker")

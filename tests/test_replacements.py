@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from gpudask import plan as planning
-from gpudask.engine import Recording
+from gpudask.recorder import Recording
 from gpudask.replacements import KINDS, dotted, entry, replacement_kind, table
 from tests.conftest import STACKS
 

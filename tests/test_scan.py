@@ -11,7 +11,7 @@ import yaml
 
 from gpudask import plan as planning
 from gpudask import tfplan
-from gpudask.engine import PROJECT_DIR, Recording
+from gpudask.recorder import PROJECT_DIR, Recording
 
 Run = Callable[..., Recording]
 
@@ -36,11 +36,14 @@ def test_terraform_plan_reads_like_the_google_provider(recorded: Run) -> None:
     assert cluster["private_cluster_config"][0]["enable_private_nodes"] is True
     assert cluster["master_authorized_networks_config"][0]["cidr_blocks"][0]["cidr_block"] == "198.51.100.0/24"
     assert cluster["remove_default_node_pool"] is True
+    # By address: the scheduler's GPU pool has guest accelerators too, and registration order
+    # (so the order of `resources`) varies from run to run.
     pool = next(
         r["values"]
         for r in document["planned_values"]["root_module"]["resources"]
-        if r["type"] == "google_container_node_pool" and r["values"]["node_config"][0].get("guest_accelerators")
+        if r["address"] == "google_container_node_pool.gpu_a100_pool"
     )
+    assert pool["node_config"][0].get("guest_accelerators")
     assert pool["node_config"][0]["workload_metadata_config"][0]["mode"] == "GKE_METADATA"
     assert isinstance(pool["node_config"][0]["labels"], dict)
     assert pool["node_config"][0]["taints"] == [{"effect": "NO_SCHEDULE", "key": "nvidia.com/gpu", "value": "present"}]

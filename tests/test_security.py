@@ -16,9 +16,9 @@ from distributed import Client
 
 from components import security_spec
 from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
-from gpudask import checks, validate
+from gpudask import dask_operator, recording_checks
 from gpudask.connect import ConnectError, connect, stack_outputs
-from gpudask.engine import Recording, load_config, run_program
+from gpudask.recorder import Recording, load_config, run_program
 from gpudask.rehearse import Rehearsal, rehearsal
 
 from .conftest import STACKS, settings_for
@@ -27,7 +27,7 @@ Run = Callable[..., Recording]
 
 
 def _manifests(rec: Recording, kind: str) -> list[dict[str, Any]]:
-    return [m for _, m in checks.kubernetes_manifests(rec) if m["kind"] == kind]
+    return [m for _, m in recording_checks.kubernetes_manifests(rec) if m["kind"] == kind]
 
 
 def _operator_pods(rec: Recording) -> list[tuple[dict[str, str], dict[str, Any]]]:
@@ -36,7 +36,7 @@ def _operator_pods(rec: Recording) -> list[tuple[dict[str, str], dict[str, Any]]
     groups = _manifests(rec, "DaskWorkerGroup")
     return [
         (obj["spec"]["template"]["metadata"]["labels"], obj["spec"]["template"]["spec"])
-        for obj in validate.operator_objects(cluster, groups)
+        for obj in dask_operator.created_objects(cluster, groups)
         if obj["kind"] == "Deployment"
     ]
 
@@ -141,7 +141,7 @@ def test_without_the_explicit_address_the_operator_would_inject_tcp() -> None:
     container = cluster["spec"]["worker"]["spec"]["containers"][0]
     container["env"] = [e for e in container["env"] if e["name"] != "DASK_SCHEDULER_ADDRESS"]
     worker = next(
-        o for o in validate.operator_objects(cluster) if o["metadata"]["labels"]["dask.org/component"] == "worker"
+        o for o in dask_operator.created_objects(cluster) if o["metadata"]["labels"]["dask.org/component"] == "worker"
     )
     env = {e["name"]: e["value"] for e in worker["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["DASK_SCHEDULER_ADDRESS"].startswith("tcp://")

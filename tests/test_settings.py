@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,15 +17,17 @@ from components.catalog import A100_40GB, A100_80GB, A100_MACHINE_TYPES, CPU_MAC
 from components.settings import (
     COLOCATION_MODES,
     DRIVER_MODES,
+    GROUP_KEYS,
     RELEASE_CHANNELS,
     SCALAR_KEYS,
     SettingsError,
     parse_settings,
 )
-from gpudask.engine import PROJECT_DIR, load_config
+from gpudask.recorder import PROJECT_DIR, load_config
 from tests.conftest import STACKS, raw_config, settings_for
 
 POOL = {"machineType": "a2-highgpu-1g", "minNodes": 0, "maxNodes": 2, "spot": True}
+IMAGE_B = "rapidsai/notebooks:26.10-cuda12-py3.12"
 
 
 def _dask(**extra: Any) -> dict[str, Any]:
@@ -95,17 +98,17 @@ def test_dev_and_prod_differ_where_the_issue_asks() -> None:
         ({"gpuNodePools": {}}, "gpuNodePools: {} must define at least one A100 pool"),
         ({"gpuNodePools": {"System": POOL}}, "gpuNodePools.System: 'System' is not a valid pool name"),
         (
-            {"dask": _dask(gpusPerWorker=2)},
-            "dask.gpusPerWorker: 2 GPUs per worker exceed the largest node (1 GPUs) in pools a100",
+            {"dask": _dask(worker={"gpusPerWorker": 2})},
+            "dask.worker.gpusPerWorker: 2 GPUs per worker exceed the largest node (1 GPUs) in pools a100",
         ),
-        ({"dask": _dask(gpusPerWorker=0)}, "dask.gpusPerWorker: 0 must be an integer >= 1"),
-        ({"dask": _dask(workers=-2)}, "dask.workers: -2 must be an integer >= 0"),
+        ({"dask": _dask(worker={"gpusPerWorker": 0})}, "dask.worker.gpusPerWorker: 0 must be an integer >= 1"),
+        ({"dask": _dask(worker={"replicas": -2})}, "dask.worker.replicas: -2 must be an integer >= 0"),
         (
-            {"dask": _dask(workers=3)},
-            "dask.workers: 3 workers x 1 GPUs do not fit in maxNodes of pools a100 (room for 2)",
+            {"dask": _dask(worker={"replicas": 3})},
+            "dask.worker.replicas: 3 workers x 1 GPUs do not fit in maxNodes of pools a100 (room for 2)",
         ),
         (
-            {"dask": _dask(workers=2, colocation="required")},
+            {"dask": _dask(worker={"replicas": 2}, colocation="required")},
             "dask.colocation: 'required' needs 2 workers x 1 GPUs = 2 GPUs on one node, but the largest node has 1",
         ),
         (
@@ -138,7 +141,10 @@ def test_dev_and_prod_differ_where_the_issue_asks() -> None:
             "dask.schedulerService: 'NodePort' is not allowed; one of ClusterIP, InternalLoadBalancer",
         ),
         ({"dask": _dask(schedulerService="InternalLoadBalancer")}, "dask.clientCidrs: [] must list the client ranges"),
-        ({"dask": _dask(pool="h100")}, "dask.pool: 'h100' is not a GPU pool of this stack; one of a100"),
+        (
+            {"dask": _dask(worker={"pool": "h100"})},
+            "dask.worker.pool: 'h100' is not a GPU pool of this stack; one of a100",
+        ),
         (
             {"dask": _dask(autoscale={"minimum": 3, "maximum": 1})},
             "dask.autoscale.minimum: 3 is greater than maximum (1)",
@@ -209,6 +215,35 @@ def test_all_problems_are_reported_at_once() -> None:
     assert message.count("\n  - ") == len(found)
 
 
+def test_the_default_groups_old_keys_are_refused_with_their_new_names_all_at_once() -> None:
+    # The default group (`dask.worker`) reads the words of `dask.workerGroups.<name>`.
+    found = problems_of(dask=_dask(workers=3, gpusPerWorker=1, workerCpu=4, workerMemoryGb=16, pool="a100", name="BAD"))
+    for old, value, new in [
+        ("workers", "3", "worker.replicas"),
+        ("gpusPerWorker", "1", "worker.gpusPerWorker"),
+        ("workerCpu", "4", "worker.cpu"),
+        ("workerMemoryGb", "16", "worker.memoryGb"),
+        ("pool", "'a100'", "worker.pool"),
+    ]:
+        assert f"dask.{old}: {value} is no longer a key: use dask.{new}" in found, found
+    assert any(p.startswith("dask.name:") for p in found)  # and every other problem with them
+
+
+def test_the_default_group_and_extra_groups_read_the_same_keys() -> None:
+    s = settings_for(
+        "dev",
+        dask=_dask(
+            worker={"replicas": 2, "gpusPerWorker": 1, "cpu": 3, "memoryGb": 20, "pool": "a100", "image": IMAGE_B},
+            workerGroups={
+                "more": {"replicas": 2, "gpusPerWorker": 1, "cpu": 3, "memoryGb": 20, "pool": "a100", "image": IMAGE_B}
+            },
+        ),
+    )
+    assert replace(s.dask.worker, name="more") == s.dask.worker_groups["more"]
+    assert s.dask.image != IMAGE_B  # the scheduler keeps dask.image
+    assert {"replicas", "gpusPerWorker", "cpu", "memoryGb", "image", "pool"} == GROUP_KEYS
+
+
 def test_missing_gcp_project_is_reported() -> None:
     raw, _ = raw_config("dev")
     with pytest.raises(SettingsError, match=r"gcp:project: None is required"):
@@ -217,7 +252,7 @@ def test_missing_gcp_project_is_reported() -> None:
 
 @pytest.mark.parametrize("name", sorted(A100_MACHINE_TYPES))
 def test_accelerator_type_and_count_follow_the_machine_type(name: str) -> None:
-    s = settings_for("dev", gpuNodePools={"a100": {**POOL, "machineType": name}}, dask=_dask(workers=1))
+    s = settings_for("dev", gpuNodePools={"a100": {**POOL, "machineType": name}}, dask=_dask(worker={"replicas": 1}))
     pool = s.gpu_node_pools["a100"]
     family, size = name.split("-")[1], int(name.split("-")[2].rstrip("g"))
     assert pool.gpus_per_node == size
@@ -245,9 +280,9 @@ def test_allocatable_follows_gkes_reservation_formula() -> None:
 def test_default_worker_resources_fit_the_node() -> None:
     s = settings_for("prod")
     machine = s.gpu_node_pools["a100"].machine
-    per_node = machine.gpus // s.dask.gpus_per_worker
-    assert s.dask.worker_cpu * per_node <= machine.allocatable_cpu - 1
-    assert s.dask.worker_memory_gb * per_node <= machine.allocatable_memory_gb - 3
+    per_node = machine.gpus // s.dask.worker.gpus_per_worker
+    assert s.dask.worker.cpu * per_node <= machine.allocatable_cpu - 1
+    assert s.dask.worker.memory_gb * per_node <= machine.allocatable_memory_gb - 3
 
 
 def test_scalar_defaults_live_only_in_pulumi_yaml() -> None:
@@ -281,7 +316,9 @@ def test_settings_are_accepted_exactly_when_they_fit_the_pools(
 ) -> None:
     pools = {"a100": {**POOL, "machineType": machine, "maxNodes": max_nodes}}
     raw, project = raw_config(
-        "dev", gpuNodePools=pools, dask=_dask(workers=workers, gpusPerWorker=gpus, colocation=colocation)
+        "dev",
+        gpuNodePools=pools,
+        dask=_dask(worker={"replicas": workers, "gpusPerWorker": gpus}, colocation=colocation),
     )
     node_gpus = A100_MACHINE_TYPES[machine].gpus
     fits = gpus <= node_gpus and workers <= (node_gpus // gpus) * max_nodes
@@ -291,11 +328,12 @@ def test_settings_are_accepted_exactly_when_they_fit_the_pools(
         with pytest.raises(SettingsError) as refused:
             parse_settings(raw, project)
         assert all(
-            p.startswith(("dask.gpusPerWorker", "dask.workers", "dask.colocation")) for p in refused.value.problems
+            p.startswith(("dask.worker.gpusPerWorker", "dask.worker.replicas", "dask.colocation"))
+            for p in refused.value.problems
         )
         return
     s = parse_settings(raw, project)  # a config that fits is accepted
-    assert s.dask.worker_cpu >= 1
+    assert s.dask.worker.cpu >= 1
 
 
 def test_prod_clients_are_inside_the_vpc_or_a_peered_network() -> None:

@@ -7,11 +7,12 @@ from typing import Any, cast
 import pytest
 from google.cloud.container_v1 import types as gke
 
-from components import dask_spec, driver_spec, gke_spec
+from components import dask_spec, driver_spec, gke_spec, prepuller_spec
 from components.kubeconfig import kubeconfig
 from components.operator_spec import operator_values
 from components.settings import GpuPoolSettings, StackSettings
-from gpudask.validate import crd_findings, helm_value_findings, kubernetes_findings, operator_objects
+from gpudask.dask_operator import created_objects
+from gpudask.upstream_schemas import crd_findings, helm_value_findings, kubernetes_findings
 from tests.conftest import GKE_STACKS, STACKS, settings_for
 
 
@@ -54,7 +55,7 @@ def test_crd_check_catches_a_misspelt_field() -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_what_the_operator_builds_is_valid_kubernetes(stack: str) -> None:
     s, cluster, groups = _bodies(stack)
-    objects = operator_objects(cluster, groups)
+    objects = created_objects(cluster, groups)
     assert [o["kind"] for o in objects[:2]] == ["Deployment", "Service"]
     for obj in objects:
         assert kubernetes_findings(obj) == [], obj["metadata"]["name"]
@@ -65,8 +66,16 @@ def test_what_the_operator_builds_is_valid_kubernetes(stack: str) -> None:
         assert env["DASK_WORKER_NAME"] == worker["metadata"]["name"]
 
 
+def test_the_default_group_runs_its_own_image_and_the_scheduler_keeps_dask_image() -> None:
+    image = "rapidsai/notebooks:26.10-cuda12-py3.12"
+    s, cluster, _ = _bodies("dev", dask={"name": "rapids", "worker": {"image": image}})
+    assert cluster["spec"]["worker"]["spec"]["containers"][0]["image"] == image
+    assert cluster["spec"]["scheduler"]["spec"]["containers"][0]["image"] == s.dask.image != image
+    assert prepuller_spec.worker_images(s.dask) == [image]  # GPU nodes pull what their workers run
+
+
 def test_gpu_workers_run_dask_cuda_with_gpu_resources_and_limits() -> None:
-    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "workers": 2, "gpusPerWorker": 1})
+    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "worker": {"replicas": 2, "gpusPerWorker": 1}})
     container = cluster["spec"]["worker"]["spec"]["containers"][0]
     assert container["args"][:3] == ["dask-cuda-worker", "--name", "$(DASK_WORKER_NAME)"]
     args = container["args"]
@@ -86,17 +95,17 @@ def test_gpu_workers_run_dask_cuda_with_gpu_resources_and_limits() -> None:
     ],
 )
 def test_colocation_selects_only_this_clusters_workers(mode: str, key: str) -> None:
-    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "workers": 1, "colocation": mode})
+    _s, cluster, _ = _bodies("dev", dask={"name": "rapids", "worker": {"replicas": 1}, "colocation": mode})
     rules = cluster["spec"]["worker"]["spec"]["affinity"]["podAffinity"][key]
     term = rules[0]["podAffinityTerm"] if mode == "preferred" else rules[0]
     assert term["topologyKey"] == "kubernetes.io/hostname"
     selector = term["labelSelector"]["matchLabels"]
     # The selector matches the labels the operator gives this cluster's workers ...
-    worker = operator_objects(cluster)[2]
+    worker = created_objects(cluster)[2]
     labels = worker["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= labels.items()
     # ... and not a worker of another DaskCluster (the seed's selector matched every Dask worker).
-    other = operator_objects(dask_spec.dask_cluster(settings_for("dev", dask={"name": "other"}).dask))[2]
+    other = created_objects(dask_spec.dask_cluster(settings_for("dev", dask={"name": "other"}).dask))[2]
     assert not selector.items() <= other["spec"]["template"]["metadata"]["labels"].items()
 
 
@@ -176,7 +185,7 @@ def test_internal_load_balancer_is_annotated_and_source_restricted() -> None:
     s, cluster, _ = _bodies("prod")
     assert cluster["spec"]["scheduler"]["service"]["type"] == "LoadBalancer"
     assert cluster["spec"]["scheduler"]["service"]["loadBalancerSourceRanges"] == list(s.dask.client_cidrs)
-    service = operator_objects(cluster)[1]
+    service = created_objects(cluster)[1]
     assert service["metadata"]["annotations"]["networking.gke.io/load-balancer-type"] == "Internal"
 
 

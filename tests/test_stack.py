@@ -10,7 +10,7 @@ import yaml
 
 from components import gke_spec
 from components.settings import SettingsError
-from gpudask.engine import ProgramFailed, Recording, project_config_defaults, stack_file
+from gpudask.recorder import ProgramFailed, Recording, project_config_defaults, stack_file
 from tests.conftest import EXISTING_STACKS, GKE_STACKS, STACKS, settings_for
 
 Run = Callable[..., Recording]
@@ -272,7 +272,9 @@ def test_recorded_hands_out_copies(recorded: Run) -> None:
 def test_existing_cluster_declares_no_gcp_resource(recorded: Run, stack: str) -> None:
     rec = recorded(stack)
     assert [
-        r.type for r in rec.resources.values() if r.type.startswith(("gcp:", "gpu-dask:cluster:", "gpu-dask:gpu_pool:", "gpu-dask:network:"))
+        r.type
+        for r in rec.resources.values()
+        if r.type.startswith(("gcp:", "gpu-dask:cluster:", "gpu-dask:gpu_pool:", "gpu-dask:network:"))
     ] == []
     assert rec.of_type(RELEASE) and rec.of_type(DASK_CLUSTER)
 

@@ -15,7 +15,7 @@ from components import prepuller_spec
 from components.settings import SettingsError
 from gpudask import plan as planning
 from gpudask import timeline as timing
-from gpudask.engine import Recording
+from gpudask.recorder import Recording
 from tests.conftest import STACKS, settings_for
 
 Run = Callable[..., Recording]
@@ -286,12 +286,12 @@ def test_prepuller_is_pinned_restricted_tolerates_the_gpu_taint_and_is_never_awa
 
 
 def test_prepuller_that_cannot_reach_the_gpu_pool_is_found(recorded: Run) -> None:
-    from gpudask import checks
+    from gpudask import recording_checks
 
     rec = copy.deepcopy(recorded("dev"))
     daemonset = next(r for r in rec.of_type("kubernetes:apps/v1:DaemonSet") if "prepuller" in r.name)
     daemonset.inputs["spec"]["template"]["spec"]["tolerations"] = []
-    found = [str(f) for f in checks.all_findings(rec)]
+    found = [str(f) for f in recording_checks.all_findings(rec)]
     assert any("image-prepuller" in f and "never schedules on GPU pool a100" in f for f in found), found
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from components.dask_spec import TLS_DIGEST_ANNOTATION
 from gpudask import plan as planning
-from gpudask.engine import Recording
+from gpudask.recorder import Recording
 
 Run = Callable[..., Recording]
 CLUSTER_KEY = "kubernetes:kubernetes.dask.org/v1:DaskCluster::dask-cluster"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from gpudask import plan as planning
-from gpudask.engine import PROJECT_DIR, run_program, stacks
+from gpudask.recorder import PROJECT_DIR, run_program, stacks
 from tests.conftest import GKE_STACKS
 
 WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
@@ -158,7 +158,7 @@ def test_cloud_jobs_reach_the_control_plane_through_the_dns_endpoint() -> None:
     credentials as application-default credentials (what the kubeconfig's plugin reads)."""
     import yaml as _yaml
 
-    from gpudask.engine import run_program
+    from gpudask.recorder import run_program
 
     jobs = _jobs()
     for key in CLOUD_JOBS:

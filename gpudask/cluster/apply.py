@@ -30,10 +30,10 @@ from typing import Any
 import yaml
 
 from gpudask import upstream
-from gpudask.checks import kubernetes_manifests
 from gpudask.cluster.controlplane import ControlPlane
 from gpudask.cluster.kube import ApiError, describe
-from gpudask.engine import Recorded, Recording
+from gpudask.recorder import Recorded, Recording
+from gpudask.recording_checks import kubernetes_manifests
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 FIELD_MANAGER = "pulumi-kubernetes"
@@ -316,7 +316,7 @@ def apply_operator_objects(cp: ControlPlane) -> ApplyReport:
     A stand-in until the real operator runs here: the scheduler and worker Deployments and the
     scheduler Service go through the same admission (Pod Security included) as the operator's would.
     """
-    from gpudask import validate
+    from gpudask.dask_operator import created_objects
 
     kube = cp.kube()
     report = ApplyReport("operator-built")
@@ -326,7 +326,7 @@ def apply_operator_objects(cp: ControlPlane) -> ApplyReport:
     for cluster in clusters:
         name = cluster["metadata"]["name"]
         mine = [g for g in groups if g["spec"].get("cluster") == name]
-        for obj in validate.operator_objects(cluster, mine):
+        for obj in created_objects(cluster, mine):
             begin = time.monotonic()
             try:
                 response = kube.apply(obj, STAND_IN_MANAGER)

@@ -31,7 +31,7 @@ from components.dask_spec import GPU_RESOURCE, NODEPOOL_LABEL
 from gpudask import upstream
 from gpudask.cluster import procs
 from gpudask.cluster.controlplane import ControlPlane
-from gpudask.engine import Recording
+from gpudask.recorder import Recording
 
 NODE_POOL_TYPE = "gcp:container/nodePool:NodePool"
 CLUSTER_TYPE = "gcp:container/cluster:Cluster"

@@ -18,7 +18,7 @@ from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
 from components.settings import SYSTEM_POOL_NAME
 from gpudask.cluster.apply import steps
 from gpudask.cluster.kube import Kube
-from gpudask.engine import Recording
+from gpudask.recorder import Recording
 
 DASK_CLUSTER_LABEL = "dask.org/cluster-name"
 DRIVER_DAEMONSET = "nvidia-driver-installer"

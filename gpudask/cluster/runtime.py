@@ -18,7 +18,7 @@ from gpudask.cluster.kube import ApiError, Kube
 from gpudask.cluster.kubelet import Kubelet
 from gpudask.cluster.nodes import stack_nodes
 from gpudask.cluster.operator import CHART_NAME, Operator, OperatorPod, chart_operator
-from gpudask.engine import Recording
+from gpudask.recorder import Recording
 
 DASK_API = "kubernetes.dask.org/v1"
 

@@ -1,10 +1,12 @@
-"""Validation against upstream schemas and code: nothing here restates a schema by hand.
+"""Manifests checked against upstream schemas: nothing here restates a schema by hand.
 
 - Kubernetes objects: the Kubernetes OpenAPI schemas shipped by `kubernetes-validate`, strict.
 - Dask custom resources: the CRDs shipped in the installed `dask-kubernetes` wheel, made
   strict (the API server silently prunes unknown fields; we want to hear about them).
-- What the operator would create: its own builder functions from `dask_kubernetes.operator.controller`.
 - Helm values: the chart's own values.yaml from the same wheel.
+
+What the operator would create from a DaskCluster is `gpudask.dask_operator`'s (it renders; the
+objects it renders are checked here like any other Kubernetes object).
 """
 
 from __future__ import annotations
@@ -110,45 +112,3 @@ def helm_value_findings(values: dict[str, Any], known: dict[str, Any] | None = N
         elif isinstance(value, dict) and isinstance(known[key], dict) and known[key]:
             findings.extend(helm_value_findings(value, known[key], f"{path}."))
     return findings
-
-
-def operator_objects(
-    cluster: dict[str, Any], worker_groups: list[dict[str, Any]] | None = None
-) -> list[dict[str, Any]]:
-    """The Deployments and Service the operator would create for a DaskCluster (and groups),
-    built by the operator's own functions, one worker Deployment per replica."""
-    from dask_kubernetes.operator.controller import controller
-
-    name = cluster["metadata"]["name"]
-    namespace = cluster["metadata"].get("namespace", "default")
-    annotations = {
-        k: v
-        for k, v in (cluster["metadata"].get("annotations") or {}).items()
-        if not k.startswith(("kopf.zalando.org", "kubectl.kubernetes.io"))
-    }
-    labels = cluster["metadata"].get("labels") or {}
-    spec = cluster["spec"]
-    # As `daskcluster_create_components` does: spec.scheduler.metadata adds to the scheduler's.
-    scheduler_meta = spec["scheduler"].get("metadata") or {}
-    scheduler_annotations = {**annotations, **(scheduler_meta.get("annotations") or {})}
-    scheduler_labels = {**labels, **(scheduler_meta.get("labels") or {})}
-    objects = [
-        controller.build_scheduler_deployment_spec(
-            name, copy.deepcopy(spec["scheduler"]["spec"]), scheduler_annotations, scheduler_labels
-        ),
-        controller.build_scheduler_service_spec(
-            name, copy.deepcopy(spec["scheduler"]["service"]), scheduler_annotations, scheduler_labels
-        ),
-    ]
-    groups = [(f"{name}-default", spec["worker"])]
-    groups += [(g["metadata"]["name"], g["spec"]["worker"]) for g in worker_groups or []]
-    for group_name, worker in groups:
-        for index in range(max(int(worker.get("replicas", 0)), 1)):
-            objects.append(
-                controller.build_worker_deployment_spec(
-                    group_name, namespace, name, f"{index:010d}", copy.deepcopy(worker["spec"]), annotations, labels
-                )
-            )
-    for obj in objects:
-        obj["metadata"]["namespace"] = namespace
-    return objects

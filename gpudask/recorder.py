@@ -1,4 +1,4 @@
-"""An embedded Pulumi engine: runs the real program under `pulumi.runtime.Mocks` and records it.
+"""The program recorder: runs the real Pulumi program under `pulumi.runtime.Mocks` and records it.
 
 `run_program("dev")` loads `Pulumi.yaml` (its config defaults, as the CLI applies them)
 and `stacks/Pulumi.dev.yaml`, runs `__main__.py` in-process, and returns every resource
@@ -31,7 +31,7 @@ STACK_TYPE = "pulumi:pulumi:Stack"
 
 @dataclass
 class Recorded:
-    """One registered (or read) resource, as the engine saw it."""
+    """One registered (or read) resource, as the recorder saw it."""
 
     urn: str
     type: str
@@ -97,7 +97,7 @@ class Recording:
                 current.parent,
                 current.provider.split("::")[0] if "::" in current.provider else "",
             ]:
-                nxt = _urn_of_provider_ref(nxt)
+                nxt = urn_of_provider_ref(nxt)
                 if nxt and nxt not in seen:
                     seen.add(nxt)
                     stack.append(nxt)
@@ -132,7 +132,8 @@ def _alias(alias: Any) -> dict[str, Any]:
     return {"spec": {key: value for key in _ALIAS_SPEC_FIELDS if (value := getattr(alias.spec, key))}}
 
 
-def _urn_of_provider_ref(ref: str) -> str:
+def urn_of_provider_ref(ref: str) -> str:
+    """The provider's URN from a recorded provider reference (`Recorded.provider`, a dependency)."""
     # Provider references are "<urn>::<id>"; a URN itself contains "::" separators.
     if ref.startswith("urn:pulumi:") and ref.count("::") > 3:
         return ref.rsplit("::", 1)[0]

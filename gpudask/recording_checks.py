@@ -1,4 +1,4 @@
-"""Checks over a recorded program: schemas, the operator's view, GKE enums, scheduling.
+"""The plan's checks over a recorded program: schemas, the operator's view, GKE enums, scheduling.
 
 Every check reads the recording (what the program really declared), not the settings,
 so a bug anywhere between config and resource shows up here.
@@ -22,8 +22,9 @@ from components.catalog import (
     node_overhead,
 )
 from components.settings import TOP_KEYS, StackSettings, parse_settings
-from gpudask import validate
-from gpudask.engine import Recorded, Recording
+from gpudask import upstream_schemas
+from gpudask.dask_operator import created_objects, dask_clusters
+from gpudask.recorder import Recorded, Recording
 
 NODE_POOL = "gcp:container/nodePool:NodePool"
 CLUSTER = "gcp:container/cluster:Cluster"
@@ -80,26 +81,11 @@ def _split(finding: str) -> tuple[str, str]:
 def schema_findings(rec: Recording) -> list[Finding]:
     findings = []
     for r, manifest in kubernetes_manifests(rec):
-        check = validate.crd_findings if manifest["kind"] in DASK_KINDS else validate.kubernetes_findings
+        check = (
+            upstream_schemas.crd_findings if manifest["kind"] in DASK_KINDS else upstream_schemas.kubernetes_findings
+        )
         findings += [Finding(_label(r, manifest), *_split(f)) for f in check(manifest)]
     return findings
-
-
-def dask_clusters(manifests: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """Each DaskCluster among these manifests with the DaskWorkerGroups that name it."""
-    return [
-        (
-            cluster,
-            [
-                m
-                for m in manifests
-                if m["kind"] == "DaskWorkerGroup"
-                and (m.get("spec") or {}).get("cluster") == cluster["metadata"]["name"]
-            ],
-        )
-        for cluster in manifests
-        if cluster["kind"] == "DaskCluster"
-    ]
 
 
 def operator_findings(rec: Recording) -> list[Finding]:
@@ -108,13 +94,13 @@ def operator_findings(rec: Recording) -> list[Finding]:
     for cluster, groups in dask_clusters([m for _, m in kubernetes_manifests(rec)]):
         name = cluster["metadata"]["name"]
         try:
-            objects = validate.operator_objects(cluster, groups)
+            objects = created_objects(cluster, groups)
         except (KeyError, TypeError) as err:
             findings.append(Finding(f"DaskCluster/{name}", "spec", f"the operator could not build it: {err!r}"))
             continue
         for obj in objects:
             label = f"{obj['kind']}/{obj['metadata']['namespace']}/{obj['metadata']['name']} (operator-built)"
-            findings += [Finding(label, *_split(f)) for f in validate.kubernetes_findings(obj)]
+            findings += [Finding(label, *_split(f)) for f in upstream_schemas.kubernetes_findings(obj)]
             if obj["kind"] == "Deployment" and obj["metadata"]["labels"].get("dask.org/component") == "worker":
                 env = {
                     e["name"]: e.get("value") for e in obj["spec"]["template"]["spec"]["containers"][0].get("env", [])
@@ -134,7 +120,7 @@ def helm_findings(rec: Recording) -> list[Finding]:
     findings = []
     for r in rec.of_type(RELEASE):
         if r.inputs.get("chart") == "dask-kubernetes-operator":
-            for f in validate.helm_value_findings(r.inputs.get("values") or {}):
+            for f in upstream_schemas.helm_value_findings(r.inputs.get("values") or {}):
                 path, reason = _split(f)
                 findings.append(Finding(f"Release {r.inputs.get('name')}", f"values.{path}", reason))
     return findings
