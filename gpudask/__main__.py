@@ -75,6 +75,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             result["diff"] = {
                 "added": diff.added,
                 "removed": diff.removed,
+                "renamed": diff.renamed,
                 "replaced": diff.replaced(),
                 "nodeRolls": diff.node_rolls(),
                 "changed": {k: [c[0] for c in v] for k, v in diff.changed.items()},

@@ -146,6 +146,14 @@ def _short(urn: str) -> str:
     return f"{parts[-2].split('$')[-1]}::{parts[-1]}"
 
 
+def _alias_key(alias: dict[str, Any], name: str, type_: str) -> str:
+    """The plan key of the resource an alias names (an old URN, or this resource with an old type or name)."""
+    if "urn" in alias:
+        return _short(alias["urn"])
+    spec = alias.get("spec", {})
+    return f"{spec.get('type', type_)}::{spec.get('name', name)}"
+
+
 def resource_records(rec: Recording) -> list[dict[str, Any]]:
     out = []
     for r in rec.resources.values():
@@ -162,6 +170,8 @@ def resource_records(rec: Recording) -> list[dict[str, Any]]:
                 "read": r.read,
                 "inputs": inputs,
                 "dependencies": sorted(_short(d) for d in r.dependencies),
+                # What Pulumi matches against the state when this key is not there (a renamed type).
+                "aliases": sorted(_alias_key(a, r.name, r.type) for a in r.aliases),
                 "options": {
                     "protect": r.protect,
                     "ignoreChanges": r.ignore_changes,
@@ -455,10 +465,13 @@ class Diff:
     changed: dict[str, list[tuple[str, Any, Any, str]]]
     timeline: str = ""
     """How the change moves the modeled cold start and `pulumi up` (timeline.diff_line)."""
+    renamed: dict[str, str] = field(default_factory=dict)
+    """Base key -> head key: the head resource has an alias to the base one, so Pulumi updates
+    it in place (its changed fields, if any, are under the head key in `changed`)."""
 
     @property
     def empty(self) -> bool:
-        return not (self.added or self.removed or self.changed)
+        return not (self.added or self.removed or self.changed or self.renamed)
 
     def kind(self, key: str) -> str:
         """The strongest change to one resource: replace, node-roll or update."""
@@ -479,11 +492,15 @@ class Diff:
             lines += [self.timeline, ""]
         lines += [
             f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced, "
-            f"{len(self.node_rolls())} recreating their nodes), {len(self.removed)} to remove**",
+            f"{len(self.node_rolls())} recreating their nodes), {len(self.removed)} to remove"
+            + (f", {len(self.renamed)} renamed through an alias**" if self.renamed else "**"),
             "",
         ]
         lines += [f"- add `{k}`" for k in self.added]
         lines += [f"- remove `{k}`" for k in self.removed]
+        lines += [
+            f"- rename `{old}` → `{new}` (an alias: the same resource, kept)" for old, new in self.renamed.items()
+        ]
         for key, changes in self.changed.items():
             lines.append(f"- {_VERBS[self.kind(key)]} `{key}`")
             for path, old, new, kind in changes:
@@ -495,9 +512,16 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
     """Resource-level and field-level differences between two plan.json documents."""
     old = {r["key"]: r for r in base["resources"]}
     new = {r["key"]: r for r in head["resources"]}
+    gone = old.keys() - new.keys()
+    renamed = {}
+    for key in sorted(new.keys() - old.keys()):
+        matched = [alias for alias in new[key].get("aliases", []) if alias in gone and alias not in renamed]
+        if matched:
+            renamed[matched[0]] = key
+    pairs = {key: key for key in old.keys() & new.keys()} | {new_key: old_key for old_key, new_key in renamed.items()}
     changed: dict[str, list[tuple[str, Any, Any, str]]] = {}
-    for key in sorted(old.keys() & new.keys()):
-        a = _flatten({"inputs": old[key]["inputs"], "options": old[key]["options"]})
+    for key in sorted(pairs):
+        a = _flatten({"inputs": old[pairs[key]]["inputs"], "options": old[pairs[key]]["options"]})
         b = _flatten({"inputs": new[key]["inputs"], "options": new[key]["options"]})
         rows = []
         for path in sorted(a.keys() | b.keys()):
@@ -509,7 +533,13 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
             changed[key] = rows
     line = timing.diff_line(timing.timeline(base["resources"]), timing.timeline(head["resources"]))
     return Diff(
-        base["stack"], head["stack"], sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys()), changed, line
+        base["stack"],
+        head["stack"],
+        sorted(new.keys() - old.keys() - set(renamed.values())),
+        sorted(gone - renamed.keys()),
+        changed,
+        line,
+        renamed,
     )
 
 

@@ -205,6 +205,27 @@ def test_a_max_nodes_change_is_an_in_place_update(recorded: Run) -> None:
     assert diff.replaced() == []
 
 
+def test_a_type_renamed_through_an_alias_is_neither_removed_nor_added(recorded: Run) -> None:
+    """The base plan as it was before the 2026-11-23 type rename: each component under its old
+    type (the alias of the head's component), nothing else different."""
+    head = planning.build_plan(recorded("prod")).to_json()
+    base = copy.deepcopy(head)
+    renamed = {}
+    for r in base["resources"]:
+        old = [a for a in r["aliases"] if a.startswith("gpu-dask:")]
+        if old:
+            renamed[old[0]] = r["key"]
+            r["key"], r["aliases"] = old[0], []
+    assert len(renamed) == 8
+    diff = planning.diff_plans(base, head)
+    assert (diff.added, diff.removed, diff.changed, diff.renamed) == ([], [], {}, renamed)
+    assert "rename `gpu-dask:gke:Cluster::gke` → `gpu-dask:cluster:GkeCluster::gke`" in diff.markdown()
+    # A field changed on a renamed component is still reported, under its new key.
+    tls = next(r for r in head["resources"] if r["key"] == "gpu-dask:dask_tls:DaskTls::dask-tls")
+    tls["options"]["protect"] = True
+    assert list(planning.diff_plans(base, head).changed) == ["gpu-dask:dask_tls:DaskTls::dask-tls"]
+
+
 def test_cost_table_prices_pools_and_idle(recorded: Run) -> None:
     plan = planning.build_plan(recorded("dev"))
     costs = {c.pool: c for c in plan.costs}
