@@ -20,7 +20,7 @@ import yaml
 
 from components.dask_spec import WAIT_FOR_ANNOTATION
 from gpudask.cluster.apply import Step, whole_numbers
-from gpudask.cluster.runtime import DaskRuntime, stack_cluster, wait_for_met
+from gpudask.cluster.runtime import DASK_API, DaskRuntime, stack_cluster, wait_for_met
 from gpudask.recorder import Recording, run_program, stack_file
 from gpudask.rehearse import dask_cluster_and_groups
 
@@ -35,8 +35,10 @@ RACE_REPETITIONS = 20
 STUCK_AFTER_S = 8.0  # a phase not Running this long after the plan's condition is met stays so (Running comes in < 1 s)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recording, DaskRuntime]]:
+    """dev on a control plane of its own for each test: what one scenario leaves behind (20 race
+    clusters, the operator's port-forward threads) must not decide the next one."""
     rec = run_program("dev")
     began = time.monotonic()
     with stack_cluster(rec, tmp_path_factory.mktemp("dev"), log=print, pull_s=_pull) as (runtime, report):
@@ -108,6 +110,14 @@ def _race(rt: DaskRuntime, body: dict[str, Any], condition: str) -> list[tuple[s
         phase = ((rt.get("DaskCluster", name) or {}).get("status") or {}).get("phase", "")
         rows.append((name, seconds, old_met, phase))
         rt.kube.delete(item)
+
+    def race_left() -> list[str]:
+        clusters = [c["metadata"]["name"] for c in rt.list(DASK_API, "DaskCluster")]
+        pods = [p["metadata"]["name"] for p in rt.list("v1", "Pod")]
+        return [n for n in clusters + pods if n.startswith("race-")]
+
+    # Gone before the next scenario: a leftover race pod could take the scheduler pool's GPU.
+    rt.wait("the race clusters and their pods gone", lambda: not race_left(), 180)
     return rows
 
 
@@ -163,7 +173,7 @@ def replace_cluster(rt: DaskRuntime, new: dict[str, Any], how: str) -> dict[str,
     began = time.monotonic()
     if how == "replace":
         rt.kube.delete(new, propagation="Foreground")  # pulumi-kubernetes' default propagation
-        rt.wait(f"DaskCluster {name} deleted", lambda: rt.get("DaskCluster", name) is None, 120)
+        rt.wait(f"DaskCluster {name} deleted", lambda: rt.get("DaskCluster", name) is None, 180)
     deleted_s = time.monotonic() - began
     rt.kube.apply(new, "pulumi")
     condition = new["metadata"]["annotations"][WAIT_FOR_ANNOTATION]
