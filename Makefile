@@ -47,12 +47,11 @@ policy-check: policies/venv/bin/python  ## the pack's callbacks through the real
 	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $@
 
-# The plan writes the manifests the scanner reads; its findings (exit 1) are the tests' and the
-# PR job's to judge, bad config (exit 2) stops the scan.
+# The plan writes the manifests the scanner reads; errors (exit 1) or bad config (exit 2) stop the
+# scan (warnings do not fail a plan).
 scan: .venv-checkov/bin/checkov  ## Checkov on every stack's manifests, operator-built Deployments and GKE plan
 	@set -e; for stack in $$($(BIN)/python -m gpudask stacks | tr -d '[]",'); do \
-	  status=0; $(BIN)/python -m gpudask plan $$stack > /dev/null || status=$$?; \
-	  [ $$status -le 1 ] || exit $$status; \
+	  $(BIN)/python -m gpudask plan $$stack > /dev/null; \
 	  rm -rf build/$$stack/scan && mkdir -p build/$$stack/scan; \
 	  for f in build/$$stack/manifests/*.yaml; do cp "$$f" build/$$stack/scan/stack-$$(basename "$$f"); done; \
 	  for f in build/$$stack/operator-manifests/*.yaml; do cp "$$f" build/$$stack/scan/operator-$$(basename "$$f"); done; \

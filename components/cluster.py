@@ -12,6 +12,7 @@ import pulumi_gcp as gcp
 from components import gke_spec
 from components.kubeconfig import kubeconfig
 from components.settings import SYSTEM_POOL_NAME, is_region
+from components.type_aliases import with_old_type
 
 # What GKE nodes need, and nothing more (GKE hardening guide: least-privilege node SA).
 NODE_ROLES = {
@@ -75,7 +76,7 @@ class GkeCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
 
     def __init__(self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:gke:Cluster", name, None, opts)
+        super().__init__("gpu-dask:cluster:GkeCluster", name, None, with_old_type("gpu-dask:gke:Cluster", opts))
         child = pulumi.ResourceOptions(parent=self)
 
         self.node_service_account = gcp.serviceaccount.Account(

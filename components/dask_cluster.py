@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from components import dask_spec, security_spec
 from components.dask_tls import DaskTls, DaskTlsArgs
 from components.settings import DaskSettings
+from components.type_aliases import with_old_type
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class GpuDaskCluster(pulumi.ComponentResource):
     internal_load_balancer_ip: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: GpuDaskClusterArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:dask:GpuDaskCluster", name, None, opts)
+        super().__init__(
+            "gpu-dask:dask_cluster:GpuDaskCluster", name, None, with_old_type("gpu-dask:dask:GpuDaskCluster", opts)
+        )
         dask = args.dask
 
         child = pulumi.ResourceOptions(parent=self)

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from components import security_spec
+from components.type_aliases import with_old_type
 
 KEY_ALGORITHM, KEY_CURVE = "ECDSA", "P256"
 CA_VALIDITY_HOURS = 10 * 365 * 24
@@ -43,7 +44,7 @@ class DaskTls(pulumi.ComponentResource):
     secret: k8s.core.v1.Secret
 
     def __init__(self, name: str, args: DaskTlsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:dask:DaskTls", name, None, opts)
+        super().__init__("gpu-dask:dask_tls:DaskTls", name, None, with_old_type("gpu-dask:dask:DaskTls", opts))
         child = pulumi.ResourceOptions(parent=self)
 
         ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child)

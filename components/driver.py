@@ -6,6 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.driver_spec import driver_daemonset
+from components.type_aliases import with_old_type
 
 
 class NvidiaDriverInstaller(pulumi.ComponentResource):
@@ -18,7 +19,12 @@ class NvidiaDriverInstaller(pulumi.ComponentResource):
     daemonset: k8s.apps.v1.DaemonSet
 
     def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:gpu:NvidiaDriverInstaller", name, None, opts)
+        super().__init__(
+            "gpu-dask:driver:NvidiaDriverInstaller",
+            name,
+            None,
+            with_old_type("gpu-dask:gpu:NvidiaDriverInstaller", opts),
+        )
         manifest = driver_daemonset()
         self.daemonset = k8s.apps.v1.DaemonSet(
             f"{name}-daemonset",

@@ -10,6 +10,7 @@ import pulumi_gcp as gcp
 
 from components import gke_spec
 from components.settings import GpuPoolSettings, is_region
+from components.type_aliases import with_old_type
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class GpuNodePool(pulumi.ComponentResource):
     name: pulumi.Output[str]
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:gke:GpuNodePool", name, None, opts)
+        super().__init__("gpu-dask:gpu_pool:GpuNodePool", name, None, with_old_type("gpu-dask:gke:GpuNodePool", opts))
         pool = args.pool
         self.node_pool = gcp.container.NodePool(
             f"{name}-pool",

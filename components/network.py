@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from components.type_aliases import with_old_type
+
 PODS_RANGE = "pods"
 SERVICES_RANGE = "services"
 
@@ -39,7 +41,7 @@ class Network(pulumi.ComponentResource):
     """The secondary range name a VPC-native cluster takes its Service IPs from."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:gcp:Network", name, None, opts)
+        super().__init__("gpu-dask:network:Network", name, None, with_old_type("gpu-dask:gcp:Network", opts))
         child = pulumi.ResourceOptions(parent=self)
         self.vpc = gcp.compute.Network(
             f"{name}-vpc",

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.operator_spec import CHART, NAMESPACE, REPOSITORY, operator_values
+from components.type_aliases import with_old_type
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class DaskOperator(pulumi.ComponentResource):
     version: pulumi.Output[str]
 
     def __init__(self, name: str, args: DaskOperatorArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:dask:Operator", name, None, opts)
+        super().__init__("gpu-dask:operator:DaskOperator", name, None, with_old_type("gpu-dask:dask:Operator", opts))
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "gpu-dask"}},

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.prepuller_spec import image_prepuller
+from components.type_aliases import with_old_type
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class ImagePrepuller(pulumi.ComponentResource):
     daemonset: k8s.apps.v1.DaemonSet
 
     def __init__(self, name: str, args: ImagePrepullerArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:gpu:ImagePrepuller", name, None, opts)
+        super().__init__(
+            "gpu-dask:prepuller:ImagePrepuller", name, None, with_old_type("gpu-dask:gpu:ImagePrepuller", opts)
+        )
         manifest = image_prepuller(args.dask_cluster, args.namespace, args.images)
         self.daemonset = k8s.apps.v1.DaemonSet(
             f"{name}-daemonset",

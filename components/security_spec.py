@@ -136,26 +136,25 @@ def network_policies(dask: DaskSettings) -> dict[str, dict[str, Any]]:
     }
 
 
-def worker_disruption_budget(dask: DaskSettings) -> dict[str, Any]:
-    """At most one worker evicted at a time (node upgrades, autoscaler scale-down): the rest
-    keep their data while the scheduler recomputes what the evicted one held."""
+def _disruption_budget(dask: DaskSettings, component: str, suffix: str, max_unavailable: int) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": {"name": f"{dask.name}-workers", "namespace": dask.namespace, "labels": LABELS},
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _cluster_selector(dask, "worker")}},
+        "metadata": {"name": f"{dask.name}-{suffix}", "namespace": dask.namespace, "labels": LABELS},
+        "spec": {"maxUnavailable": max_unavailable, "selector": {"matchLabels": _cluster_selector(dask, component)}},
     }
+
+
+def worker_disruption_budget(dask: DaskSettings) -> dict[str, Any]:
+    """At most one worker evicted at a time (node upgrades, autoscaler scale-down): the rest
+    keep their data while the scheduler recomputes what the evicted one held."""
+    return _disruption_budget(dask, "worker", "workers", max_unavailable=1)
 
 
 def scheduler_disruption_budget(dask: DaskSettings) -> dict[str, Any]:
     """No voluntary eviction of the scheduler (node drains for upgrades, autoscaler scale-down):
     it holds the whole cluster's state. A node failure still loses it (README)."""
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": {"name": f"{dask.name}-scheduler", "namespace": dask.namespace, "labels": LABELS},
-        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": _cluster_selector(dask, "scheduler")}},
-    }
+    return _disruption_budget(dask, "scheduler", "scheduler", max_unavailable=0)
 
 
 # --- TLS -----------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from components.catalog import GPU_RESOURCE
 from gpudask import plan as planning
-from gpudask.recorder import PROJECT_DIR, ProgramFailed, Recording, run_program, stacks
+from gpudask.recorder import PROJECT_DIR, ProgramFailed, Recording, load_config, run_program, stacks
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_PROGRAM_FAILED = 0, 1, 2
 
@@ -73,12 +74,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
             result["diff"] = {
                 "added": diff.added,
                 "removed": diff.removed,
+                "renamed": diff.renamed,
                 "replaced": diff.replaced(),
                 "nodeRolls": diff.node_rolls(),
                 "changed": {k: [c[0] for c in v] for k, v in diff.changed.items()},
             }
         print(json.dumps(result, indent=2, default=str))
-        return EXIT_FINDINGS if plan.findings else EXIT_CLEAN
+        return EXIT_FINDINGS if plan.fails(args.strict) else EXIT_CLEAN
 
     kinds: dict[str, int] = {}
     for r in plan.resources:
@@ -117,18 +119,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
     console.print(f"judged by {plan.engine_note}", markup=False, highlight=False)
     if diff is not None:
         console.print(diff.markdown(), markup=False, highlight=False)
-    if plan.findings:
-        console.print(f"[red bold]{len(plan.findings)} finding(s):[/red bold]")
-        for f in plan.findings:
+    if plan.errors:
+        console.print(f"[red bold]{len(plan.errors)} error(s):[/red bold]")
+        for f in plan.errors:
             console.print(f"  - {f['resource']}: {f['path']}: {f['reason']}", markup=False, highlight=False)
-    else:
+    if plan.warnings:
+        fails = "failing the plan (--strict)" if args.strict else "not failing the plan (--strict would)"
+        console.print(f"[yellow bold]{len(plan.warnings)} warning(s)[/yellow bold], {fails}:")
+        for f in plan.warnings:
+            console.print(f"  - {f['resource']}: {f['path']}: {f['reason']}", markup=False, highlight=False)
+    if not plan.findings:
         console.print("[green]no findings[/green]: schemas, operator output, Helm values, GKE enums, scheduling")
     console.print(
         f"wrote {out}/ (plan.json, summary.md, {sum(p.parent.name == 'manifests' for p in written)} manifests, "
         f"{sum(p.parent.name == 'operator-manifests' for p in written)} operator-built, tfplan.json"
         f"{', diff.md' if diff else ''}, comment.md)"
     )
-    return EXIT_FINDINGS if plan.findings else EXIT_CLEAN
+    return EXIT_FINDINGS if plan.fails(args.strict) else EXIT_CLEAN
 
 
 def _one_line(arg: str) -> str:
@@ -172,7 +179,7 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
         for node in nodes.objects:
             labels = node["metadata"]["labels"]
             alloc = node["status"]["allocatable"]
-            gpus = alloc.get("nvidia.com/gpu", "0")
+            gpus = alloc.get(GPU_RESOURCE, "0")
             print(
                 f"  {node['metadata']['name']}: pool {labels['cloud.google.com/gke-nodepool']}, "
                 f"{labels['node.kubernetes.io/instance-type']}, allocatable cpu {alloc['cpu']} "
@@ -301,9 +308,27 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def cmd_stacks(args: argparse.Namespace) -> int:
-    """The stacks in stacks/, as a JSON list: CI derives its matrices from this."""
-    print(json.dumps([s for s in stacks() if s not in set(args.exclude or [])]))
+    """The stacks in stacks/, as a JSON list: CI derives its matrices from this. With
+    --ci-reachable, the stacks left out (and why) are said on stderr."""
+    listed = [s for s in stacks() if s not in set(args.exclude or [])]
+    if args.ci_reachable:
+        for stack in [s for s in listed if unreachable_from_ci(s)]:
+            print(f"gpudask stacks: left out {stack}: {unreachable_from_ci(stack)}", file=sys.stderr)
+            listed.remove(stack)
+    print(json.dumps(listed))
     return EXIT_CLEAN
+
+
+def unreachable_from_ci(stack: str) -> str | None:
+    """Why CI's cloud jobs (preview, up, drift) cannot reach this stack's cluster, or None."""
+    existing = load_config(stack).get("gpu-dask:existingCluster")
+    if existing is None:
+        return None
+    kubeconfig = json.loads(existing).get("kubeconfig")
+    return (
+        f"an existingCluster stack reaches its cluster through the kubeconfig file it names ({kubeconfig}), "
+        "which is on no CI runner; its offline plan still runs"
+    )
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -358,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (default build/<stack>/)")
     p.add_argument("--diff", metavar="OTHER", help="another stack name, or a saved plan.json, to diff against")
     p.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
+    p.add_argument(
+        "--strict", action="store_true", help="exit 1 on warnings too (by default only errors fail the plan)"
+    )
     p.set_defaults(func=cmd_plan)
     r = sub.add_parser(
         "rehearse", help="run the stack's scheduler and workers as local processes, then a smoke workload"
@@ -383,6 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     u.set_defaults(func=cmd_upstream)
     st = sub.add_parser("stacks", help="the stacks in stacks/ as a JSON list (CI matrices)")
     st.add_argument("--except", dest="exclude", action="append", metavar="STACK", help="leave this stack out")
+    st.add_argument(
+        "--ci-reachable",
+        action="store_true",
+        help="only stacks whose cluster CI's cloud jobs can reach (not existingCluster ones: why, on stderr)",
+    )
     st.set_defaults(func=cmd_stacks)
     d = sub.add_parser("docs", help="regenerate README.md's config reference from Pulumi.yaml and the settings")
     d.add_argument("--check", action="store_true", help="only report whether it is stale (exit 1 if so)")

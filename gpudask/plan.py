@@ -85,6 +85,25 @@ class Plan:
         return ENGINE_NOTES[self.engine]
 
     @property
+    def errors(self) -> list[dict[str, str]]:
+        """Findings that fail the plan (a finding without a severity, from an older plan.json, is one)."""
+        return [f for f in self.findings if f.get("severity", recording_checks.ERROR) != recording_checks.WARNING]
+
+    @property
+    def warnings(self) -> list[dict[str, str]]:
+        """Findings about a deliberate choice: reported, failing only with `--strict`."""
+        return [f for f in self.findings if f.get("severity") == recording_checks.WARNING]
+
+    def fails(self, strict: bool = False) -> bool:
+        return bool(self.errors or (strict and self.warnings))
+
+    def verdict(self) -> str:
+        """One line: errors, warnings, or none."""
+        parts = [f"❌ {len(self.errors)} error(s)"] if self.errors else []
+        parts += [f"⚠️ {len(self.warnings)} warning(s)"] if self.warnings else []
+        return ", ".join(parts) or "✅ no findings"
+
+    @property
     def idle_hourly(self) -> float:
         """What runs when nobody works: each pool's idle nodes with their disks, plus the fee."""
         return self.cluster_fee_hour + sum(c.idle_hourly for c in self.costs)
@@ -127,6 +146,14 @@ def _short(urn: str) -> str:
     return f"{parts[-2].split('$')[-1]}::{parts[-1]}"
 
 
+def _alias_key(alias: dict[str, Any], name: str, type_: str) -> str:
+    """The plan key of the resource an alias names (an old URN, or this resource with an old type or name)."""
+    if "urn" in alias:
+        return _short(alias["urn"])
+    spec = alias.get("spec", {})
+    return f"{spec.get('type', type_)}::{spec.get('name', name)}"
+
+
 def resource_records(rec: Recording) -> list[dict[str, Any]]:
     out = []
     for r in rec.resources.values():
@@ -143,6 +170,8 @@ def resource_records(rec: Recording) -> list[dict[str, Any]]:
                 "read": r.read,
                 "inputs": inputs,
                 "dependencies": sorted(_short(d) for d in r.dependencies),
+                # What Pulumi matches against the state when this key is not there (a renamed type).
+                "aliases": sorted(_alias_key(a, r.name, r.type) for a in r.aliases),
                 "options": {
                     "protect": r.protect,
                     "ignoreChanges": r.ignore_changes,
@@ -253,7 +282,8 @@ def build_plan(rec: Recording) -> Plan:
     outputs = {k: (SECRET if k in rec.secret_outputs else v) for k, v in rec.outputs.items()}
     costs, fee, note = price(rec)
     findings = [
-        {"resource": f.resource, "path": f.path, "reason": f.reason} for f in recording_checks.all_findings(rec)
+        {"resource": f.resource, "path": f.path, "reason": f.reason, "severity": f.severity}
+        for f in recording_checks.all_findings(rec)
     ]
     return Plan(rec.stack, resource_records(rec), outputs, findings, costs, fee, note, quotas.needed(rec))
 
@@ -328,11 +358,20 @@ def _mermaid(plan: Plan) -> list[str]:
     return lines
 
 
+def finding_lines(plan: Plan) -> list[str]:
+    """Errors first, then warnings, one markdown bullet each."""
+    return [
+        f"- {severity} `{f['resource']}` `{f['path']}`: {f['reason']}"
+        for severity, found in (("error", plan.errors), ("warning", plan.warnings))
+        for f in found
+    ]
+
+
 def summary_markdown(plan: Plan) -> str:
     lines = [f"# gpu-dask plan: `{plan.stack}`", "", f"Judged by: {plan.engine_note}.", ""]
     if plan.findings:
-        lines += [f"**{len(plan.findings)} finding(s)**", ""]
-        lines += [f"- `{f['resource']}` `{f['path']}`: {f['reason']}" for f in plan.findings]
+        lines += [f"**{plan.verdict()}**", ""]
+        lines += finding_lines(plan)
     else:
         lines += ["No findings: schemas, operator output, Helm values, GKE enums and scheduling all check out."]
     lines += ["", "## Outputs", "", "| output | value |", "|---|---|"]
@@ -426,10 +465,13 @@ class Diff:
     changed: dict[str, list[tuple[str, Any, Any, str]]]
     timeline: str = ""
     """How the change moves the modeled cold start and `pulumi up` (timeline.diff_line)."""
+    renamed: dict[str, str] = field(default_factory=dict)
+    """Base key -> head key: the head resource has an alias to the base one, so Pulumi updates
+    it in place (its changed fields, if any, are under the head key in `changed`)."""
 
     @property
     def empty(self) -> bool:
-        return not (self.added or self.removed or self.changed)
+        return not (self.added or self.removed or self.changed or self.renamed)
 
     def kind(self, key: str) -> str:
         """The strongest change to one resource: replace, node-roll or update."""
@@ -450,11 +492,15 @@ class Diff:
             lines += [self.timeline, ""]
         lines += [
             f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced, "
-            f"{len(self.node_rolls())} recreating their nodes), {len(self.removed)} to remove**",
+            f"{len(self.node_rolls())} recreating their nodes), {len(self.removed)} to remove"
+            + (f", {len(self.renamed)} renamed through an alias**" if self.renamed else "**"),
             "",
         ]
         lines += [f"- add `{k}`" for k in self.added]
         lines += [f"- remove `{k}`" for k in self.removed]
+        lines += [
+            f"- rename `{old}` → `{new}` (an alias: the same resource, kept)" for old, new in self.renamed.items()
+        ]
         for key, changes in self.changed.items():
             lines.append(f"- {_VERBS[self.kind(key)]} `{key}`")
             for path, old, new, kind in changes:
@@ -466,9 +512,16 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
     """Resource-level and field-level differences between two plan.json documents."""
     old = {r["key"]: r for r in base["resources"]}
     new = {r["key"]: r for r in head["resources"]}
+    gone = old.keys() - new.keys()
+    renamed = {}
+    for key in sorted(new.keys() - old.keys()):
+        matched = [alias for alias in new[key].get("aliases", []) if alias in gone and alias not in renamed]
+        if matched:
+            renamed[matched[0]] = key
+    pairs = {key: key for key in old.keys() & new.keys()} | {new_key: old_key for old_key, new_key in renamed.items()}
     changed: dict[str, list[tuple[str, Any, Any, str]]] = {}
-    for key in sorted(old.keys() & new.keys()):
-        a = _flatten({"inputs": old[key]["inputs"], "options": old[key]["options"]})
+    for key in sorted(pairs):
+        a = _flatten({"inputs": old[pairs[key]]["inputs"], "options": old[pairs[key]]["options"]})
         b = _flatten({"inputs": new[key]["inputs"], "options": new[key]["options"]})
         rows = []
         for path in sorted(a.keys() | b.keys()):
@@ -480,7 +533,13 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
             changed[key] = rows
     line = timing.diff_line(timing.timeline(base["resources"]), timing.timeline(head["resources"]))
     return Diff(
-        base["stack"], head["stack"], sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys()), changed, line
+        base["stack"],
+        head["stack"],
+        sorted(new.keys() - old.keys() - set(renamed.values())),
+        sorted(gone - renamed.keys()),
+        changed,
+        line,
+        renamed,
     )
 
 
@@ -496,7 +555,7 @@ def comment_marker(stack: str) -> str:
 def pr_comment(plan: Plan, diff: Diff | None) -> str:
     """The sticky pull-request comment and job summary for one stack: verdict, cost, changes
     against the base branch, then the full summary folded away."""
-    verdict = f"❌ {len(plan.findings)} finding(s)" if plan.findings else "✅ no findings"
+    verdict = plan.verdict()
     lines = [
         comment_marker(plan.stack),
         f"## gpu-dask offline plan: `{plan.stack}`",
@@ -507,7 +566,7 @@ def pr_comment(plan: Plan, diff: Diff | None) -> str:
         f"⏱️ {timing.headline(plan.timeline)} (modeled: `gpudask/durations.yaml`).",
         "",
     ]
-    lines += [f"- `{f['resource']}` `{f['path']}`: {f['reason']}" for f in plan.findings]
+    lines += finding_lines(plan)
     lines += ["### Changes against the base branch", ""]
     if diff is None:
         lines += ["No base plan to compare with (a new stack, or the base branch predates `gpudask plan`).", ""]

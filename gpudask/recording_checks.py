@@ -32,11 +32,18 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 DASK_KINDS = ("DaskCluster", "DaskWorkerGroup", "DaskAutoscaler", "DaskJob")
 
 
+ERROR, WARNING = "error", "warning"
+
+
 @dataclass(frozen=True)
 class Finding:
     resource: str
     path: str
     reason: str
+    severity: str = ERROR
+    """`error`: the stack would not work as declared, and the plan fails. `warning`: a choice the
+    stack file makes on purpose, with a known cost: printed and counted, failing only with
+    `gpudask plan --strict`."""
 
     def __str__(self) -> str:
         return f"{self.resource}: {self.path}: {self.reason}"
@@ -379,23 +386,11 @@ def workload_pods(rec: Recording) -> list[PodModel]:
                     daemon=kind == "DaemonSet",
                 )
             )
-        elif kind == "DaskCluster":
-            pods.append(PodModel(f"DaskCluster/{name} scheduler", m["spec"]["scheduler"]["spec"], 1))
-            pods.append(
-                PodModel(
-                    f"DaskCluster/{name} workers",
-                    m["spec"]["worker"]["spec"],
-                    int(m["spec"]["worker"].get("replicas", 0)),
-                )
-            )
-        elif kind == "DaskWorkerGroup":
-            pods.append(
-                PodModel(
-                    f"DaskWorkerGroup/{name} workers",
-                    m["spec"]["worker"]["spec"],
-                    int(m["spec"]["worker"].get("replicas", 0)),
-                )
-            )
+        elif kind in ("DaskCluster", "DaskWorkerGroup"):
+            if kind == "DaskCluster":
+                pods.append(PodModel(f"DaskCluster/{name} scheduler", m["spec"]["scheduler"]["spec"], 1))
+            worker = m["spec"]["worker"]
+            pods.append(PodModel(f"{kind}/{name} workers", worker["spec"], int(worker.get("replicas", 0))))
         elif kind == "DaskAutoscaler":
             cluster = next((p for p in pods if p.label == f"DaskCluster/{m['spec']['cluster']} workers"), None)
             if cluster is not None:
@@ -510,6 +505,8 @@ def dask_findings(rec: Recording) -> list[Finding]:
                         "spec.scheduler.spec.containers[0].resources.limits",
                         "the scheduler has no GPU: dask-cudf graphs carry cuDF objects it must deserialize, and GKE "
                         "mounts the driver only into pods requesting one, so they fail (dask.schedulerGpu: true)",
+                        # Only a stack file that says schedulerGpu: false gets here: its choice, said aloud.
+                        WARNING,
                     )
                 )
         for path, pod in _worker_pods(m):

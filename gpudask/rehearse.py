@@ -16,7 +16,6 @@ import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog import GPU_RESOURCE
+from gpudask.cluster import procs
+from gpudask.cluster.procs import LOOPBACK, free_port, port_open
 from gpudask.dask_operator import created_objects, dask_clusters
 from gpudask.recorder import Recording
 from gpudask.recording_checks import kubernetes_manifests
-
-LOOPBACK = "127.0.0.1"
 
 
 class RehearsalError(Exception):
@@ -312,50 +311,16 @@ def localize(
     return Localized(["dask", "worker", *argv[1:], "--nworkers", str(dask_workers)], {}, dask_workers, (note,))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=0.5):
-        return True
-    return False
-
-
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when the thread that forked it dies
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the parent goes, so no process outlives the
-    harness even when it is killed hard (Linux; elsewhere the process groups are still stopped)."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def spawn(name: str, argv: list[str], env: Mapping[str, str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
     """Start one container's process here: the venv's programs first on PATH, the outer
     `DASK_*` env dropped (the container's own env only), output appended to `log_path`,
-    its own process group (a nanny's worker dies with it), killed with its parent."""
+    its own process group (a nanny's worker dies with it), killed with its parent (`procs.spawn`)."""
     program = _which(argv[0])
     if program is None:
         raise RehearsalError(f"{name}: `{argv[0]}` (the container's command) is not installed here")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
     full_env |= {"PATH": _search_path(), "PYTHONUNBUFFERED": "1", **env}
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [program, *argv[1:]],
-            env=full_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,  # only prctl: nothing that takes a lock
-            cwd=cwd,
-        )
+    return procs.spawn([program, *argv[1:]], log_path, env=full_env, cwd=cwd)
 
 
 # --- TLS stand-ins ----------------------------------------------------------------------------
@@ -490,7 +455,7 @@ class Rehearsal:
         deadline = time.monotonic() + timeout
         scheduler = next(p for p in self.processes if p.component == "scheduler")
         self._spawn(scheduler)
-        while not _port_open(self.scheduler_port):
+        while not port_open(self.scheduler_port):
             self._check_alive()
             if time.monotonic() > deadline:
                 raise RehearsalError(
@@ -547,7 +512,7 @@ class Rehearsal:
         scheduler = next(p for p in self.processes if p.component == "scheduler")
         self.kill(scheduler.name)
         deadline = time.monotonic() + timeout
-        while not _port_open(self.scheduler_port):
+        while not port_open(self.scheduler_port):
             if time.monotonic() > deadline:
                 raise RehearsalError(f"the scheduler did not come back:\n{self.log_tail(scheduler.name)}")
             time.sleep(0.2)
@@ -557,18 +522,7 @@ class Rehearsal:
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.join()
-        for proc in self.running.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for proc in self.running.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        for proc in self.running.values():
-            # Also the group: a nanny's worker child can outlive its parent by a moment.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        procs.stop_all(self.running.values(), grace)
 
     def __enter__(self) -> Rehearsal:
         return self

@@ -4,7 +4,9 @@ parent, and what it registers as outputs."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -21,6 +23,9 @@ from components.operator import DaskOperator, DaskOperatorArgs
 from components.prepuller import ImagePrepuller, ImagePrepullerArgs
 from components.settings import AutoscaleSettings, DaskSettings, GpuPoolSettings, WorkerGroupSettings
 from gpudask.recorder import Recorded, Recording, record
+from tests.conftest import STACKS
+
+Run = Callable[..., Recording]
 
 IMAGE = "rapidsai/base:26.10-cuda12-py3.12"
 
@@ -350,3 +355,68 @@ def test_image_prepuller_pulls_each_given_image_in_the_given_namespace(images: t
     containers = daemonset.inputs["spec"]["template"]["spec"]["containers"]
     assert [c["image"] for c in containers] == list(images)
     assert owner.registered_outputs == {"name": "gpus-image-prepuller"}
+
+
+# --- type tokens and the aliases to the old ones ---------------------------------------------------
+# The types deployed stacks have in their state: the tokens before the 2026-11-23 rename.
+OLD_TYPES = {
+    "GkeCluster": "gpu-dask:gke:Cluster",
+    "GpuDaskCluster": "gpu-dask:dask:GpuDaskCluster",
+    "DaskTls": "gpu-dask:dask:DaskTls",
+    "NvidiaDriverInstaller": "gpu-dask:gpu:NvidiaDriverInstaller",
+    "GpuNodePool": "gpu-dask:gke:GpuNodePool",
+    "Network": "gpu-dask:gcp:Network",
+    "DaskOperator": "gpu-dask:dask:Operator",
+    "ImagePrepuller": "gpu-dask:gpu:ImagePrepuller",
+}
+
+
+def component_modules() -> dict[str, str]:
+    """Every ComponentResource class defined under components/: class name -> module (file) name."""
+    found: dict[str, str] = {}
+    for path in sorted((Path(__file__).parent.parent / "components").glob("*.py")):
+        module = importlib.import_module(f"components.{path.stem}")
+        for value in vars(module).values():
+            is_component = isinstance(value, type) and issubclass(value, pulumi.ComponentResource)
+            if is_component and value.__module__ == module.__name__:
+                found[value.__name__] = path.stem
+    return found
+
+
+def _ours(aliases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # The provider SDKs add aliases of their own (e.g. kubernetes:extensions/v1beta1:DaemonSet).
+    return [a for a in aliases if a.get("spec", {}).get("type", "").startswith("gpu-dask:")]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_component_types_name_their_file_and_class_and_alias_their_old_type(recorded: Run, stack: str) -> None:
+    modules = component_modules()
+    for r in recorded(stack).resources.values():
+        if not r.type.startswith("gpu-dask:"):
+            # Children inherit the parent's alias in the engine; an alias of their own is a mistake.
+            assert _ours(r.aliases) == [], r.urn
+            continue
+        _, module, cls = r.type.split(":")
+        assert modules.get(cls) == module, f"{r.type}: class {cls} is in components/{modules.get(cls)}.py"
+        old = [{"spec": {"type": OLD_TYPES[cls]}}] if cls in OLD_TYPES else []
+        assert _ours(r.aliases) == old, r.urn
+
+
+def test_every_component_is_in_some_stack_and_every_old_type_has_its_class(recorded: Run) -> None:
+    seen = {
+        r.type.split(":")[2]
+        for stack in STACKS
+        for r in recorded(stack).resources.values()
+        if r.type.startswith("gpu-dask:")
+    }
+    assert seen == set(component_modules())  # so the test above saw each of them
+    assert set(OLD_TYPES) <= seen
+
+
+def test_a_callers_aliases_are_kept_beside_the_old_type() -> None:
+    opts = pulumi.ResourceOptions(aliases=[pulumi.Alias(name="dask-kubernetes-operator")])
+    rec = built(lambda: DaskOperator("op", DaskOperatorArgs(version="2026.1.0", node_pool="system"), opts))
+    assert named(rec, "op").aliases == [
+        {"spec": {"name": "dask-kubernetes-operator"}},
+        {"spec": {"type": "gpu-dask:dask:Operator"}},
+    ]

@@ -38,7 +38,8 @@ def test_a_condition_that_is_not_jsonpath_is_refused_by_name() -> None:
 
 
 @pytest.fixture(scope="module")
-def chart_deployment() -> dict:
+def chart_objects() -> list[dict]:
+    """The operator chart as real helm renders it into the `dask-operator` namespace."""
     rendered = subprocess.run(
         [
             str(upstream.binary("helm")),
@@ -52,7 +53,12 @@ def chart_deployment() -> dict:
         text=True,
         check=True,
     ).stdout
-    [deployment] = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment"]
+    return [d for d in yaml.safe_load_all(rendered) if d]
+
+
+@pytest.fixture(scope="module")
+def chart_deployment(chart_objects: list[dict]) -> dict:
+    [deployment] = [d for d in chart_objects if d["kind"] == "Deployment"]
     return deployment
 
 
@@ -76,28 +82,12 @@ def test_the_operator_runs_what_the_chart_deployment_says(chart_deployment: dict
 
 
 @pytest.mark.process
-def test_the_chart_lacks_only_port_forward_for_an_operator_outside_the_cluster() -> None:
-    rendered = subprocess.run(
-        [
-            str(upstream.binary("helm")),
-            "template",
-            "dask-kubernetes-operator",
-            str(chart_folder()),
-            "-n",
-            "dask-operator",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    [role] = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ClusterRole"]
+def test_the_chart_lacks_only_port_forward_for_an_operator_outside_the_cluster(
+    chart_objects: list[dict], chart_deployment: dict
+) -> None:
+    [role] = [d for d in chart_objects if d["kind"] == "ClusterRole"]
     granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     assert ("", "pods") in granted and ("", "pods/portforward") not in granted
-    [extra, binding] = outside_cluster_rbac(chart_operator_from(rendered))
+    [extra, binding] = outside_cluster_rbac(chart_operator(chart_deployment, "dask-operator"))
     assert extra["rules"] == [{"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["get", "create"]}]
     assert binding["subjects"][0]["namespace"] == "dask-operator"
-
-
-def chart_operator_from(rendered: str):
-    [deployment] = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment"]
-    return chart_operator(deployment, "dask-operator")

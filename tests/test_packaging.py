@@ -83,7 +83,9 @@ def test_every_range_in_pyproject_is_the_one_in_requirements_files() -> None:
 
 
 def test_the_tools_extra_declares_everything_the_tools_and_program_import() -> None:
-    files = [*(PROJECT_DIR / "gpudask").glob("*.py"), *(PROJECT_DIR / "components").glob("*.py")]
+    # Subpackages too (gpudask/cluster/): `**/*.py`.
+    files = [*(PROJECT_DIR / "gpudask").glob("**/*.py"), *(PROJECT_DIR / "components").glob("**/*.py")]
+    assert PROJECT_DIR / "gpudask" / "cluster" / "kube.py" in files
     files.append(PROJECT_DIR / "__main__.py")
     declared = {_name(r) for r in EXTRAS["tools"]}
     undeclared = _distributions(_imports(files)) - declared - FROM_THE_IMAGE

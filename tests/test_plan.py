@@ -31,14 +31,43 @@ def findings(rec: Recording) -> list[str]:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_shipped_stacks_plan_clean(recorded: Run, stack: str) -> None:
-    found = findings(recorded(stack))
+def test_shipped_stacks_plan_without_errors(recorded: Run, stack: str) -> None:
+    all_found = recording_checks.all_findings(recorded(stack))
+    assert [str(f) for f in all_found if f.severity == recording_checks.ERROR] == []
+    warnings = [str(f) for f in all_found if f.severity == recording_checks.WARNING]
     if stack == "existing":
         # On a cluster it does not own the stack creates no scheduler GPU pool: the stack file
-        # says schedulerGpu: false, and the plan says what that costs.
-        assert len(found) == 1 and "the scheduler has no GPU" in found[0], found
+        # says schedulerGpu: false, and the plan says what that costs, as a warning.
+        assert len(warnings) == 1 and "the scheduler has no GPU" in warnings[0], warnings
     else:
-        assert found == []
+        assert warnings == []
+
+
+def test_a_cpu_scheduler_is_a_warning_that_fails_only_a_strict_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], recorded: Run
+) -> None:
+    rec = recorded("existing")
+    monkeypatch.setattr("gpudask.__main__.run_program", lambda stack: rec)
+    assert main(["plan", "existing", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 warning(s), not failing the plan" in out and "the scheduler has no GPU" in out
+    plan_json = json.loads((tmp_path / "plan.json").read_text())
+    assert [f["severity"] for f in plan_json["findings"]] == ["warning"]
+    assert "⚠️ 1 warning(s)" in (tmp_path / "comment.md").read_text()
+    assert "❌" not in (tmp_path / "comment.md").read_text().split("\n", 4)[3]  # the verdict line
+    assert main(["plan", "existing", "--out", str(tmp_path), "--strict"]) == 1
+    assert main(["plan", "existing", "--out", str(tmp_path), "--json"]) == 0
+
+
+def test_an_error_fails_the_plan_next_to_a_warning(recorded: Run) -> None:
+    plan = planning.build_plan(recorded("existing"))
+    assert not plan.fails() and plan.fails(strict=True)
+    plan.findings.append({"resource": "x", "path": "spec", "reason": "broken", "severity": "error"})
+    plan.findings.append({"resource": "y", "path": "spec", "reason": "from an older plan.json"})  # no severity
+    assert plan.fails() and len(plan.errors) == 2 and len(plan.warnings) == 1
+    assert plan.verdict() == "❌ 2 error(s), ⚠️ 1 warning(s)"
+    lines = planning.finding_lines(plan)
+    assert [line.split(" ", 2)[1] for line in lines] == ["error", "error", "warning"]
 
 
 def test_typo_in_a_dask_cluster_field_is_found(recorded: Run) -> None:
@@ -174,6 +203,27 @@ def test_a_max_nodes_change_is_an_in_place_update(recorded: Run) -> None:
         "gcp:container/nodePool:NodePool::gpu-a100-pool": [("inputs.autoscaling.totalMaxNodeCount", 2.0, 5.0, "update")]
     }
     assert diff.replaced() == []
+
+
+def test_a_type_renamed_through_an_alias_is_neither_removed_nor_added(recorded: Run) -> None:
+    """The base plan as it was before the 2026-11-23 type rename: each component under its old
+    type (the alias of the head's component), nothing else different."""
+    head = planning.build_plan(recorded("prod")).to_json()
+    base = copy.deepcopy(head)
+    renamed = {}
+    for r in base["resources"]:
+        old = [a for a in r["aliases"] if a.startswith("gpu-dask:")]
+        if old:
+            renamed[old[0]] = r["key"]
+            r["key"], r["aliases"] = old[0], []
+    assert len(renamed) == 8
+    diff = planning.diff_plans(base, head)
+    assert (diff.added, diff.removed, diff.changed, diff.renamed) == ([], [], {}, renamed)
+    assert "rename `gpu-dask:gke:Cluster::gke` → `gpu-dask:cluster:GkeCluster::gke`" in diff.markdown()
+    # A field changed on a renamed component is still reported, under its new key.
+    tls = next(r for r in head["resources"] if r["key"] == "gpu-dask:dask_tls:DaskTls::dask-tls")
+    tls["options"]["protect"] = True
+    assert list(planning.diff_plans(base, head).changed) == ["gpu-dask:dask_tls:DaskTls::dask-tls"]
 
 
 def test_cost_table_prices_pools_and_idle(recorded: Run) -> None:

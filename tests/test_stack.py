@@ -272,7 +272,9 @@ def test_recorded_hands_out_copies(recorded: Run) -> None:
 def test_existing_cluster_declares_no_gcp_resource(recorded: Run, stack: str) -> None:
     rec = recorded(stack)
     assert [
-        r.type for r in rec.resources.values() if r.type.startswith(("gcp:", "gpu-dask:gke:", "gpu-dask:net"))
+        r.type
+        for r in rec.resources.values()
+        if r.type.startswith(("gcp:", "gpu-dask:cluster:", "gpu-dask:gpu_pool:", "gpu-dask:network:"))
     ] == []
     assert rec.of_type(RELEASE) and rec.of_type(DASK_CLUSTER)
 

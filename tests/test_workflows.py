@@ -16,7 +16,7 @@ import yaml
 
 from gpudask import plan as planning
 from gpudask.recorder import PROJECT_DIR, run_program, stacks
-from tests.conftest import GKE_STACKS
+from tests.conftest import EXISTING_STACKS, GKE_STACKS
 
 WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
@@ -105,7 +105,25 @@ def test_matrices_cover_exactly_the_stacks_in_stacks_dir() -> None:
             # dev deploys first in its own job; the rest follow it behind their environments.
             assert "dev" not in covered
             covered = ["dev", *covered]
-        assert sorted(covered) == STACK_FILES, (workflow, job)
+        # The offline plan covers every stack; the cloud jobs the stacks whose cluster CI reaches
+        # (an existingCluster stack's kubeconfig file is on no runner).
+        wanted = STACK_FILES if (workflow, job) == ("pull-request", "plan") else sorted(GKE_STACKS)
+        assert sorted(covered) == wanted, (workflow, job)
+
+
+@pytest.mark.process
+def test_stacks_left_out_of_the_cloud_jobs_are_named_with_the_reason() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gpudask", "stacks", "--ci-reachable"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout) == GKE_STACKS
+    assert EXISTING_STACKS, "the example existingCluster stack is what this is about"
+    for stack in EXISTING_STACKS:
+        assert f"left out {stack}: an existingCluster stack reaches its cluster through the kubeconfig" in done.stderr
 
 
 def test_the_offline_part_needs_no_secrets_and_cloud_jobs_are_gated() -> None:
@@ -210,9 +228,11 @@ def test_comment_shows_a_pool_max_nodes_change(dev_plan: planning.Plan) -> None:
 def test_comment_flags_replacements_and_findings(dev_plan: planning.Plan) -> None:
     pools = {"a100": {"machineType": "a2-highgpu-2g", "minNodes": 0, "maxNodes": 2, "spot": True}}
     head = planning.build_plan(run_program("dev", overrides={"gpu-dask:gpuNodePools": pools}))
-    head.findings.append({"resource": "DaskCluster/dask/rapids", "path": "spec", "reason": "example finding"})
+    head.findings.append(
+        {"resource": "DaskCluster/dask/rapids", "path": "spec", "reason": "example finding", "severity": "error"}
+    )
     comment = planning.pr_comment(head, planning.diff_plans(dev_plan.to_json(), head.to_json()))
-    assert "❌ 1 finding(s)" in comment and "example finding" in comment
+    assert "❌ 1 error(s)" in comment and "example finding" in comment
     assert "⚠️ Replacing resources deletes and recreates them" in comment
     assert "gcp:container/nodePool:NodePool::gpu-a100-pool" in comment.split("⚠️", 1)[1].splitlines()[0]
 

@@ -326,17 +326,24 @@ class ControlPlane:
             "--profiling=false",
         ]
 
-    def _controller_manager_args(self) -> list[str]:
-        kubeconfig = self.dir / "controller-manager.kubeconfig"
-        serving = self.certs["controller-manager-serving"]
+    def _component_args(self, name: str) -> list[str]:
+        """What controller-manager and scheduler share: their kubeconfig for everything, and a
+        loopback HTTPS port with their own serving certificate."""
+        kubeconfig = self.dir / f"{name}.kubeconfig"
+        serving = self.certs[f"{name}-serving"]
         return [
             f"--kubeconfig={kubeconfig}",
             f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",
             f"--bind-address={procs.LOOPBACK}",
-            f"--secure-port={self.ports['controller-manager']}",
+            f"--secure-port={self.ports[name]}",
             f"--tls-cert-file={serving.cert}",
             f"--tls-private-key-file={serving.key}",
+        ]
+
+    def _controller_manager_args(self) -> list[str]:
+        return [
+            *self._component_args("controller-manager"),
             f"--client-ca-file={self.ca}",
             f"--root-ca-file={self.ca}",
             f"--service-account-private-key-file={self.sa_key.key}",
@@ -350,16 +357,8 @@ class ControlPlane:
         ]
 
     def _scheduler_args(self) -> list[str]:
-        kubeconfig = self.dir / "scheduler.kubeconfig"
-        serving = self.certs["scheduler-serving"]
         return [
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            f"--bind-address={procs.LOOPBACK}",
-            f"--secure-port={self.ports['scheduler']}",
-            f"--tls-cert-file={serving.cert}",
-            f"--tls-private-key-file={serving.key}",
+            *self._component_args("scheduler"),
             "--leader-elect=false",
             "--profiling=false",
         ]

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from gpudask import rehearse
+from gpudask.cluster import procs
 from gpudask.cluster.kube import ApiError, Kube
 
 DASK_POD_LABEL = "dask.org/cluster-name"  # the pods this module backs (kwok disregards their status)
@@ -228,7 +229,7 @@ class Kubelet:
         mounts = self._volumes(name, pod["spec"], container)
         env = {k: rehearse.relocate(v, mounts) for k, v in env.items()}
         rendered = [rehearse.relocate(a, mounts) for a in rendered]
-        ports = {int(p["containerPort"]): rehearse.free_port() for p in container.get("ports") or []}
+        ports = {int(p["containerPort"]): procs.free_port() for p in container.get("ports") or []}
         named = {p["name"]: int(p["containerPort"]) for p in container.get("ports") or [] if p.get("name")}
         component = labels.get("dask.org/component", "")
         gpus = int((container.get("resources") or {}).get("limits", {}).get(rehearse.GPU_RESOURCE, 0))
@@ -274,13 +275,7 @@ class Kubelet:
             folder = self.workdir / pod_name / mount["name"]
             folder.mkdir(parents=True, exist_ok=True)
             if "secret" in volume:
-                secret_name = volume["secret"]["secretName"]
-                try:
-                    secret = self._call("GET", f"/api/v1/namespaces/{self.namespace}/secrets/{secret_name}")
-                except ApiError as err:
-                    if err.status != 404:
-                        raise
-                    raise _NotYet(f"Secret {secret_name} not found yet") from err
+                secret = self._get_or_not_yet("secrets", volume["secret"]["secretName"], "Secret")
                 for key, value in (secret.get("data") or {}).items():
                     (folder / key).write_bytes(base64.b64decode(value))
                     (folder / key).chmod(0o600)
@@ -301,13 +296,17 @@ class Kubelet:
             out[key] = value
         return out
 
-    def _service_target(self, service: str, port: int) -> int:
+    def _get_or_not_yet(self, resource: str, name: str, kind: str) -> dict[str, Any]:
+        """GET a core object of this namespace; a 404 is `_NotYet` (the pod waits for it)."""
         try:
-            svc = self._call("GET", f"/api/v1/namespaces/{self.namespace}/services/{service}")
+            return self._call("GET", f"/api/v1/namespaces/{self.namespace}/{resource}/{name}")
         except ApiError as err:
             if err.status != 404:
                 raise
-            raise _NotYet(f"Service {service} not found yet") from err
+            raise _NotYet(f"{kind} {name} not found yet") from err
+
+    def _service_target(self, service: str, port: int) -> int:
+        svc = self._get_or_not_yet("services", service, "Service")
         selector = svc["spec"].get("selector") or {}
         spec_port = next((p for p in svc["spec"]["ports"] if int(p["port"]) == port), None)
         if spec_port is None:
@@ -375,7 +374,7 @@ class Kubelet:
             return False
         timeout = float(probe.get("timeoutSeconds", 1))
         if "tcpSocket" in probe:
-            return rehearse._port_open(local)
+            return procs.port_open(local)
         try:
             conn = http.client.HTTPConnection(LOOPBACK, local, timeout=timeout)
             conn.request("GET", check.get("path", "/"))
@@ -386,16 +385,8 @@ class Kubelet:
         return 200 <= status < 400
 
     def _kill(self, backed: Backed, grace: float) -> None:
-        proc = backed.process
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        if backed.process is not None:
+            procs.stop(backed.process, grace)
 
     # --- kwok port-forward ------------------------------------------------------------------
     def _register_forward(self, backed: Backed) -> None:
@@ -538,4 +529,4 @@ class _NotYet(Exception):
     """A pod cannot start yet (the Service it talks to has no running pod); retried next pass."""
 
 
-LOOPBACK = rehearse.LOOPBACK
+LOOPBACK = procs.LOOPBACK

@@ -17,8 +17,6 @@ to the node's kubelet: kwok, whose `PortForward` targets the kubelet stand-in re
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gpudask import rehearse
+from gpudask.cluster import procs
 
 CONTROLLER_MODULE = "dask_kubernetes.operator.controller"
 CHART_NAME = "dask-kubernetes-operator"
@@ -66,7 +65,7 @@ def chart_operator(deployment: Mapping[str, Any], namespace: str = "") -> Operat
 def local_args(args: list[str], liveness_port: int) -> list[str]:
     """The chart's kopf args with the liveness endpoint moved to loopback on a free port."""
     out = [a for a in args if not a.startswith("--liveness")]
-    return [*out, f"--liveness=http://{rehearse.LOOPBACK}:{liveness_port}/healthz"]
+    return [*out, f"--liveness=http://{procs.LOOPBACK}:{liveness_port}/healthz"]
 
 
 @dataclass
@@ -79,7 +78,7 @@ class Operator:
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
     start_s: float = 0.0  # spawn -> liveness answered
-    liveness_port: int = field(default_factory=rehearse.free_port)
+    liveness_port: int = field(default_factory=procs.free_port)
 
     @property
     def log_path(self) -> Path:
@@ -101,7 +100,7 @@ class Operator:
         env = {**self.pod.env, "KUBECONFIG": str(self.kubeconfig)}
         begin = time.monotonic()
         self.process = rehearse.spawn("dask-kubernetes-operator", self.argv(), env, self.log_path, self.workdir)
-        url = f"http://{rehearse.LOOPBACK}:{self.liveness_port}/healthz"
+        url = f"http://{procs.LOOPBACK}:{self.liveness_port}/healthz"
         while True:
             if self.process.poll() is not None:
                 raise OperatorError(f"the operator exited with {self.process.returncode}:\n{self.log_tail()}")
@@ -137,16 +136,8 @@ class Operator:
         return [line for line in self.log_text().splitlines() if " 403 " in line or "forbidden" in line.lower()]
 
     def stop(self) -> None:
-        proc = self.process
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        if self.process is not None:
+            procs.stop(self.process, grace=10)
 
     def __enter__(self) -> Operator:
         return self

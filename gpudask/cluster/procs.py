@@ -1,7 +1,7 @@
 """Child processes that never outlive us: own process group, killed when their parent dies.
 
-Every process of the local control plane (and the runtime helpers' Dask processes) goes
-through `spawn`: `PR_SET_PDEATHSIG` makes the kernel SIGKILL the child when the thread that
+Every process of the local control plane, the rehearsal's containers (`rehearse.spawn`) and
+the runtime helpers' Dask processes goes through `spawn`: `PR_SET_PDEATHSIG` makes the kernel SIGKILL the child when the thread that
 started it exits (so a `kill -9` of the parent leaves nothing behind), and a new session
 keeps a terminal's Ctrl-C from reaching the children before we stop them in order.
 """
@@ -15,16 +15,28 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def _load_prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: process groups are still stopped, a hard kill may leak
+        return None
+
+
+# Looked up here, in the parent: between fork and exec the child must not load a library (it
+# could wait forever on a loader lock that another thread held at the fork).
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec: only prctl
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def spawn(
@@ -47,17 +59,28 @@ def spawn(
         )
 
 
-def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """SIGTERM the process group, SIGKILL it after `grace` seconds; wait for the process."""
-    if proc.poll() is None:
+def stop_all(processes: Iterable[subprocess.Popen[bytes]], grace: float = 5.0) -> None:
+    """SIGTERM every process group, SIGKILL what is left after `grace` seconds (one deadline for
+    all), reap every process."""
+    processes = list(processes)
+    for proc in processes:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+    for proc in processes:
+        # The whole group: a child (a nanny's worker) can outlive its parent by a moment.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # anything left in its group
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(grace)
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM the process group, SIGKILL it after `grace` seconds; wait for the process."""
+    stop_all([proc], grace)
 
 
 def free_port() -> int:
