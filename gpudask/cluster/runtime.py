@@ -5,6 +5,7 @@ behind the Dask namespace's pods, plus what the scenarios and `rehearse --cluste
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -285,8 +286,17 @@ def print_runtime(runtime: DaskRuntime, out: Callable[[str], None] = print) -> N
         f"{runtime.operator_pod.namespace}/{runtime.operator_pod.service_account} "
         f"(answered its liveness probe {runtime.operator.start_s:.1f} s after start)"
     )
-    events = runtime.events() or runtime.operator.handler_lines()
-    out(f"operator events ({len(events)}):")
+    events = runtime.events()
+    if events:
+        out(f"operator events ({len(events)}):")
+    else:
+        # kopf posts the handlers' log lines as Events only with settings.posting.loggers, which
+        # dask-kubernetes' startup leaves at kopf's default, False (GOTCHAS.md, 2026-11-23).
+        events = runtime.operator.handler_lines()
+        out(
+            f"operator events: none posted (kopf {importlib.metadata.version('kopf')}: settings.posting.loggers "
+            f"is off); its handler log lines instead ({len(events)}):"
+        )
     for line in events:
         out(f"  {line}")
     out("Dask pods (process-backed):")
