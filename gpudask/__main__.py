@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -155,11 +154,11 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
 def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
     """Scenario (a) on a real local control plane: apply the stack, report what Kubernetes did with it."""
     from gpudask import upstream
-    from gpudask.cluster.apply import apply_stack
+    from gpudask.cluster.apply import ApplyReport
     from gpudask.cluster.controlplane import ControlPlane, ControlPlaneError
-    from gpudask.cluster.nodes import NodesError, stack_nodes
+    from gpudask.cluster.nodes import Nodes, NodesError
     from gpudask.cluster.observe import settle, stack_namespaces
-    from gpudask.cluster.runtime import dask_namespace, dask_runtime, print_runtime, settle_dask, tls_stand_ins
+    from gpudask.cluster.runtime import print_runtime, settle_dask, stack_cluster
 
     console = Console(stderr=True)
     rec, _ = _record(args.stack, console)
@@ -167,69 +166,63 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
         return EXIT_PROGRAM_FAILED
     started = time.monotonic()
     problems: list[str] = []
+
+    def print_applied(cp: ControlPlane, nodes: Nodes, report: ApplyReport) -> None:
+        """What ran and what the API server said, printed before the operator starts."""
+        version = cp.version()
+        programs = upstream.load_programs()
+        print(f"kube-apiserver /version: {version['gitVersion']} ({version['goVersion']}, {version['platform']})")
+        for name in ("etcd", "kwok", "helm"):
+            print(f"{name}: {programs[name].module}@{programs[name].version}")
+        print(f"control plane ready in {cp.timings['ready_s']:.1f} s at {cp.server}")
+        print(f"nodes ({len(nodes.names)}, Ready in {nodes.ready_s:.1f} s):")
+        for node in nodes.objects:
+            labels = node["metadata"]["labels"]
+            alloc = node["status"]["allocatable"]
+            gpus = alloc.get(GPU_RESOURCE, "0")
+            print(
+                f"  {node['metadata']['name']}: pool {labels['cloud.google.com/gke-nodepool']}, "
+                f"{labels['node.kubernetes.io/instance-type']}, allocatable cpu {alloc['cpu']} "
+                f"memory {alloc['memory']} gpu {gpus}" + (", spot" if labels.get("cloud.google.com/gke-spot") else "")
+            )
+        print(f"applied {len(report.outcomes)} objects in Pulumi's order ({report.seconds:.1f} s):")
+        for outcome in report.outcomes:
+            mark = "ok" if outcome.ok else "REFUSED"
+            print(f"  {mark} {outcome.what} ({outcome.seconds:.2f} s){'' if outcome.ok else ': ' + outcome.message}")
+            for warning in outcome.warnings:
+                print(f"    warning: {warning}")
+        for note in report.notes:
+            print(f"  note: {note}")
+
     try:
-        with (
-            ControlPlane(log=lambda line: console.print(line, markup=False, highlight=False)) as cp,
-            contextlib.ExitStack() as stack,  # the Dask runtime, stopped before the control plane
-        ):
-            version = cp.version()
-            programs = upstream.load_programs()
-            print(f"kube-apiserver /version: {version['gitVersion']} ({version['goVersion']}, {version['platform']})")
-            for name in ("etcd", "kwok", "helm"):
-                print(f"{name}: {programs[name].module}@{programs[name].version}")
-            print(f"control plane ready in {cp.timings['ready_s']:.1f} s at {cp.server}")
-            namespace = dask_namespace(rec)
-            with stack_nodes(cp, rec, process_backed_namespaces=(namespace,)) as nodes:
-                print(f"nodes ({len(nodes.names)}, Ready in {nodes.ready_s:.1f} s):")
-                for node in nodes.objects:
-                    labels = node["metadata"]["labels"]
-                    alloc = node["status"]["allocatable"]
-                    gpus = alloc.get(GPU_RESOURCE, "0")
+        with stack_cluster(
+            rec, log=lambda line: console.print(line, markup=False, highlight=False), on_applied=print_applied
+        ) as (runtime, report):
+            cp = runtime.cp
+            dask_s, dask_problems = settle_dask(runtime, args.timeout)
+            placement = settle(cp.kube(), rec, timeout=args.timeout)
+            print(f"pods ({placement.seconds:.1f} s to settle):")
+            for place in placement.pods:
+                print(f"  {place.line}")
+            print(f"Dask pods backed by processes ({dask_s:.1f} s until Ready):")
+            print_runtime(runtime)
+            events = [
+                e
+                for ns in stack_namespaces(rec)
+                for e in cp.kube().list("v1", "Event", ns)
+                if e.get("source", {}).get("component") not in ("default-scheduler",)
+                and e.get("reportingComponent") not in ("default-scheduler",)
+            ]
+            if events:
+                print("events (controllers and the operator):")
+                for e in events:
+                    obj = e.get("involvedObject") or {}
                     print(
-                        f"  {node['metadata']['name']}: pool {labels['cloud.google.com/gke-nodepool']}, "
-                        f"{labels['node.kubernetes.io/instance-type']}, allocatable cpu {alloc['cpu']} "
-                        f"memory {alloc['memory']} gpu {gpus}"
-                        + (", spot" if labels.get("cloud.google.com/gke-spot") else "")
+                        f"  {obj.get('kind')}/{obj.get('namespace')}/{obj.get('name')}: {e.get('reason')}: {e.get('message')}"
                     )
-                report = apply_stack(cp, rec, transform=tls_stand_ins(cp.dir / "dask-tls"))
-                print(f"applied {len(report.outcomes)} objects in Pulumi's order ({report.seconds:.1f} s):")
-                for outcome in report.outcomes:
-                    mark = "ok" if outcome.ok else "REFUSED"
-                    print(
-                        f"  {mark} {outcome.what} ({outcome.seconds:.2f} s){'' if outcome.ok else ': ' + outcome.message}"
-                    )
-                    for warning in outcome.warnings:
-                        print(f"    warning: {warning}")
-                for note in report.notes:
-                    print(f"  note: {note}")
-                runtime = stack.enter_context(dask_runtime(cp, namespace, cp.dir / "dask"))
-                runtime.tls_dir = cp.dir / "dask-tls"
-                dask_s, dask_problems = settle_dask(runtime, args.timeout)
-                placement = settle(cp.kube(), rec, timeout=args.timeout)
-                print(f"pods ({placement.seconds:.1f} s to settle):")
-                for place in placement.pods:
-                    print(f"  {place.line}")
-                print(f"Dask pods backed by processes ({dask_s:.1f} s until Ready):")
-                print_runtime(runtime)
-                events = [
-                    e
-                    for ns in stack_namespaces(rec)
-                    for e in cp.kube().list("v1", "Event", ns)
-                    if e.get("source", {}).get("component") not in ("default-scheduler",)
-                    and e.get("reportingComponent") not in ("default-scheduler",)
-                ]
-                if events:
-                    print("events (controllers and the operator):")
-                    for e in events:
-                        obj = e.get("involvedObject") or {}
-                        print(
-                            f"  {obj.get('kind')}/{obj.get('namespace')}/{obj.get('name')}: {e.get('reason')}: {e.get('message')}"
-                        )
-                problems = (
-                    [f"{what}: {message}" for what, message in report.failures] + placement.problems + dask_problems
-                )
-                rss = cp.rss_mb()
-                print(f"memory: {sum(rss.values()):.0f} MiB RSS ({', '.join(f'{k} {v:.0f}' for k, v in rss.items())})")
+            problems = [f"{what}: {message}" for what, message in report.failures] + placement.problems + dask_problems
+            rss = cp.rss_mb()
+            print(f"memory: {sum(rss.values()):.0f} MiB RSS ({', '.join(f'{k} {v:.0f}' for k, v in rss.items())})")
     except (ControlPlaneError, NodesError, upstream.UpstreamError) as err:
         console.print(f"[red bold]control plane failed:[/red bold] {escape(str(err))}", highlight=False, soft_wrap=True)
         return EXIT_PROGRAM_FAILED

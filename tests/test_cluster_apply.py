@@ -15,22 +15,10 @@ import pytest
 
 from gpudask.cluster.apply import ApplyReport, Step, apply_stack, destroy_stack, steps
 from gpudask.cluster.controlplane import ControlPlane
-from gpudask.cluster.nodes import stack_nodes
+from gpudask.cluster.nodes import pools, stack_nodes
 from gpudask.cluster.observe import leftovers, settle
 from gpudask.recorder import Recording, run_program, stacks
-
-
-def _stacks_with_node_pools() -> list[str]:
-    """Stacks that create their GKE cluster: an `existingCluster` stack declares no node pools to shape."""
-    import yaml
-
-    from gpudask.recorder import stack_file
-
-    return [
-        s
-        for s in stacks()
-        if "gpu-dask:existingCluster" not in (yaml.safe_load(stack_file(s).read_text()) or {}).get("config", {})
-    ]
+from gpudask.recording_checks import recorded_settings
 
 
 def _run(rec: Recording, transform: Any = None, then: Any = None) -> tuple[ApplyReport, Any]:
@@ -47,7 +35,7 @@ def _run(rec: Recording, transform: Any = None, then: Any = None) -> tuple[Apply
 
 
 @pytest.mark.control_plane
-@pytest.mark.parametrize("stack", _stacks_with_node_pools())
+@pytest.mark.parametrize("stack", stacks())
 def test_a_fresh_apply_is_admitted_and_everything_runs_where_it_should(stack: str) -> None:
     rec = run_program(stack)
     report, placement = _run(rec, then=lambda cp: settle(cp.kube(), rec, timeout=60))
@@ -57,7 +45,13 @@ def test_a_fresh_apply_is_admitted_and_everything_runs_where_it_should(stack: st
     for place in placement.pods:
         print("  " + place.line)
     operator = [p for p in placement.pods if p.namespace == "dask-operator"]
-    assert len(operator) == 1 and operator[0].pool == "system" and operator[0].ready
+    system_pool = recorded_settings(rec).system_pool  # existingCluster.systemPool: the cluster's own name
+    assert len(operator) == 1 and operator[0].pool == system_pool and operator[0].ready
+    # Nodes of every pool, whether the stack creates it or describes a cluster's own (existingCluster).
+    assert {p.name for p in pools(rec)} >= {
+        system_pool,
+        *(p.name for p in recorded_settings(rec).gpu_node_pools.values()),
+    }
     if any(s.what == "DaemonSet/kube-system/nvidia-driver-installer" for s in steps(rec)):  # driver: daemonset
         drivers = [p for p in placement.pods if p.name.startswith("nvidia-driver-installer-")]
         # Every GPU node, the scheduler's small GPU included, gets the driver.
@@ -88,7 +82,7 @@ def test_a_broken_driver_affinity_is_caught_by_the_placement_check() -> None:
 
 
 @pytest.mark.control_plane
-@pytest.mark.parametrize("stack", _stacks_with_node_pools())
+@pytest.mark.parametrize("stack", stacks())
 def test_f_destroy_in_reverse_order_leaves_the_namespaces_empty(stack: str) -> None:
     rec = run_program(stack)
 

@@ -63,6 +63,27 @@ def test_spot_pools_carry_the_spot_label_and_min_count(dev) -> None:
     assert "cloud.google.com/gke-spot" not in full["system"][0]["metadata"]["labels"]
 
 
+def test_an_existing_cluster_stack_gets_nodes_from_what_its_settings_say() -> None:
+    # It declares no node pool: the system pool is existingCluster.systemPool with the system*
+    # keys, each gpuNodePools entry keeps its GKE name, machine, maxNodes and spot.
+    rec = run_program("existing", overrides={"gpu-dask:systemMachineType": "e2-standard-8"})
+    assert not rec.of_type("gcp:container/nodePool:NodePool")
+    objects = _by_pool(node_objects(pools(rec), "team-cluster", "v1.34.4"))
+    assert sorted(objects) == ["a100", "default-pool"]
+    assert len(objects["default-pool"]) == 3 and len(objects["a100"]) == 2  # systemMaxNodes, maxNodes
+    system = objects["default-pool"][0]
+    assert system["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "e2-standard-8"
+    assert system["status"]["capacity"]["cpu"] == "8" and "taints" not in system["spec"]
+    gpu = objects["a100"][0]["metadata"]["labels"]
+    assert gpu["cloud.google.com/gke-spot"] == "true"
+    assert gpu["cloud.google.com/gke-accelerator"] == "nvidia-tesla-a100"
+    assert gpu["cloud.google.com/gke-gpu-driver-version"] == "default"  # driver: gke-default, GKE's label
+    assert objects["a100"][0]["spec"]["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+    ]
+    assert len(node_objects(pools(rec), "team-cluster", "v1.34.4", count="min")) == 1  # systemMinNodes; a100 at 0
+
+
 def test_unknown_machine_types_are_all_named(dev) -> None:
     pool = next(r for r in dev.of_type("gcp:container/nodePool:NodePool") if r.inputs["name"] == "a100")
     system = next(r for r in dev.of_type("gcp:container/nodePool:NodePool") if r.inputs["name"] == "system")

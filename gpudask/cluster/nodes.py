@@ -2,7 +2,10 @@
 
 The pools come from the recorded program (every `gcp:container/nodePool:NodePool` it declares,
 so a pool added to the stack appears here without a change), their machines from
-`components/catalog.py`. Each node carries the labels GKE sets, the pool's taints (the GPU
+`components/catalog.py`. A stack with `existingCluster` declares no pool: its nodes come from
+what its settings say about the cluster it targets (`existingCluster.systemPool` with
+`systemMachineType` / `systemMinNodes` / `systemMaxNodes`, and each `gpuNodePools` entry by
+its GKE name), read from the recording's config through the one settings parser. Each node carries the labels GKE sets, the pool's taints (the GPU
 taint on accelerator pools), capacity from the machine type and allocatable after GKE's
 reservation; a pool gets `maxNodes` nodes (the pool fully scaled out: there is no cluster
 autoscaler here) unless asked for `minNodes`.
@@ -28,10 +31,12 @@ import yaml
 from components import catalog
 from components.catalog import MachineType
 from components.dask_spec import GPU_RESOURCE, NODEPOOL_LABEL
+from components.settings import StackSettings
 from gpudask import upstream
 from gpudask.cluster import procs
 from gpudask.cluster.controlplane import ControlPlane
 from gpudask.recorder import Recording
+from gpudask.recording_checks import recorded_settings
 
 NODE_POOL_TYPE = "gcp:container/nodePool:NodePool"
 CLUSTER_TYPE = "gcp:container/cluster:Cluster"
@@ -73,8 +78,56 @@ class Pool:
     driver_version: str | None = None  # GKE-managed driver: DEFAULT / LATEST; None: installed by us
 
 
+def _zones_and_region(location: str, zones: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    region = location if location.count("-") == 1 else location.rsplit("-", 1)[0]
+    zones = zones or (location,)
+    if zones == (region,):  # a regional pool with no nodeLocations: GKE picks zones; take the first
+        zones = (f"{region}-a",)
+    return zones, region
+
+
+def existing_cluster_pools(settings: StackSettings) -> list[Pool]:
+    """The pools of a cluster the stack does not own, as its settings describe them: the system
+    pool (on demand, no accelerator) and each `gpuNodePools` entry under its GKE name."""
+    zones, region = _zones_and_region(settings.location, ())
+    found = [
+        Pool(
+            name=settings.system_pool,
+            machine=settings.system_machine,
+            zones=zones,
+            region=region,
+            min_nodes=settings.system_min_nodes,
+            max_nodes=settings.system_max_nodes,
+            spot=False,
+            disk_gb=100,
+        )
+    ]
+    managed = settings.gke_driver_version
+    for gpu in settings.gpu_node_pools.values():
+        gpu_zones, _ = _zones_and_region(settings.location, gpu.zones)
+        found.append(
+            Pool(
+                name=gpu.name,
+                machine=gpu.machine,
+                zones=gpu_zones,
+                region=region,
+                min_nodes=gpu.min_nodes,
+                max_nodes=gpu.max_nodes,
+                spot=gpu.spot,
+                disk_gb=gpu.disk_size_gb,
+                accelerator=gpu.accelerator_type,
+                gpus=gpu.gpus_per_node,
+                driver_version=None if managed == "INSTALLATION_DISABLED" else managed,
+            )
+        )
+    return found
+
+
 def pools(rec: Recording) -> list[Pool]:
-    """The stack's node pools, read from its recording; every unknown machine type is reported at once."""
+    """The stack's node pools, read from its recording (or, for an `existingCluster` stack, from
+    its settings); every unknown machine type is reported at once."""
+    if not rec.of_type(NODE_POOL_TYPE) and rec.config.get("gpu-dask:existingCluster"):
+        return existing_cluster_pools(recorded_settings(rec))
     known = machine_types()
     problems: list[str] = []
     found: list[Pool] = []
@@ -92,10 +145,7 @@ def pools(rec: Recording) -> list[Pool]:
             )
             continue
         location = str(inputs.get("location") or cluster_location)
-        zones = tuple(inputs.get("nodeLocations") or ()) or (location,)
-        region = location if location.count("-") == 1 else location.rsplit("-", 1)[0]
-        if zones == (region,):  # a regional pool with no nodeLocations: GKE picks zones; take the first
-            zones = (f"{region}-a",)
+        zones, region = _zones_and_region(location, tuple(inputs.get("nodeLocations") or ()))
         autoscaling = inputs.get("autoscaling") or {}
         node_count = int(inputs.get("nodeCount") or inputs.get("initialNodeCount") or 1)
         accelerators = config.get("guestAccelerators") or []
@@ -322,6 +372,14 @@ class Nodes:
         return self
 
 
+def _existing_cluster_name(rec: Recording) -> str:
+    """The cluster's name from a GKE context (`gke_<project>_<location>_<cluster>`), for node names."""
+    existing = recorded_settings(rec).existing_cluster
+    context = (existing.context if existing else None) or ""
+    parts = context.split("_")
+    return parts[3] if len(parts) == 4 and parts[0] == "gke" else "existing"
+
+
 @contextlib.contextmanager
 def stack_nodes(
     cp: ControlPlane,
@@ -332,7 +390,7 @@ def stack_nodes(
 ) -> Iterator[Nodes]:
     """Start kwok and register the nodes of every pool of the recorded stack; kwok stops with the control plane."""
     clusters = rec.of_type(CLUSTER_TYPE)
-    cluster_name = str(clusters[0].inputs.get("name", "gke")) if clusters else "gke"
+    cluster_name = str(clusters[0].inputs.get("name", "gke")) if clusters else _existing_cluster_name(rec)
     version = cp.version()["gitVersion"]
     objects = node_objects(pools(rec), cluster_name, version, count)
     nodes = Nodes(cp, objects, process_backed_namespaces).start()

@@ -15,10 +15,10 @@ from typing import Any
 
 from components.dask_spec import NODEPOOL_LABEL
 from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
-from components.settings import SYSTEM_POOL_NAME
 from gpudask.cluster.apply import steps
 from gpudask.cluster.kube import Kube
 from gpudask.recorder import Recording
+from gpudask.recording_checks import recorded_settings
 
 DASK_CLUSTER_LABEL = "dask.org/cluster-name"
 DRIVER_DAEMONSET = "nvidia-driver-installer"
@@ -113,10 +113,11 @@ def controller_refusals(kube: Kube, namespaces: list[str]) -> list[str]:
 
 def _expectations(kube: Kube, rec: Recording, places: list[PodPlace], nodes: dict[str, dict[str, Any]]) -> list[str]:
     problems = []
+    system_pool = recorded_settings(rec).system_pool  # `system`, or existingCluster.systemPool
     for place in places:
-        if place.namespace == OPERATOR_NAMESPACE and place.node and place.pool != SYSTEM_POOL_NAME:
+        if place.namespace == OPERATOR_NAMESPACE and place.node and place.pool != system_pool:
             problems.append(
-                f"{place.namespace}/{place.name}: the operator landed on pool {place.pool}, not {SYSTEM_POOL_NAME}"
+                f"{place.namespace}/{place.name}: the operator landed on pool {place.pool}, not {system_pool}"
             )
     driver_declared = any(
         s.manifest is not None

@@ -5,6 +5,7 @@ behind the Dask namespace's pods, plus what the scenarios and `rehearse --cluste
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -16,7 +17,7 @@ from gpudask.cluster.apply import ApplyReport, Step, apply_stack
 from gpudask.cluster.controlplane import ControlPlane
 from gpudask.cluster.kube import ApiError, Kube
 from gpudask.cluster.kubelet import Kubelet
-from gpudask.cluster.nodes import stack_nodes
+from gpudask.cluster.nodes import Nodes, stack_nodes
 from gpudask.cluster.operator import CHART_NAME, Operator, OperatorPod, chart_operator
 from gpudask.recorder import Recording
 
@@ -91,6 +92,7 @@ class DaskRuntime:
     operator: Operator
     operator_pod: OperatorPod
     tls_dir: Path | None = None  # the stand-in CA and client certificate, when the stack uses TLS
+    nodes: Nodes | None = None  # the kwok nodes shaped like the stack's pools (stack_cluster sets it)
 
     def get(self, kind: str, name: str, api_version: str = DASK_API) -> dict[str, Any] | None:
         try:
@@ -214,28 +216,38 @@ def tls_stand_ins(folder: Path) -> Callable[[Step], None]:
 @contextlib.contextmanager
 def stack_cluster(
     rec: Recording,
-    workdir: Path,
+    workdir: Path | None = None,
     *,
     transform: Callable[[Step], None] | None = None,
     gpu: bool | None = None,
     log: Callable[[str], None] | None = None,
     pull_s: Callable[[Mapping[str, Any]], float] | None = None,
+    on_applied: Callable[[ControlPlane, Nodes, ApplyReport], None] | None = None,
 ) -> Iterator[tuple[DaskRuntime, ApplyReport]]:
-    """A control plane with the stack's nodes, its objects applied (the operator chart by helm,
-    the rest by server-side apply), the chart's operator and Dask pods backed by processes.
-    Everything stops when the block ends. Objects the API server refused are in the report."""
+    """The one way a stack comes up on a local control plane: the control plane with the stack's
+    nodes, its objects applied (the operator chart by helm, the rest by server-side apply, pulumi-tls'
+    Secrets with stand-ins), the chart's operator and Dask pods backed by processes. Everything stops
+    when the block ends. Objects the API server refused are in the report; `on_applied` sees the
+    control plane, the nodes and the report before the operator starts (what `rehearse --cluster`
+    prints even when the operator then cannot start). `workdir` omitted -> a folder of the control
+    plane's own run directory, removed with it."""
     namespace = dask_namespace(rec)
-    stand_ins = tls_stand_ins(workdir / "tls")
 
-    def transform_all(step: Step) -> None:
-        stand_ins(step)
-        if transform is not None:
-            transform(step)
+    with ControlPlane(log=log) as cp, stack_nodes(cp, rec, process_backed_namespaces=(namespace,)) as nodes:
+        folder = workdir if workdir is not None else cp.dir / "dask"
+        stand_ins = tls_stand_ins(folder / "tls")
 
-    with ControlPlane(log=log) as cp, stack_nodes(cp, rec, process_backed_namespaces=(namespace,)):
+        def transform_all(step: Step) -> None:
+            stand_ins(step)
+            if transform is not None:
+                transform(step)
+
         report = apply_stack(cp, rec, transform=transform_all, log=log)
-        with dask_runtime(cp, namespace, workdir, gpu=gpu, pull_s=pull_s) as runtime:
-            runtime.tls_dir = workdir / "tls"
+        if on_applied is not None:
+            on_applied(cp, nodes, report)
+        with dask_runtime(cp, namespace, folder, gpu=gpu, pull_s=pull_s) as runtime:
+            runtime.tls_dir = folder / "tls"
+            runtime.nodes = nodes
             yield runtime, report
 
 
@@ -274,8 +286,17 @@ def print_runtime(runtime: DaskRuntime, out: Callable[[str], None] = print) -> N
         f"{runtime.operator_pod.namespace}/{runtime.operator_pod.service_account} "
         f"(answered its liveness probe {runtime.operator.start_s:.1f} s after start)"
     )
-    events = runtime.events() or runtime.operator.handler_lines()
-    out(f"operator events ({len(events)}):")
+    events = runtime.events()
+    if events:
+        out(f"operator events ({len(events)}):")
+    else:
+        # kopf posts the handlers' log lines as Events only with settings.posting.loggers, which
+        # dask-kubernetes' startup leaves at kopf's default, False (GOTCHAS.md, 2026-11-23).
+        events = runtime.operator.handler_lines()
+        out(
+            f"operator events: none posted (kopf {importlib.metadata.version('kopf')}: settings.posting.loggers "
+            f"is off); its handler log lines instead ({len(events)}):"
+        )
     for line in events:
         out(f"  {line}")
     out("Dask pods (process-backed):")
