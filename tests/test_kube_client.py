@@ -36,7 +36,7 @@ def server() -> Iterator[tuple[ThreadingHTTPServer, list[int]]]:
             self.end_headers()
             self.wfile.write(body.encode())
 
-        def log_message(self, *_: object) -> None:
+        def log_message(self, format: str, *args: object) -> None:
             return
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
