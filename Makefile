@@ -1,5 +1,7 @@
 # gpu-dask: offline set-up, checks and plans. No cloud account needed for any target here.
-PYTHON ?= python3
+# The RAPIDS image's Python minor (3.12): cloudpickle does not cross minors, so clients, the
+# rehearsal and the tests run the same one (pyenv's 3.12 first: its shim answers only where 3.12 is selected).
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.12 2>/dev/null) python3.12)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev

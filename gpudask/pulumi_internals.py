@@ -26,8 +26,8 @@ from pulumi.runtime import stack as _stack
 from pulumi.runtime import sync_await as _sync
 
 # The pulumi (Python SDK) releases the names below were read in and tested with.
-CHECKED_SDK = (3, 200), (4, 0)
-CHECKED_SDK_TEXT = ">=3.200,<4"
+CHECKED_SDK = (3, 207), (4, 0)
+CHECKED_SDK_TEXT = ">=3.207,<4"
 
 
 def sdk_version() -> str:
