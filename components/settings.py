@@ -869,7 +869,8 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         problems.add("gcp:project", project, "is required: your GCP project id (6-30 lowercase letters, digits, '-')")
     if existing is not None:
         for key in GKE_ONLY_KEYS:
-            if key in present:
+            # Pulumi.yaml's default ([] or {}) reaches the program as if set: only a value says something.
+            if _decode(present.get(key)):
                 problems.add(
                     key,
                     _decode(present[key]),
