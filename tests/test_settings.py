@@ -432,3 +432,14 @@ def test_bad_existing_cluster_config_names_key_value_and_what_is_allowed(
 ) -> None:
     found = existing_problems(**overrides)
     assert any(expected in p for p in found), f"expected {expected!r} among:\n" + "\n".join(found)
+
+
+def test_operator_chart_defaults_to_the_published_repository_and_refuses_machine_paths_and_urls() -> None:
+    raw, project = raw_config("dev")
+    assert parse_settings({**raw, "operatorChart": ""}, project).operator_chart == ""
+    chart = "charts/dask-kubernetes-operator-2026.3.0.tgz"
+    assert parse_settings({**raw, "operatorChart": chart}, project).operator_chart == chart
+    for bad in ("~/charts/op.tgz", "https://helm.dask.org"):
+        with pytest.raises(SettingsError) as caught:
+            parse_settings({**raw, "operatorChart": bad}, project)
+        assert f"operatorChart: {bad!r} must be empty (the published repository) or a chart folder" in str(caught.value)
