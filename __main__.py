@@ -11,11 +11,9 @@ from components import kubernetes_half
 from components.cluster import GkeCluster, GkeClusterArgs
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
 from components.network import Network, NetworkArgs
-from components.settings import TOP_KEYS, GpuPoolSettings, parse_settings
+from components.settings import GpuPoolSettings
 
-config = pulumi.Config()
-# Raises SettingsError listing every problem before any resource is declared.
-settings = parse_settings({key: config.get(key) for key in TOP_KEYS}, project=pulumi.Config("gcp").get("project"))
+settings = kubernetes_half.settings_from_config()
 
 gke: GkeCluster | None = None
 gpu_pools: dict[str, GpuNodePool] = {}

@@ -18,7 +18,13 @@ from components.driver import NvidiaDriverInstaller
 from components.operator import DaskOperator, DaskOperatorArgs
 from components.prepuller import ImagePrepuller, ImagePrepullerArgs
 from components.prepuller_spec import worker_images
-from components.settings import StackSettings
+from components.settings import TOP_KEYS, StackSettings, parse_settings
+
+
+def settings_from_config() -> StackSettings:
+    """The stack config, read once; raises SettingsError listing every problem before any resource is declared."""
+    config = pulumi.Config()
+    return parse_settings({key: config.get(key) for key in TOP_KEYS}, project=pulumi.Config("gcp").get("project"))
 
 
 def declare(settings: StackSettings, provider: k8s.Provider, *, tls_issuer: TlsIssuer | None = None) -> GpuDaskCluster:
