@@ -82,7 +82,7 @@ def test_up_completes_then_changes_nothing_then_destroy_empties_the_namespaces(
     assert up.ok, up.failure()
     assert up.summary.get("create", 0) >= 10, up.summary
     # The engine awaited the DaskCluster until the real operator gave it a phase.
-    seconds, problems = settle_dask(state.runtime, timeout=120)
+    _, problems = settle_dask(state.runtime, timeout=120)
     assert not problems, problems
     kube = cp.kube()
     name, namespace = up.outputs["daskClusterName"], up.outputs["daskNamespace"]

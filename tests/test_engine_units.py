@@ -79,13 +79,17 @@ def test_the_pr_comment_shows_the_engines_verdicts_dangerous_first_and_names_bot
     assert f"CLI {engine.cli_version()}" in text and f"pulumi-resource-kubernetes {engine.provider_version()}" in text
     assert "The GCP half is judged by the offline plan above (the program under mocks)" in text
     rows = [line for line in lines if line.startswith("| ") and "verdict" not in line]
-    assert rows[0].startswith("| **replace** | `dask-cluster`") and rows[1].startswith("| update | `dask-operator-release`")
+    assert rows[0].startswith("| **replace** | `dask-cluster`") and rows[1].startswith(
+        "| update | `dask-operator-release`"
+    )
     assert "dask-namespace" not in text  # unchanged: counted in the summary only
     assert "Summary: 1 replace, 12 same, 1 update." in text
 
 
 def test_the_pr_comment_says_when_nothing_changes_or_the_engine_refuses() -> None:
-    quiet = Result("preview", "prod", True, summary={"same": 14}, steps=[_step("same", "x", "kubernetes:core/v1:Namespace")])
+    quiet = Result(
+        "preview", "prod", True, summary={"same": 14}, steps=[_step("same", "x", "kubernetes:core/v1:Namespace")]
+    )
     assert "No change to the Kubernetes half (14 same)." in comment("prod", None, quiet, "the stack is new")
     refused = Result("preview", "prod", False, error="error: Service.get: not found")
     text = comment("prod", None, refused)

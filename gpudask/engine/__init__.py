@@ -209,17 +209,19 @@ class Engine:
         path.chmod(0o600)
         return path
 
-    def prepare_project(self, checkout: Path) -> None:
-        """Pulumi.yaml and the stack file of `checkout` in the project folder (the salt of earlier runs kept)."""
+    def prepare_project(self, checkout: Path, config: Mapping[str, Any] | None = None) -> None:
+        """Pulumi.yaml and the stack file of `checkout` in the project folder (the salt of earlier runs kept);
+        `config` replaces whole keys of the stack file (`{"gpu-dask:dask": {...}}`), as a user's edit would."""
         self.project_dir.mkdir(parents=True, exist_ok=True)
         (self.project_dir / "stacks").mkdir(exist_ok=True)
         shutil.copyfile(checkout / "Pulumi.yaml", self.project_dir / "Pulumi.yaml")
         target = self.project_dir / "stacks" / f"Pulumi.{self.stack}.yaml"
         salt = (yaml.safe_load(target.read_text()) or {}).get("encryptionsalt") if target.exists() else None
         doc = self.stack_config(checkout)
-        config = doc.setdefault("config", {})
-        config["gpu-dask:operatorChart"] = str(self.chart)
-        existing = config.get("gpu-dask:existingCluster")
+        values: dict[str, Any] = doc.setdefault("config", {})
+        values.update(dict(config or {}))
+        values["gpu-dask:operatorChart"] = str(self.chart)
+        existing = values.get("gpu-dask:existingCluster")
         if isinstance(existing, dict) and "kubeconfig" in existing:
             existing["kubeconfig"] = str(self.stack_kubeconfig())
             note = "existingCluster.kubeconfig: the local control plane's, under the stack's own context name"
@@ -237,10 +239,13 @@ class Engine:
         if "tls: pulumi-tls stood in by the harness's certificates" not in self.stand_ins:
             self.stand_ins.append("tls: pulumi-tls stood in by the harness's certificates")
 
-    def start(self, op: str, *, checkout: Path | None = None, **flags: Any) -> subprocess.Popen[str]:
-        """Start one operation (up, preview, refresh, destroy, outputs); `finish` reads its result."""
+    def start(
+        self, op: str, *, checkout: Path | None = None, config: Mapping[str, Any] | None = None, **flags: Any
+    ) -> subprocess.Popen[str]:
+        """Start one operation (up, preview, refresh, destroy, outputs); `finish` reads its result.
+        `flags`: expect_no_changes, refresh, variants and hooks (broken variants: `module:function`)."""
         source = checkout or self.checkout
-        self.prepare_project(source)
+        self.prepare_project(source, config)
         self.ensure_tls()
         request = {
             "op": op,
@@ -296,9 +301,17 @@ class Engine:
             error=str(data.get("error") or "") + ("\n" + data["traceback"] if data.get("traceback") else ""),
         )
 
-    def run(self, op: str, *, timeout: float = 600.0, checkout: Path | None = None, **flags: Any) -> Result:
+    def run(
+        self,
+        op: str,
+        *,
+        timeout: float = 600.0,
+        checkout: Path | None = None,
+        config: Mapping[str, Any] | None = None,
+        **flags: Any,
+    ) -> Result:
         """One operation to its end (or `timeout`, then killed and reported)."""
-        return self.finish(self.start(op, checkout=checkout, **flags), op, timeout)
+        return self.finish(self.start(op, checkout=checkout, config=config, **flags), op, timeout)
 
 
 def _kill_group(process: subprocess.Popen[str]) -> None:
@@ -373,6 +386,8 @@ def stack_up(
     pull_s: Callable[[Mapping[str, Any]], float] | None = None,
     timeout: float = 600.0,
     operator_timeout: float = 300.0,
+    config: Mapping[str, Any] | None = None,
+    **flags: Any,
 ) -> Iterator[StackUp]:
     """`pulumi up` of the recorded stack's Kubernetes half on `cp` (whose nodes the caller made), with the
     chart's operator and the Dask pods run as local processes as soon as the release has made the operator."""
@@ -382,7 +397,7 @@ def stack_up(
     engine = Engine(stack or rec.stack, cp.kubeconfig, work, checkout=checkout)
     kube = cp.kube()
     with load_balancer_stand_in(kube):
-        process = engine.start("up")
+        process = engine.start("up", config=config, **flags)
         say(f"pulumi up {engine.stack} (CLI {cli_version()}, pulumi-resource-kubernetes {provider_version()})")
         if not wait_for_operator(kube, process, operator_timeout):
             result = engine.finish(process, "up", timeout)

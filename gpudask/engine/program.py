@@ -46,6 +46,7 @@ def _program(request: dict[str, Any]) -> Any:
         for spec in request.get("variants", []):
             _register_variant(spec)
         settings = kubernetes_half.settings_from_config()
+        hooks = [_load(spec) for spec in request.get("hooks", [])]
         if settings.existing_cluster is not None:
             # The real program, as `pulumi up` runs it: nothing of it is stood in.
             runpy.run_path(str(checkout / "__main__.py"), run_name="__main__")
@@ -59,25 +60,33 @@ def _program(request: dict[str, Any]) -> Any:
         )
         kubernetes_half.export_outputs(settings, dask)
         pulumi.export("engineStandIns", sorted(request.get("stand_ins", [])))
+        for hook in hooks:  # a broken variant that declares something more (named in the test id)
+            hook(settings, dask, provider)
 
     return program
 
 
-def _register_variant(spec: str) -> None:
-    """A broken variant, `module:function`: function(type_, name, props) edits a resource's inputs as the
-    engine sees them (camelCase, resolved) and returns True when it changed something."""
-    import copy
+def _load(spec: str) -> Any:
     import importlib
+
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _register_variant(spec: str) -> None:
+    """A broken variant, `module:function`: function(type_, name, props, opts) edits a resource's inputs as
+    the engine sees them (camelCase, resolved) or its options, and returns True when it changed something."""
+    import copy
 
     import pulumi
 
-    module, _, attr = spec.partition(":")
-    edit = getattr(importlib.import_module(module), attr)
+    edit = _load(spec)
 
     def transform(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
         props = copy.deepcopy(dict(args.props))
-        if edit(args.type_, args.name, props):
-            return pulumi.ResourceTransformResult(props, args.opts)
+        opts = copy.copy(args.opts)
+        if edit(args.type_, args.name, props, opts):
+            return pulumi.ResourceTransformResult(props, opts)
         return None
 
     pulumi.runtime.register_resource_transform(transform)
