@@ -17,6 +17,8 @@ class DaskOperatorArgs:
     """The dask-kubernetes-operator chart version, which is also the operator image tag."""
     node_pool: str
     """The GKE node pool (`cloud.google.com/gke-nodepool`) the operator runs on: an on-demand CPU pool."""
+    chart: str = ""
+    """A chart folder or .tgz of that version (air-gapped, offline tests); empty -> the published repository."""
 
 
 class DaskOperator(pulumi.ComponentResource):
@@ -40,9 +42,9 @@ class DaskOperator(pulumi.ComponentResource):
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name=CHART,
-            chart=CHART,
+            chart=args.chart or CHART,
             version=args.version,  # pinned: chart version = operator image tag
-            repository_opts={"repo": REPOSITORY},
+            repository_opts=None if args.chart else {"repo": REPOSITORY},
             namespace=self.namespace.metadata.name,
             values=operator_values(args.node_pool),
             # Helm installs the CRDs in crds/ once and never upgrades them (GOTCHAS.md).
