@@ -41,6 +41,10 @@ class GpuDaskClusterArgs:
 class GpuDaskCluster(pulumi.ComponentResource):
     """A `DaskCluster` whose GPU workers pack onto the same nodes, plus optional groups and autoscaler."""
 
+    TYPE_TOKEN = "gpu-dask:dask_cluster:GpuDaskCluster"
+    """Frozen (components/type_aliases.py): part of every URN under this component."""
+    OLD_TYPE_TOKEN = "gpu-dask:dask:GpuDaskCluster"
+
     namespace: k8s.core.v1.Namespace
     service_account: k8s.core.v1.ServiceAccount
     network_policies: dict[str, k8s.networking.v1.NetworkPolicy]
@@ -55,9 +59,7 @@ class GpuDaskCluster(pulumi.ComponentResource):
     internal_load_balancer_ip: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: GpuDaskClusterArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(
-            "gpu-dask:dask_cluster:GpuDaskCluster", name, None, with_old_type("gpu-dask:dask:GpuDaskCluster", opts)
-        )
+        super().__init__(self.TYPE_TOKEN, name, None, with_old_type(self.OLD_TYPE_TOKEN, opts))
         dask = args.dask
 
         child = pulumi.ResourceOptions(parent=self)

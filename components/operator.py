@@ -24,12 +24,16 @@ class DaskOperatorArgs:
 class DaskOperator(pulumi.ComponentResource):
     """Namespace `dask-operator` and the `dask-kubernetes-operator` release (its CRDs come with it)."""
 
+    TYPE_TOKEN = "gpu-dask:operator:DaskOperator"
+    """Frozen (components/type_aliases.py): part of every URN under this component."""
+    OLD_TYPE_TOKEN = "gpu-dask:dask:Operator"
+
     namespace: k8s.core.v1.Namespace
     release: k8s.helm.v3.Release
     version: pulumi.Output[str]
 
     def __init__(self, name: str, args: DaskOperatorArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:operator:DaskOperator", name, None, with_old_type("gpu-dask:dask:Operator", opts))
+        super().__init__(self.TYPE_TOKEN, name, None, with_old_type(self.OLD_TYPE_TOKEN, opts))
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "gpu-dask"}},
