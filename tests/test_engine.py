@@ -10,12 +10,14 @@ the reserved internal address are stood in, and the outputs say so (`engineStand
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gpudask import engine
 from gpudask.cluster.controlplane import ControlPlane
@@ -25,6 +27,7 @@ from gpudask.recorder import Recording, run_program, stacks
 
 pytestmark = pytest.mark.real_pulumi
 CLUSTER_GROUP = ("kubernetes.dask.org/v1", "DaskCluster")
+CLUSTER_TYPE = "kubernetes:kubernetes.dask.org/v1:DaskCluster"
 
 
 def _namespaced_objects(kube: Any, namespace: str) -> list[str]:
@@ -104,3 +107,112 @@ def test_up_completes_then_changes_nothing_then_destroy_empties_the_namespaces(
     left = _namespaced_objects(kube, namespace) + _namespaced_objects(kube, engine.OPERATOR_NAMESPACE)
     assert left == [], left
     print(f"{stack}: destroy {gone.seconds:.1f} s {gone.summary}")
+
+
+def _other_image(image: str) -> str:
+    """The same image under another digest or tag: what a user's image bump looks like to the program."""
+    if "@sha256:" in image:
+        head, digest = image.split("@sha256:")
+        return f"{head}@sha256:{'0' if digest[0] != '0' else '1'}{digest[1:]}"
+    repo, _, tag = image.rpartition(":")
+    return f"{repo}:{tag}-rebuilt"
+
+
+def _image_bump(engine_: engine.Engine) -> dict[str, Any]:
+    config = engine_.stack_config(engine_.checkout)["config"]
+    dask = dict(config["gpu-dask:dask"])
+    dask["image"] = _other_image(str(dask["image"]))
+    return {"gpu-dask:dask": dask}
+
+
+@pytest.mark.parametrize("variant", ["as-declared", "no_replace_on_changes"])
+def test_a_worker_image_change_replaces_the_dask_cluster_and_nothing_old_is_left(
+    variant: str, stack_on_control_plane: Any
+) -> None:
+    """As declared: the engine previews a replacement (replaceOnChanges) and `up` leaves nothing of the old
+    cluster. Broken variant `no_replace_on_changes`: the engine previews an in-place update (#895)."""
+    variants = [] if variant == "as-declared" else [f"tests.engine_variants:{variant}"]
+    cp, state = stack_on_control_plane("dev")
+    assert state.result.ok, state.result.failure()
+    kube = cp.kube()
+    name, namespace = state.result.outputs["daskClusterName"], state.result.outputs["daskNamespace"]
+    old_uid = kube.get(kube.path(*CLUSTER_GROUP, name, namespace))["metadata"]["uid"]
+    bump = _image_bump(state.engine)
+    preview = state.engine.run("preview", config=bump, variants=variants)
+    assert preview.ok, preview.failure()
+    cluster = [s for s in preview.steps if s["type"] == CLUSTER_TYPE]
+    print(f"dev image bump ({variant}): preview {preview.seconds:.1f} s {preview.summary}: {cluster}")
+    ops = {s["op"] for s in cluster}
+    if variant != "as-declared":
+        assert ops == {"update"}, cluster  # the operator would ignore it: the old scheduler keeps running
+        return
+    assert "replace" in ops or "delete-replaced" in ops, cluster
+    up = state.engine.run("up", config=bump)
+    assert up.ok, up.failure()
+    new = kube.get(kube.path(*CLUSTER_GROUP, name, namespace))
+    assert new["metadata"]["uid"] != old_uid
+    assert new["spec"]["worker"]["spec"]["containers"][0]["image"] == bump["gpu-dask:dask"]["image"]
+    deadline = time.monotonic() + 120
+    left = _owned_by(kube, namespace, old_uid)
+    while left and time.monotonic() < deadline:
+        time.sleep(1)
+        left = _owned_by(kube, namespace, old_uid)
+    assert left == [], f"still owned by the old DaskCluster after 120 s: {left}"
+    print(f"dev image bump: up {up.seconds:.1f} s {up.summary}")
+
+
+def _owned_by(kube: Any, namespace: str, owner_uid: str) -> list[str]:
+    """Objects in `namespace` whose ownerReferences chain leads to `owner_uid`."""
+    owners = {owner_uid}
+    found: list[str] = []
+    for api_version, kind in (
+        ("kubernetes.dask.org/v1", "DaskWorkerGroup"),
+        ("kubernetes.dask.org/v1", "DaskAutoscaler"),
+        ("apps/v1", "Deployment"),
+        ("v1", "Service"),
+        ("apps/v1", "ReplicaSet"),
+        ("v1", "Pod"),
+    ):
+        for item in kube.list(api_version, kind, namespace):
+            meta = item["metadata"]
+            if any(ref["uid"] in owners for ref in meta.get("ownerReferences") or []):
+                owners.add(meta["uid"])
+                found.append(f"{kind}/{meta['name']}")
+    return found
+
+
+def test_a_timestamped_input_makes_the_second_preview_fail(stack_on_control_plane: Any) -> None:
+    """The idempotence check catches a program that differs on every run (broken variant `stamp_deploy_time`)."""
+    _, state = stack_on_control_plane("existing")
+    assert state.result.ok, state.result.failure()
+    again = state.engine.run("preview", expect_no_changes=True, variants=["tests.engine_variants:stamp_deploy_time"])
+    assert not again.ok and again.changes.get("update", 0) >= 1, again.summary
+    print(f"existing + stamp_deploy_time: second preview refused ({again.summary})")
+
+
+def _checkout_copy(target: Path) -> Path:
+    """The project's files (no venv, caches or build output), as a CI checkout of a branch holds them."""
+    ignore = shutil.ignore_patterns(".git", ".venv*", "build", "__pycache__", ".pytest_cache", ".ruff_cache", "venv")
+    shutil.copytree(engine.PROJECT_DIR, target, ignore=ignore, symlinks=True)
+    return target
+
+
+def test_the_pr_diff_shows_the_engines_replacement_of_the_dask_cluster(tmp_path: Path) -> None:
+    """`gpudask engine-diff` as the PR workflow runs it: the base's Kubernetes half up, the PR previewed
+    against it. The PR bumps dev's image: the provider's verdict is a replacement of the DaskCluster."""
+    from gpudask.engine.diff import engine_diff
+
+    base = _checkout_copy(tmp_path / "base")
+    head = _checkout_copy(tmp_path / "head")
+    stack_file = head / "stacks" / "Pulumi.dev.yaml"
+    doc = yaml.safe_load(stack_file.read_text())
+    doc["config"]["gpu-dask:dask"]["image"] = _other_image(doc["config"]["gpu-dask:dask"]["image"])
+    stack_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    began = time.monotonic()
+    base_up, preview = engine_diff("dev", base, tmp_path / "out", head_checkout=head, log=print)
+    text = (tmp_path / "out" / "engine.md").read_text()
+    print(text, f"\nengine-diff dev: {time.monotonic() - began:.1f} s", sep="\n")
+    assert base_up is not None and base_up.ok, base_up.failure() if base_up else "no base"
+    assert preview.ok, preview.failure()
+    assert "| **replace** | `dask-cluster` | `kubernetes:kubernetes.dask.org/v1:DaskCluster`" in text
+    assert "`dask-namespace`" not in text  # unchanged objects are counted, not listed

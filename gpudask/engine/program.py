@@ -208,6 +208,11 @@ def main(request_file: str) -> int:
         result["error"] = f"{type(err).__name__}: {err}"
         result["traceback"] = traceback.format_exc()[-4000:]
     result["steps"] = _steps_of(events)
+    if "summary" not in result:  # a failed operation raises: its summary is in the engine's last event
+        for event in events:
+            summary = getattr(event, "summary_event", None)
+            if summary is not None:
+                result["summary"] = {str(k): int(v) for k, v in (summary.resource_changes or {}).items()}
     result["output"] = "".join(line if line.endswith("\n") else line + "\n" for line in lines)[-20000:]
     result["seconds"] = round(time.monotonic() - began, 1)
     sys.stdout.write("\n" + json.dumps(result, default=str) + "\n")
