@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from gpudask import dask_operator, recording_checks
-from gpudask.recorder import Recording
+from gpudask.plan import checks as recording_checks
+from gpudask.record import dask_operator
+from gpudask.record.recorder import Recording
 from tests.conftest import GKE_STACKS, settings_for
 
 Run = Callable[..., Recording]
