@@ -23,6 +23,8 @@ config = pulumi.Config()
 settings = parse_settings({key: config.get(key) for key in TOP_KEYS}, project=pulumi.Config("gcp").get("project"))
 
 gke: GkeCluster | None = None
+# The scheduler's internal load balancer address, reserved in the stack's subnet (GKE stacks).
+internal_address: pulumi.Output[str] | None = None
 gpu_pools: dict[str, GpuNodePool] = {}
 scheduler_pool: GpuNodePool | None = None
 if settings.existing_cluster is None:
@@ -35,8 +37,11 @@ if settings.existing_cluster is None:
             subnet_cidr=settings.network.subnet_cidr,
             pods_cidr=settings.network.pods_cidr,
             services_cidr=settings.network.services_cidr,
+            scheduler_address=settings.dask.scheduler_service == "InternalLoadBalancer",
         ),
     )
+    if network.scheduler_address is not None:
+        internal_address = network.scheduler_address.address
     gke = GkeCluster(
         "gke",
         GkeClusterArgs(
@@ -105,7 +110,7 @@ operator = DaskOperator(
 )
 dask = GpuDaskCluster(
     "dask",
-    GpuDaskClusterArgs(settings.dask),
+    GpuDaskClusterArgs(settings.dask, internal_address=internal_address),
     # The operator (and its CRDs) only: GPU nodes arrive on their own when workers are pending.
     pulumi.ResourceOptions(providers=[provider], depends_on=[operator.release]),
 )
