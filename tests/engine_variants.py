@@ -1,4 +1,4 @@
-"""Broken variants the real engine runs (gpudask/engine/program.py loads them by `tests.engine_variants:<name>`).
+"""Broken variants the real engine runs (gpudask/local/engine/program.py loads them by `tests.engine_variants:<name>`).
 
 A transform variant edits one resource's inputs as the engine sees them (camelCase, resolved) or its options,
 and returns True when it changed something; a hook variant declares something more after the Kubernetes half.

@@ -1,7 +1,7 @@
 """The real `pulumi up`: the Pulumi CLI and the Kubernetes provider, built from source, on the local control plane.
 
 Marked `real_pulumi`: the pinned CLI (v3.276.0) and pulumi-resource-kubernetes (4.25.0) from
-upstream/versions.toml, an Automation API inline program (gpudask/engine/program.py), the pinned control
+upstream/versions.toml, an Automation API inline program (gpudask/local/engine/program.py), the pinned control
 plane with the stack's nodes (kwok), and the chart's real operator and real Dask processes behind it.
 The engine and the provider are the judge of the program: every scenario has a broken variant that they
 must refuse or report. The GCP half is not declared (its provider cannot be built here); pulumi-tls and
@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from gpudask import engine
-from gpudask.cluster.controlplane import ControlPlane
-from gpudask.cluster.nodes import stack_nodes
-from gpudask.cluster.runtime import settle_dask
-from gpudask.recorder import Recording, run_program, stacks
+from gpudask.local import engine
+from gpudask.local.cluster.controlplane import ControlPlane
+from gpudask.local.cluster.nodes import stack_nodes
+from gpudask.local.cluster.runtime import settle_dask
+from gpudask.record.recorder import Recording, run_program, stacks
 
 pytestmark = pytest.mark.real_pulumi
 CLUSTER_GROUP = ("kubernetes.dask.org/v1", "DaskCluster")
@@ -200,7 +200,7 @@ def _checkout_copy(target: Path) -> Path:
 def test_the_pr_diff_shows_the_engines_replacement_of_the_dask_cluster(tmp_path: Path) -> None:
     """`gpudask engine-diff` as the PR workflow runs it: the base's Kubernetes half up, the PR previewed
     against it. The PR bumps dev's image: the provider's verdict is a replacement of the DaskCluster."""
-    from gpudask.engine.diff import engine_diff
+    from gpudask.local.engine.diff import engine_diff
 
     base = _checkout_copy(tmp_path / "base")
     head = _checkout_copy(tmp_path / "head")

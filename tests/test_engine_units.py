@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from gpudask import engine
-from gpudask.engine import Result
-from gpudask.engine.diff import comment
-from gpudask.upstream import UpstreamError, load_programs
+from gpudask.local import engine
+from gpudask.local.engine import Result
+from gpudask.local.engine.diff import comment
+from gpudask.upstream.programs import UpstreamError, load_programs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from gpudask import engine, upstream
+from gpudask.local import engine
+from gpudask.upstream import programs as upstream
 
 pytestmark = [pytest.mark.control_plane, pytest.mark.real_pulumi]
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,595 @@
+"""`gpudask plan`: record a stack, validate it, price it, write plan.json, manifests and summary.md."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gpudask.plan import checks as recording_checks
+from gpudask.plan import quotas, tfplan
+from gpudask.plan import timeline as timing
+from gpudask.plan.replacements import replacement_kind
+from gpudask.record import dask_operator
+from gpudask.record.recorder import PROJECT_DIR, Recording, urn_of_provider_ref
+
+PRICES_FILE = Path(__file__).with_name("prices.yaml")
+SECRET = "[secret]"
+# Who judged a plan. Only the mocks today: the Pulumi CLI builds from source here, but no
+# provider plugin does (the Go module proxy serves no pulumi-kubernetes, pulumi-gcp or
+# pulumi-tls provider module: GOTCHAS.md), and the engine plans nothing without them.
+ENGINE_MOCKS = "mocks"
+ENGINE_NOTES = {
+    ENGINE_MOCKS: (
+        "mocks: the program ran under pulumi.runtime.Mocks and gpudask's own checks judged it (the GCP half: "
+        "its provider cannot be built here, so no engine or provider checks it offline); the Kubernetes half is "
+        "judged by the real engine and provider in `gpudask engine-diff` and `rehearse --cluster`"
+    ),
+}
+
+
+@dataclass
+class PoolCost:
+    """One node pool's price per node and its node counts: idle, minimum and maximum."""
+
+    pool: str
+    machine_type: str
+    spot: bool
+    min_nodes: int
+    max_nodes: int
+    hourly_on_demand: float
+    hourly_spot: float
+    idle_nodes: int = 0
+    """Nodes that run when nobody works: min_nodes, or more when replicas no autoscaler
+    owns need them (prod's 4 one-GPU workers on 2-GPU nodes keep 2 nodes up)."""
+    disk_type: str = ""
+    disk_size_gb: int = 0
+    disk_hourly: float = 0.0
+    """One node's boot disk, per hour."""
+    unpriced: str = ""
+    """What prices.yaml lacks for this pool (priced as 0); empty when fully priced."""
+
+    @property
+    def machine_hourly(self) -> float:
+        return self.hourly_spot if self.spot else self.hourly_on_demand
+
+    @property
+    def hourly(self) -> float:
+        """One node: machine (with its GPUs) plus boot disk."""
+        return self.machine_hourly + self.disk_hourly
+
+    @property
+    def idle_hourly(self) -> float:
+        return self.hourly * self.idle_nodes
+
+    @property
+    def max_hourly(self) -> float:
+        return self.hourly * self.max_nodes
+
+
+@dataclass
+class Plan:
+    stack: str
+    resources: list[dict[str, Any]]
+    outputs: dict[str, Any]
+    findings: list[dict[str, str]]
+    costs: list[PoolCost] = field(default_factory=list)
+    cluster_fee_hour: float = 0.0
+    prices_note: str = ""
+    quotas: list[dict[str, Any]] = field(default_factory=list)
+    engine: str = ENGINE_MOCKS
+
+    @property
+    def engine_note(self) -> str:
+        return ENGINE_NOTES[self.engine]
+
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        """Findings that fail the plan (a finding without a severity, from an older plan.json, is one)."""
+        return [f for f in self.findings if f.get("severity", recording_checks.ERROR) != recording_checks.WARNING]
+
+    @property
+    def warnings(self) -> list[dict[str, str]]:
+        """Findings about a deliberate choice: reported, failing only with `--strict`."""
+        return [f for f in self.findings if f.get("severity") == recording_checks.WARNING]
+
+    def fails(self, strict: bool = False) -> bool:
+        return bool(self.errors or (strict and self.warnings))
+
+    def verdict(self) -> str:
+        """One line: errors, warnings, or none."""
+        parts = [f"❌ {len(self.errors)} error(s)"] if self.errors else []
+        parts += [f"⚠️ {len(self.warnings)} warning(s)"] if self.warnings else []
+        return ", ".join(parts) or "✅ no findings"
+
+    @property
+    def idle_hourly(self) -> float:
+        """What runs when nobody works: each pool's idle nodes with their disks, plus the fee."""
+        return self.cluster_fee_hour + sum(c.idle_hourly for c in self.costs)
+
+    @property
+    def max_hourly(self) -> float:
+        return self.cluster_fee_hour + sum(c.max_hourly for c in self.costs)
+
+    @property
+    def timeline(self) -> timing.Timeline:
+        return timing.timeline(self.resources)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "engine": {"name": self.engine, "note": self.engine_note},
+            "timeline": self.timeline.to_json(),
+            "outputs": self.outputs,
+            "resources": self.resources,
+            "findings": self.findings,
+            "quotas": self.quotas,
+            "cost": {
+                "pools": [
+                    asdict(c) | {"hourly": c.hourly, "idleHourly": c.idle_hourly, "maxHourly": c.max_hourly}
+                    for c in self.costs
+                ],
+                "clusterFeeHour": self.cluster_fee_hour,
+                "idleHourly": round(self.idle_hourly, 3),
+                "maxHourly": round(self.max_hourly, 3),
+                "note": self.prices_note,
+            },
+        }
+
+
+def _short(urn: str) -> str:
+    """A stack-independent key: type::name (URNs embed the stack name)."""
+    if not urn:
+        return ""
+    parts = urn.split("::")
+    return f"{parts[-2].split('$')[-1]}::{parts[-1]}"
+
+
+def _alias_key(alias: dict[str, Any], name: str, type_: str) -> str:
+    """The plan key of the resource an alias names (an old URN, or this resource with an old type or name)."""
+    if "urn" in alias:
+        return _short(alias["urn"])
+    spec = alias.get("spec", {})
+    return f"{spec.get('type', type_)}::{spec.get('name', name)}"
+
+
+def resource_records(rec: Recording) -> list[dict[str, Any]]:
+    out = []
+    for r in rec.resources.values():
+        inputs = {k: (SECRET if k in r.secret_inputs else v) for k, v in r.inputs.items()}
+        out.append(
+            {
+                "key": _short(r.urn),
+                "type": r.type,
+                "name": r.name,
+                "parent": _short(r.parent),
+                # Pulumi waits for a resource's provider: an edge of the `pulumi up` graph.
+                "provider": _short(urn_of_provider_ref(r.provider)),
+                "custom": r.custom,
+                "read": r.read,
+                "inputs": inputs,
+                "dependencies": sorted(_short(d) for d in r.dependencies),
+                # What Pulumi matches against the state when this key is not there (a renamed type).
+                "aliases": sorted(_alias_key(a, r.name, r.type) for a in r.aliases),
+                "options": {
+                    "protect": r.protect,
+                    "ignoreChanges": r.ignore_changes,
+                    "replaceOnChanges": r.replace_on_changes,
+                    "deleteBeforeReplace": r.delete_before_replace,
+                    "deletedWith": _short(r.deleted_with),
+                    "replaceWith": [_short(u) for u in r.replace_with],
+                },
+            }
+        )
+    return sorted(out, key=lambda x: x["key"])
+
+
+def idle_nodes(rec: Recording) -> dict[str, int]:
+    """Per pool, the nodes that must run when nobody works.
+
+    Pods whose replica count no autoscaler owns keep running (the DaskCluster's workers at
+    the DaskAutoscaler's minimum when there is one, worker groups at their replicas, the
+    scheduler, the operator), so their pools hold at least the nodes those pods fill: a lower
+    bound by GPUs, CPU and memory summed per pool, never below the pool's minimum.
+    """
+    nodes = recording_checks.node_models(rec)
+    manifests = [m for _, m in recording_checks.kubernetes_manifests(rec)]
+    minimum = {m["spec"]["cluster"]: int(m["spec"]["minimum"]) for m in manifests if m["kind"] == "DaskAutoscaler"}
+    demand: dict[str, list[float]] = {n.pool: [0.0, 0.0, 0.0] for n in nodes}
+    for pod in recording_checks.workload_pods(rec):
+        if pod.daemon or pod.label.startswith("DaskAutoscaler/"):
+            continue
+        replicas = pod.replicas
+        if pod.label.startswith("DaskCluster/") and pod.label.endswith(" workers"):
+            replicas = minimum.get(pod.label.split("/", 1)[1].rsplit(" ", 1)[0], replicas)
+        fits = [n for n in nodes if recording_checks.why_not(pod, n) is None]
+        if not replicas or not fits:
+            continue
+        cpu, memory, gpus = recording_checks.pod_requests(pod.spec)
+        # A GPU pod goes to a GPU pool, anything else to the first pool that takes it.
+        target = next((n for n in fits if bool(n.gpus) == bool(gpus)), fits[0])
+        used = demand[target.pool]
+        used[0], used[1], used[2] = used[0] + cpu * replicas, used[1] + memory * replicas, used[2] + gpus * replicas
+    mins = {
+        p.inputs.get("name", p.name): int((p.inputs.get("autoscaling") or {}).get("totalMinNodeCount", 0))
+        for p in rec.of_type(recording_checks.NODE_POOL)
+    }
+    out = {}
+    for n in nodes:
+        cpu, memory, gpus = demand[n.pool]
+        need = max(
+            math.ceil(cpu / n.cpu - 1e-9) if n.cpu > 0 else 0,
+            math.ceil(memory / n.memory_gb - 1e-9) if n.memory_gb > 0 else 0,
+            math.ceil(gpus / n.gpus - 1e-9) if n.gpus else 0,
+        )
+        out[n.pool] = max(mins.get(n.pool, 0), min(need, n.max_nodes))
+    return out
+
+
+def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
+    prices = yaml.safe_load(PRICES_FILE.read_text())
+    idle = idle_nodes(rec)
+    costs = []
+    for p in rec.of_type(recording_checks.NODE_POOL):
+        config = p.inputs.get("nodeConfig") or {}
+        machine = config.get("machineType", "")
+        accelerators = config.get("guestAccelerators") or []
+        missing = []
+        # A2 prices are quoted per GPU, vCPUs and memory included; other GPU machines (G2, N1
+        # with T4) are priced as machine plus GPUs, whichever of the two prices.yaml lists.
+        vm = prices["per_machine_hour"].get(machine)
+        on_demand, spot = (vm["on_demand"], vm["spot"]) if vm else (0.0, 0.0)
+        for acc in accelerators:
+            gpu_price = prices["per_gpu_hour"].get(acc["type"])
+            if gpu_price is None:
+                missing.append(acc["type"])
+                continue
+            on_demand += gpu_price["on_demand"] * int(acc["count"])
+            spot += gpu_price["spot"] * int(acc["count"])
+        if vm is None and not accelerators:
+            missing.append(machine)
+        disk_type, disk_gb = str(config.get("diskType", "pd-balanced")), int(config.get("diskSizeGb", 100))
+        disk_month = prices["per_disk_gb_month"].get(disk_type)
+        if disk_month is None:
+            missing.append(disk_type)
+        scaling = p.inputs.get("autoscaling") or {}
+        name = p.inputs.get("name", p.name)
+        costs.append(
+            PoolCost(
+                pool=name,
+                machine_type=machine,
+                spot=bool(config.get("spot")),
+                min_nodes=int(scaling.get("totalMinNodeCount", 0)),
+                max_nodes=int(scaling.get("totalMaxNodeCount", 0)),
+                hourly_on_demand=round(on_demand, 3),
+                hourly_spot=round(spot, 3),
+                idle_nodes=idle.get(name, int(scaling.get("totalMinNodeCount", 0))),
+                disk_type=disk_type,
+                disk_size_gb=disk_gb,
+                disk_hourly=round((disk_month or 0.0) * disk_gb / float(prices["hours_per_month"]), 4),
+                unpriced=", ".join(missing),
+            )
+        )
+    note = f"{prices['region']} list prices of {prices['date']} ({PRICES_FILE.relative_to(PROJECT_DIR)}); estimates"
+    if not rec.of_type(recording_checks.CLUSTER):
+        # existingCluster: the cluster and its nodes are someone else's bill.
+        return costs, 0.0, "no GKE cluster or pool is declared (existingCluster): their cost is not this stack's"
+    return costs, float(prices["cluster_fee_hour"]), note
+
+
+def build_plan(rec: Recording) -> Plan:
+    outputs = {k: (SECRET if k in rec.secret_outputs else v) for k, v in rec.outputs.items()}
+    costs, fee, note = price(rec)
+    findings = [
+        {"resource": f.resource, "path": f.path, "reason": f.reason, "severity": f.severity}
+        for f in recording_checks.all_findings(rec)
+    ]
+    return Plan(rec.stack, resource_records(rec), outputs, findings, costs, fee, note, quotas.needed(rec))
+
+
+# --- rendering -----------------------------------------------------------------------------
+def _manifest_name(index: int, manifest: dict[str, Any]) -> str:
+    meta = manifest.get("metadata") or {}
+    return (
+        f"{index:02d}-{manifest['kind'].lower()}-{meta.get('namespace', 'cluster')}-{meta.get('name', 'unnamed')}.yaml"
+    )
+
+
+def write(plan: Plan, rec: Recording, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    manifests_dir = out / "manifests"
+    manifests_dir.mkdir(exist_ok=True)
+    for old in manifests_dir.glob("*.yaml"):
+        old.unlink()
+    written = [out / "plan.json", out / "summary.md"]
+    (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
+    manifests = recording_checks.kubernetes_manifests(rec)
+    for i, (_, manifest) in enumerate(manifests):
+        path = manifests_dir / _manifest_name(i, manifest)
+        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        written.append(path)
+    # What runs: the Deployments and Service the operator builds from each DaskCluster
+    # (scanners see no pods inside a custom resource).
+    operator_dir = out / "operator-manifests"
+    operator_dir.mkdir(exist_ok=True)
+    for old in operator_dir.glob("*.yaml"):
+        old.unlink()
+    bodies = [m for _, m in manifests]
+    for cluster, groups in dask_operator.dask_clusters(bodies):
+        for i, obj in enumerate(dask_operator.created_objects(cluster, groups)):
+            path = operator_dir / _manifest_name(i, obj)
+            path.write_text(yaml.safe_dump(obj, sort_keys=False))
+            written.append(path)
+    (out / "tfplan.json").write_text(json.dumps(tfplan.terraform_plan(rec), indent=2, sort_keys=True) + "\n")
+    (out / "summary.md").write_text(summary_markdown(plan))
+    return written
+
+
+def _tree(plan: Plan) -> list[str]:
+    children: dict[str, list[dict[str, Any]]] = {}
+    for r in plan.resources:
+        children.setdefault(r["parent"], []).append(r)
+    lines: list[str] = []
+
+    def walk(parent: str, depth: int) -> None:
+        for r in children.get(parent, []):
+            flags = [name for name, on in (("protect", r["options"]["protect"]), ("read", r["read"])) if on]
+            lines.append(
+                f"{'  ' * depth}- `{r['type']}` **{r['name']}**{' (' + ', '.join(flags) + ')' if flags else ''}"
+            )
+            walk(r["key"], depth + 1)
+
+    walk("", 0)
+    return lines
+
+
+def _mermaid(plan: Plan) -> list[str]:
+    ids = {r["key"]: f"r{i}" for i, r in enumerate(plan.resources)}
+    lines = ["```mermaid", "graph LR"]
+    for r in plan.resources:
+        if r["custom"] or r["type"].startswith("gpu-dask:"):
+            lines.append(f'  {ids[r["key"]]}["{r["name"]}<br/><small>{r["type"].split(":")[-1]}</small>"]')
+    for r in plan.resources:
+        for dep in r["dependencies"]:
+            if dep in ids:
+                lines.append(f"  {ids[dep]} --> {ids[r['key']]}")
+    lines.append("```")
+    return lines
+
+
+def finding_lines(plan: Plan) -> list[str]:
+    """Errors first, then warnings, one markdown bullet each."""
+    return [
+        f"- {severity} `{f['resource']}` `{f['path']}`: {f['reason']}"
+        for severity, found in (("error", plan.errors), ("warning", plan.warnings))
+        for f in found
+    ]
+
+
+def summary_markdown(plan: Plan) -> str:
+    lines = [f"# gpu-dask plan: `{plan.stack}`", "", f"Judged by: {plan.engine_note}.", ""]
+    if plan.findings:
+        lines += [f"**{plan.verdict()}**", ""]
+        lines += finding_lines(plan)
+    else:
+        lines += ["No findings: schemas, operator output, Helm values, GKE enums and scheduling all check out."]
+    lines += ["", "## Outputs", "", "| output | value |", "|---|---|"]
+    lines += [
+        f"| `{k}` | `{json.dumps(v) if not isinstance(v, str) else v}` |" for k, v in sorted(plan.outputs.items())
+    ]
+    lines += [
+        "",
+        "## Cost (per hour)",
+        "",
+        "| pool | machine | spot | boot disk | nodes idle / min-max | $/node-hour (machine + disk) | $/h idle | $/h at max |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in plan.costs:
+        lines.append(
+            f"| {c.pool} | {c.machine_type} | {'yes' if c.spot else 'no'} | {c.disk_size_gb} GB {c.disk_type} | "
+            f"{c.idle_nodes} / {c.min_nodes}-{c.max_nodes} | {c.hourly:.3f} ({c.machine_hourly:.2f} + {c.disk_hourly:.3f}) | "
+            f"{c.idle_hourly:.2f} | {c.max_hourly:.2f} |" + (f" unpriced: {c.unpriced}" if c.unpriced else "")
+        )
+    lines += [
+        f"| cluster fee | | | | | | {plan.cluster_fee_hour:.2f} | {plan.cluster_fee_hour:.2f} |",
+        "",
+        f"**Idle: ${plan.idle_hourly:.2f}/h** (what runs when nobody works: replicas no autoscaler owns, "
+        f"the scheduler and operator, every pool's minimum, boot disks, the cluster fee); "
+        f"at full scale ${plan.max_hourly:.2f}/h. {plan.prices_note}.",
+        "",
+        "## Quotas needed at full scale",
+        "",
+        "| region | metric | needed | for |",
+        "|---|---|---|---|",
+        *[f"| {q['region']} | `{q['metric']}` | {q['count']:g} | {q['for']} |" for q in plan.quotas],
+        "",
+        *timing.markdown(plan.timeline),
+        "## Resources",
+        "",
+        *_tree(plan),
+        "",
+        "## Dependencies",
+        "",
+        *_mermaid(plan),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --- diff ----------------------------------------------------------------------------------
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for k, v in value.items():
+            flat.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return flat or {prefix: {}}
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        flat = {}
+        for i, v in enumerate(value):
+            flat.update(_flatten(v, f"{prefix}[{i}]"))
+        return flat
+    return {prefix: value}
+
+
+def change_kind(resource: dict[str, Any], path: str) -> str:
+    """What changing `path` (under `inputs`) does: replace, node-roll, update, or ignored."""
+    plain = path.replace("[", ".").split(".")
+    dotted = ".".join(p.rstrip("]") for p in plain if not p.rstrip("]").isdigit())
+
+    def covered(fields: list[str]) -> bool:
+        return any(dotted == f or dotted.startswith(f + ".") for f in fields)
+
+    if covered(resource["options"]["ignoreChanges"]):
+        return "ignored"
+    if covered(resource["options"]["replaceOnChanges"]):
+        return "replace"
+    return replacement_kind(resource["type"], dotted)
+
+
+_VERBS = {"replace": "🔁 replace", "node-roll": "🔄 update, GKE recreates every node of", "update": "✏️ update"}
+_NOTES = {
+    "replace": " **(forces replacement)**",
+    "node-roll": " **(GKE recreates every node)**",
+    "ignored": " (ignored: ignoreChanges)",
+    "update": "",
+}
+
+
+@dataclass
+class Diff:
+    base: str
+    head: str
+    added: list[str]
+    removed: list[str]
+    changed: dict[str, list[tuple[str, Any, Any, str]]]
+    timeline: str = ""
+    """How the change moves the modeled cold start and `pulumi up` (timeline.diff_line)."""
+    renamed: dict[str, str] = field(default_factory=dict)
+    """Base key -> head key: the head resource has an alias to the base one, so Pulumi updates
+    it in place (its changed fields, if any, are under the head key in `changed`)."""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed or self.renamed)
+
+    def kind(self, key: str) -> str:
+        """The strongest change to one resource: replace, node-roll or update."""
+        kinds = {c[3] for c in self.changed[key]}
+        return next((k for k in ("replace", "node-roll") if k in kinds), "update")
+
+    def replaced(self) -> list[str]:
+        return [key for key in self.changed if self.kind(key) == "replace"]
+
+    def node_rolls(self) -> list[str]:
+        return [key for key in self.changed if self.kind(key) == "node-roll"]
+
+    def markdown(self) -> str:
+        lines = [f"# gpu-dask plan diff: `{self.base}` → `{self.head}`", ""]
+        if self.empty:
+            return "\n".join([*lines, "No changes.", ""])
+        if self.timeline:
+            lines += [self.timeline, ""]
+        lines += [
+            f"**{len(self.added)} to add, {len(self.changed)} to change ({len(self.replaced())} replaced, "
+            f"{len(self.node_rolls())} recreating their nodes), {len(self.removed)} to remove"
+            + (f", {len(self.renamed)} renamed through an alias**" if self.renamed else "**"),
+            "",
+        ]
+        lines += [f"- add `{k}`" for k in self.added]
+        lines += [f"- remove `{k}`" for k in self.removed]
+        lines += [
+            f"- rename `{old}` → `{new}` (an alias: the same resource, kept)" for old, new in self.renamed.items()
+        ]
+        for key, changes in self.changed.items():
+            lines.append(f"- {_VERBS[self.kind(key)]} `{key}`")
+            for path, old, new, kind in changes:
+                lines.append(f"  - `{path}`: `{json.dumps(old)}` → `{json.dumps(new)}`{_NOTES[kind]}")
+        return "\n".join([*lines, ""])
+
+
+def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
+    """Resource-level and field-level differences between two plan.json documents."""
+    old = {r["key"]: r for r in base["resources"]}
+    new = {r["key"]: r for r in head["resources"]}
+    gone = old.keys() - new.keys()
+    renamed = {}
+    for key in sorted(new.keys() - old.keys()):
+        matched = [alias for alias in new[key].get("aliases", []) if alias in gone and alias not in renamed]
+        if matched:
+            renamed[matched[0]] = key
+    pairs = {key: key for key in old.keys() & new.keys()} | {new_key: old_key for old_key, new_key in renamed.items()}
+    changed: dict[str, list[tuple[str, Any, Any, str]]] = {}
+    for key in sorted(pairs):
+        a = _flatten({"inputs": old[pairs[key]]["inputs"], "options": old[pairs[key]]["options"]})
+        b = _flatten({"inputs": new[key]["inputs"], "options": new[key]["options"]})
+        rows = []
+        for path in sorted(a.keys() | b.keys()):
+            if a.get(path) != b.get(path):
+                field_path = path.split(".", 1)[1] if "." in path else path
+                kind = change_kind(new[key], field_path) if path.startswith("inputs.") else "update"
+                rows.append((path, a.get(path), b.get(path), kind))
+        if rows:
+            changed[key] = rows
+    line = timing.diff_line(timing.timeline(base["resources"]), timing.timeline(head["resources"]))
+    return Diff(
+        base["stack"],
+        head["stack"],
+        sorted(new.keys() - old.keys() - set(renamed.values())),
+        sorted(gone - renamed.keys()),
+        changed,
+        line,
+        renamed,
+    )
+
+
+# --- pull request comment ------------------------------------------------------------------
+COMMENT_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters
+
+
+def comment_marker(stack: str) -> str:
+    """First line of a stack's PR comment: CI finds and edits the comment by it."""
+    return f"<!-- gpu-dask-plan:{stack} -->"
+
+
+def pr_comment(plan: Plan, diff: Diff | None) -> str:
+    """The sticky pull-request comment and job summary for one stack: verdict, cost, changes
+    against the base branch, then the full summary folded away."""
+    verdict = plan.verdict()
+    lines = [
+        comment_marker(plan.stack),
+        f"## gpu-dask offline plan: `{plan.stack}`",
+        "",
+        f"{verdict} · {len(plan.resources)} resources · idle ${plan.idle_hourly:.2f}/h, full scale ${plan.max_hourly:.2f}/h",
+        "",
+        f"Judged by {plan.engine_note}.",
+        f"⏱️ {timing.headline(plan.timeline)} (modeled: `gpudask/plan/durations.yaml`).",
+        "",
+    ]
+    lines += finding_lines(plan)
+    lines += ["### Changes against the base branch", ""]
+    if diff is None:
+        lines += ["No base plan to compare with (a new stack, or the base branch predates `gpudask plan`).", ""]
+    else:
+        body = diff.markdown().split("\n", 2)[2] if "\n" in diff.markdown() else diff.markdown()
+        lines += [body.strip(), ""]
+        if diff.replaced():
+            lines += [
+                "⚠️ Replacing resources deletes and recreates them: " + ", ".join(f"`{k}`" for k in diff.replaced()),
+                "",
+            ]
+        if diff.node_rolls():
+            lines += [
+                "⚠️ Updated in place, but GKE recreates every node (running workers are lost): "
+                + ", ".join(f"`{k}`" for k in diff.node_rolls()),
+                "",
+            ]
+    head = "\n".join(lines)
+    summary = summary_markdown(plan)
+    room = COMMENT_LIMIT - len(head) - 200
+    if len(summary) > room:
+        summary = summary[:room] + "\n\n… (cut; the whole summary is in the job's artifacts)"
+    return head + "\n<details><summary>Full plan summary</summary>\n\n" + summary + "\n</details>\n"

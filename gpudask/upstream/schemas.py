@@ -1,0 +1,114 @@
+"""Manifests checked against upstream schemas: nothing here restates a schema by hand.
+
+- Kubernetes objects: the Kubernetes OpenAPI schemas shipped by `kubernetes-validate`, strict.
+- Dask custom resources: the CRDs shipped in the installed `dask-kubernetes` wheel, made
+  strict (the API server silently prunes unknown fields; we want to hear about them).
+- Helm values: the chart's own values.yaml from the same wheel.
+
+What the operator would create from a DaskCluster is `gpudask.record.dask_operator`'s (it renders; the
+objects it renders are checked here like any other Kubernetes object).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+
+import dask_kubernetes
+import jsonschema
+import kubernetes_validate
+import yaml
+
+# Kubernetes minor the schemas are taken from. A choice, not a fact about GKE: keep it at or below the
+# minor of the clusters you deploy to (`gcloud container get-server-config`, STABLE channel).
+KUBERNETES_VERSION = "1.33"
+OPERATOR_DIR = Path(dask_kubernetes.__file__).parent / "operator"
+CHART_DIR = OPERATOR_DIR / "deployment" / "helm" / "dask-kubernetes-operator"
+# libyaml's loader where PyYAML has it: the DaskCluster CRD alone is ~284 KB, which the
+# pure-Python loader takes seconds to read.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+CRD_FILES = {
+    "DaskCluster": "daskcluster.yaml",
+    "DaskWorkerGroup": "daskworkergroup.yaml",
+    "DaskAutoscaler": "daskautoscaler.yaml",
+    "DaskJob": "daskjob.yaml",
+}
+
+
+def _path(parts: Any) -> str:
+    return ".".join(str(p) for p in parts) or "(root)"
+
+
+def kubernetes_findings(manifest: dict[str, Any], version: str = KUBERNETES_VERSION) -> list[str]:
+    """Strict OpenAPI validation of a built-in Kubernetes object ('' list when valid)."""
+    try:
+        kubernetes_validate.validate(manifest, version, strict=True)
+    except kubernetes_validate.ValidationError as err:
+        return [f"{_path(err.absolute_path)}: {err.message}"]
+    return []
+
+
+@functools.cache
+def crd_schema(kind: str) -> dict[str, Any]:
+    """The operator CRD's openAPIV3Schema for `kind`, strict: unknown fields are errors."""
+    crd = yaml.load((CHART_DIR / "crds" / CRD_FILES[kind]).read_text(), Loader=_YAML_LOADER)
+    version = next(v for v in crd["spec"]["versions"] if v.get("served", True))
+    schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
+    # The API server itself handles the envelope; CRD schemas leave it out.
+    schema.setdefault("properties", {}).update(
+        apiVersion={"type": "string", "enum": [f"{crd['spec']['group']}/{version['name']}"]},
+        kind={"type": "string", "enum": [crd["spec"]["names"]["kind"]]},
+        metadata={"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    )
+    return _strict(schema)
+
+
+def _strict(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            schema["additionalProperties"] = False
+        for value in schema.values():
+            _strict(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _strict(value)
+    return schema
+
+
+def crd_findings(manifest: dict[str, Any]) -> list[str]:
+    """Every violation of the operator's CRD schema, each with its field path."""
+    kind = manifest.get("kind", "")
+    if kind not in CRD_FILES:
+        return [f"kind: {kind!r} is not a dask-kubernetes custom resource"]
+    validator = jsonschema.Draft7Validator(crd_schema(kind))
+    findings = []
+    for err in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path))):
+        message = err.message
+        if err.validator == "additionalProperties":
+            message = f"unknown field (the API server would silently drop it): {err.message}"
+        findings.append(f"{_path(err.absolute_path)}: {message}")
+    return findings
+
+
+@functools.cache
+def chart_values() -> dict[str, Any]:
+    return yaml.load((CHART_DIR / "values.yaml").read_text(), Loader=_YAML_LOADER)
+
+
+def helm_value_findings(values: dict[str, Any], known: dict[str, Any] | None = None, prefix: str = "") -> list[str]:
+    """Keys the chart's values.yaml does not know (Helm ignores them without a word)."""
+    known = chart_values() if known is None else known
+    findings = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if key not in known:
+            findings.append(f"{path}: unknown chart value; the chart knows {', '.join(sorted(known))}")
+        elif isinstance(value, dict) and isinstance(known[key], dict) and known[key]:
+            findings.extend(helm_value_findings(value, known[key], f"{path}."))
+    return findings
