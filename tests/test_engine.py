@@ -22,7 +22,7 @@ import yaml
 from gpudask.local import engine
 from gpudask.local.cluster.controlplane import ControlPlane
 from gpudask.local.cluster.nodes import stack_nodes
-from gpudask.local.cluster.runtime import settle_dask
+from gpudask.local.cluster.runtime import dask_namespace, settle_dask
 from gpudask.record.recorder import Recording, run_program, stacks
 
 pytestmark = pytest.mark.real_pulumi
@@ -59,7 +59,7 @@ def stack_on_control_plane(tmp_path: Path) -> Iterator[Any]:
         began = time.monotonic()
         cp = ControlPlane().__enter__()
         opened.append(cp)
-        nodes = stack_nodes(cp, rec)
+        nodes = stack_nodes(cp, rec, process_backed_namespaces=(dask_namespace(rec),))
         nodes.__enter__()
         opened.append(nodes)
         up = engine.stack_up(cp, rec, tmp_path / stack, log=print)

@@ -84,6 +84,8 @@ def engine_diff(
     """Deploy the base's Kubernetes half (if the base has the stack), preview the head against it; write engine.md/json."""
     from gpudask.local.cluster.controlplane import ControlPlane
     from gpudask.local.cluster.nodes import stack_nodes
+    from gpudask.local.cluster.runtime import dask_namespace
+    from gpudask.local.cluster.runtime import dask_namespace
     from gpudask.record.recorder import run_program
 
     say = log or (lambda _line: None)
@@ -99,7 +101,7 @@ def engine_diff(
     with (
         tempfile.TemporaryDirectory(prefix="gpudask-engine-diff-") as tmp,
         ControlPlane(log=log) as cp,
-        stack_nodes(cp, rec),
+        stack_nodes(cp, rec, process_backed_namespaces=(dask_namespace(rec),)),
     ):
         work = Path(tmp)
         if has_base and base_checkout is not None:
