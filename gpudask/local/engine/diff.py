@@ -85,7 +85,6 @@ def engine_diff(
     from gpudask.local.cluster.controlplane import ControlPlane
     from gpudask.local.cluster.nodes import stack_nodes
     from gpudask.local.cluster.runtime import dask_namespace
-    from gpudask.local.cluster.runtime import dask_namespace
     from gpudask.record.recorder import run_program
 
     say = log or (lambda _line: None)
