@@ -10,7 +10,10 @@ the reserved internal address are stood in, and the outputs say so (`engineStand
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,3 +219,55 @@ def test_the_pr_diff_shows_the_engines_replacement_of_the_dask_cluster(tmp_path:
     assert preview.ok, preview.failure()
     assert "| **replace** | `dask-cluster` | `kubernetes:kubernetes.dask.org/v1:DaskCluster`" in text
     assert "`dask-namespace`" not in text  # unchanged objects are counted, not listed
+
+
+SEEDS_SCALE = """
+from dask_kubernetes.operator import KubeCluster
+cluster = KubeCluster.from_name({name!r}, namespace={namespace!r}, shutdown_on_close=False)
+cluster.scale({n}, worker_group={group!r})
+print("scaled", flush=True)
+cluster.close()
+"""
+
+
+def test_scaling_with_the_seeds_client_then_up_without_and_with_refresh(stack_on_control_plane: Any) -> None:
+    """The seeds' `KubeCluster.from_name(...).scale(n)` deletes the DaskAutoscaler (dask-kubernetes' `_scale`)
+    and sets the group's replicas. What the README says the next `up` does: without `--refresh` the engine
+    compares with its state and changes nothing (the autoscaler stays deleted); with `--refresh` it sees
+    the deletion and recreates the autoscaler."""
+    cp, state = stack_on_control_plane("dev")
+    assert state.result.ok, state.result.failure()
+    kube = cp.kube()
+    name, namespace = state.result.outputs["daskClusterName"], state.result.outputs["daskNamespace"]
+    autoscaler = kube.path("kubernetes.dask.org/v1", "DaskAutoscaler", name, namespace)
+    assert kube.get(autoscaler)["metadata"]["name"] == name
+    env = {**os.environ, "KUBECONFIG": str(state.engine.stack_kubeconfig())}
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", SEEDS_SCALE.format(name=name, namespace=namespace, n=1, group="default")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    print(
+        f"seeds' from_name + scale(1): exit {done.returncode} in {time.monotonic() - began:.1f} s", done.stderr[-2000:]
+    )
+    assert done.returncode == 0 and "scaled" in done.stdout, done.stderr[-3000:]
+    group = kube.get(kube.path("kubernetes.dask.org/v1", "DaskWorkerGroup", f"{name}-default", namespace))
+    assert group["spec"]["replicas"] == 1
+    assert not kube.exists(
+        {
+            "apiVersion": "kubernetes.dask.org/v1",
+            "kind": "DaskAutoscaler",
+            "metadata": {"name": name, "namespace": namespace},
+        }
+    )
+
+    plain = state.engine.run("preview")
+    assert plain.ok and not plain.changes, plain.failure() + f"\n{plain.summary}"
+    refreshed = state.engine.run("up", refresh=True)
+    assert refreshed.ok, refreshed.failure()
+    assert refreshed.summary.get("create") == 1, refreshed.summary
+    assert kube.get(autoscaler)["metadata"]["name"] == name
+    print(f"dev after scale: preview {plain.summary}; up --refresh {refreshed.summary} in {refreshed.seconds:.1f} s")

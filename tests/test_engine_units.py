@@ -69,7 +69,10 @@ def test_the_pr_comment_shows_the_engines_verdicts_dangerous_first_and_names_bot
         summary={"same": 12, "update": 1, "replace": 1},
         steps=[
             _step("update", "dask-operator-release", "kubernetes:helm.sh/v3:Release", "values"),
+            # A replacement is three steps of one resource: one row, its strongest verdict, the fields named.
+            _step("delete-replaced", "dask-cluster", "kubernetes:kubernetes.dask.org/v1:DaskCluster"),
             _step("replace", "dask-cluster", "kubernetes:kubernetes.dask.org/v1:DaskCluster", "spec"),
+            _step("create-replacement", "dask-cluster", "kubernetes:kubernetes.dask.org/v1:DaskCluster"),
             _step("same", "dask-namespace", "kubernetes:core/v1:Namespace"),
         ],
     )

@@ -18,7 +18,7 @@ from gpudask.local import engine
 from gpudask.local.engine import Engine, EngineError, Result
 
 # The engine's step ops a reviewer must see, most dangerous first; `same` is counted, not listed.
-SHOWN_OPS = ("delete-replaced", "replace", "create-replacement", "delete", "update", "create")
+SHOWN_OPS = ("replace", "delete-replaced", "create-replacement", "delete", "update", "create")
 MARKER = "<!-- gpu-dask engine diff: {stack} -->"
 
 
@@ -58,7 +58,21 @@ def comment(stack: str, base: Result | None, preview: Result, base_note: str = "
             "",
         ]
         return "\n".join(lines) + "\n"
-    shown = [s for s in preview.steps if s["op"] in SHOWN_OPS and s["type"] != "pulumi:pulumi:Stack"]
+    # One row per resource, its strongest verdict (a replacement is also a delete-replaced and a
+    # create-replacement step); the fields any of its steps named.
+    rank = {
+        op: i for i, op in enumerate(("replace", "delete-replaced", "create-replacement", "delete", "update", "create"))
+    }
+    by_urn: dict[str, dict[str, str]] = {}
+    for step in preview.steps:
+        if step["op"] not in SHOWN_OPS or step["type"] == "pulumi:pulumi:Stack":
+            continue
+        seen = by_urn.get(step["urn"])
+        if seen is None or rank[step["op"]] < rank[seen["op"]]:
+            by_urn[step["urn"]] = {**step, "diffs": step["diffs"] or (seen or {}).get("diffs", "")}
+        elif step["diffs"] and not seen["diffs"]:
+            seen["diffs"] = step["diffs"]
+    shown = list(by_urn.values())
     summary = ", ".join(f"{n} {op}" for op, n in sorted(preview.summary.items()))
     if not shown:
         lines += [f"No change to the Kubernetes half ({summary}).", ""]

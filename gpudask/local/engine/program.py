@@ -148,7 +148,8 @@ def _steps_of(events: list[Any]) -> list[dict[str, str]]:
             continue
         meta = pre.metadata
         op = getattr(meta.op, "value", str(meta.op))
-        steps.append({"op": op, "urn": meta.urn, "type": meta.type, "diffs": ",".join(meta.diffs or [])})
+        fields = list(meta.diffs or []) or list(meta.keys or []) or sorted((meta.detailed_diff or {}).keys())
+        steps.append({"op": op, "urn": meta.urn, "type": meta.type, "diffs": ",".join(fields)})
     return steps
 
 
