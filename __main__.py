@@ -12,6 +12,7 @@ from components.dask_cluster import GpuDaskCluster, GpuDaskClusterArgs
 from components.dask_spec import worker_group_summary
 from components.driver import NvidiaDriverInstaller
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
+from components.metrics import DaskMetrics, DaskMetricsArgs
 from components.network import Network, NetworkArgs
 from components.operator import DaskOperator, DaskOperatorArgs
 from components.prepuller import ImagePrepuller, ImagePrepullerArgs
@@ -109,6 +110,14 @@ dask = GpuDaskCluster(
     # The operator (and its CRDs) only: GPU nodes arrive on their own when workers are pending.
     pulumi.ResourceOptions(providers=[provider], depends_on=[operator.release]),
 )
+
+if settings.monitoring.collection != "none":
+    # In the Dask namespace; the collector reaches /metrics once its policies exist.
+    DaskMetrics(
+        "metrics",
+        DaskMetricsArgs(settings.dask, settings.monitoring),
+        pulumi.ResourceOptions(providers=[provider], depends_on=[dask.namespace]),
+    )
 
 if settings.image_prepuller:
     # In the Dask namespace (Pod Security restricted), so after it; never awaited.
