@@ -23,11 +23,16 @@ class DaskMetricsArgs:
 class DaskMetrics(pulumi.ComponentResource):
     """What scrapes the scheduler and every worker group, and the policies that admit the scraper."""
 
+    TYPE_TOKEN = "gpu-dask:metrics:DaskMetrics"
+    """Frozen (components/type_aliases.py): part of every URN under this component."""
+    OLD_TYPE_TOKEN = None
+    """New on 2026-12-03: no deployed stack had it under another type."""
+
     monitors: dict[str, k8s.apiextensions.CustomResource]
     network_policies: dict[str, k8s.networking.v1.NetworkPolicy]
 
     def __init__(self, name: str, args: DaskMetricsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:metrics:DaskMetrics", name, None, opts)
+        super().__init__(self.TYPE_TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.network_policies = {
             key: k8s.networking.v1.NetworkPolicy(

@@ -269,7 +269,7 @@ def collector_network_policies(
     if peer is None:
         return {}
     return {
-        f"metrics-{component}": _policy(
+        component: _policy(
             dask,
             f"metrics-{component}",
             {
