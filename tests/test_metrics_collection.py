@@ -13,8 +13,10 @@ import pytest
 from distributed.cli import dask_scheduler
 
 from components import monitoring_spec
-from gpudask import dask_operator, recording_checks, upstream_schemas
-from gpudask.recorder import Recording, load_config
+from gpudask.plan import checks as recording_checks
+from gpudask.record import dask_operator
+from gpudask.record.recorder import Recording, load_config
+from gpudask.upstream import schemas as upstream_schemas
 
 from .conftest import EXISTING_STACKS, GKE_STACKS, STACKS, settings_for
 
