@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from gpudask.recorder import PROJECT_DIR
+from gpudask.record.recorder import PROJECT_DIR
 from tests.conftest import EXISTING_STACKS
 
 # What `python` needs to run the program: the project file, the stacks, the program and its packages.
 CHECKOUT = ["Pulumi.yaml", "__main__.py", "stacks", "components", "gpudask"]
 PROVIDER_INPUTS = """
 import json, sys
-from gpudask.recorder import run_program
+from gpudask.record.recorder import run_program
 rec = run_program(sys.argv[1])
 (provider,) = rec.of_type("pulumi:providers:kubernetes")
 print(json.dumps(provider.inputs, sort_keys=True))
