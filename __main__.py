@@ -7,15 +7,10 @@ import os
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import kubernetes_half
 from components.cluster import GkeCluster, GkeClusterArgs
-from components.dask_cluster import GpuDaskCluster, GpuDaskClusterArgs
-from components.dask_spec import worker_group_summary
-from components.driver import NvidiaDriverInstaller
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
 from components.network import Network, NetworkArgs
-from components.operator import DaskOperator, DaskOperatorArgs
-from components.prepuller import ImagePrepuller, ImagePrepullerArgs
-from components.prepuller_spec import worker_images
 from components.settings import TOP_KEYS, GpuPoolSettings, parse_settings
 
 config = pulumi.Config()
@@ -95,34 +90,8 @@ else:
         context=settings.existing_cluster.context,
         enable_server_side_apply=True,
     )
-on_gke = pulumi.ResourceOptions(providers=[provider])
-
-if settings.uses_driver_daemonset:
-    NvidiaDriverInstaller("nvidia-driver", on_gke)
-
-operator = DaskOperator(
-    "dask-operator", DaskOperatorArgs(version=settings.operator_version, node_pool=settings.system_pool), on_gke
-)
-dask = GpuDaskCluster(
-    "dask",
-    GpuDaskClusterArgs(settings.dask),
-    # The operator (and its CRDs) only: GPU nodes arrive on their own when workers are pending.
-    pulumi.ResourceOptions(providers=[provider], depends_on=[operator.release]),
-)
-
-if settings.image_prepuller:
-    # In the Dask namespace (Pod Security restricted), so after it; never awaited.
-    ImagePrepuller(
-        "image-prepuller",
-        ImagePrepullerArgs(settings.dask.name, settings.dask.namespace, tuple(worker_images(settings.dask))),
-        pulumi.ResourceOptions(providers=[provider], depends_on=[dask.namespace]),
-    )
-
-pulumi.export("schedulerAddress", dask.scheduler_address)
-pulumi.export("dashboardUrl", dask.dashboard_url)
-pulumi.export("daskClusterName", settings.dask.name)
-pulumi.export("daskNamespace", settings.dask.namespace)
-pulumi.export("daskWorkerGroups", worker_group_summary(settings.dask))
+dask = kubernetes_half.declare(settings, provider)
+kubernetes_half.export_outputs(settings, dask)
 if gke is not None:
     pulumi.export("clusterName", gke.name)
     pulumi.export("location", settings.location)
@@ -131,10 +100,3 @@ if gke is not None:
     if scheduler_pool is not None:
         pulumi.export("schedulerNodePool", scheduler_pool.name)
     pulumi.export("kubeconfig", gke.kubeconfig)
-if dask.tls is not None:
-    # Clients need the CA and a client certificate: `gpudask.connect` reads these three.
-    pulumi.export("tlsCaCertPem", dask.tls.ca_cert_pem)
-    pulumi.export("tlsClientCertPem", dask.tls.client_cert_pem)
-    pulumi.export("tlsClientKeyPem", dask.tls.client_key_pem)
-if dask.internal_load_balancer_ip is not None:
-    pulumi.export("internalLoadBalancerIp", dask.internal_load_balancer_ip)

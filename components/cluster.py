@@ -65,6 +65,10 @@ class GkeClusterArgs:
 class GkeCluster(pulumi.ComponentResource):
     """A private GKE Standard cluster with its default pool removed and a system pool added."""
 
+    TYPE_TOKEN = "gpu-dask:cluster:GkeCluster"
+    """Frozen (components/type_aliases.py): part of every URN under this component."""
+    OLD_TYPE_TOKEN = "gpu-dask:gke:Cluster"
+
     cluster: gcp.container.Cluster
     system_pool: gcp.container.NodePool
     node_service_account: gcp.serviceaccount.Account
@@ -76,7 +80,7 @@ class GkeCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
 
     def __init__(self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:cluster:GkeCluster", name, None, with_old_type("gpu-dask:gke:Cluster", opts))
+        super().__init__(self.TYPE_TOKEN, name, None, with_old_type(self.OLD_TYPE_TOKEN, opts))
         child = pulumi.ResourceOptions(parent=self)
 
         self.node_service_account = gcp.serviceaccount.Account(

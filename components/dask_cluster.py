@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -14,22 +15,42 @@ from components.settings import DaskSettings
 from components.type_aliases import with_old_type
 
 
+class TlsMaterial(Protocol):
+    """What the DaskCluster needs of its certificates (DaskTls, or a stand-in where pulumi-tls cannot run)."""
+
+    ca_cert_pem: pulumi.Output[str]
+    certificates_digest: pulumi.Output[str]
+    client_cert_pem: pulumi.Output[str]
+    client_key_pem: pulumi.Output[str]
+    secret: k8s.core.v1.Secret
+
+
+TlsIssuer = Callable[[str, DaskTlsArgs, pulumi.ResourceOptions], TlsMaterial]
+
+
 @dataclass(frozen=True)
 class GpuDaskClusterArgs:
     dask: DaskSettings
     """The whole `dask` config: the DaskCluster body, its worker groups, autoscaler, namespace
     guard rails and TLS are all built from it (components/dask_spec.py, security_spec.py)."""
+    tls_issuer: TlsIssuer | None = None
+    """Makes the certificates when `dask.tls` is on; None -> DaskTls (pulumi-tls). The real-engine
+    tests pass a stand-in: the pulumi-tls provider cannot be built here (GOTCHAS.md)."""
 
 
 class GpuDaskCluster(pulumi.ComponentResource):
     """A `DaskCluster` whose GPU workers pack onto the same nodes, plus optional groups and autoscaler."""
+
+    TYPE_TOKEN = "gpu-dask:dask_cluster:GpuDaskCluster"
+    """Frozen (components/type_aliases.py): part of every URN under this component."""
+    OLD_TYPE_TOKEN = "gpu-dask:dask:GpuDaskCluster"
 
     namespace: k8s.core.v1.Namespace
     service_account: k8s.core.v1.ServiceAccount
     network_policies: dict[str, k8s.networking.v1.NetworkPolicy]
     worker_disruption_budget: k8s.policy.v1.PodDisruptionBudget
     scheduler_disruption_budget: k8s.policy.v1.PodDisruptionBudget
-    tls: DaskTls | None
+    tls: TlsMaterial | None
     dask_cluster: k8s.apiextensions.CustomResource
     worker_groups: dict[str, k8s.apiextensions.CustomResource]
     autoscaler: k8s.apiextensions.CustomResource | None
@@ -38,9 +59,7 @@ class GpuDaskCluster(pulumi.ComponentResource):
     internal_load_balancer_ip: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: GpuDaskClusterArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(
-            "gpu-dask:dask_cluster:GpuDaskCluster", name, None, with_old_type("gpu-dask:dask:GpuDaskCluster", opts)
-        )
+        super().__init__(self.TYPE_TOKEN, name, None, with_old_type(self.OLD_TYPE_TOKEN, opts))
         dask = args.dask
 
         child = pulumi.ResourceOptions(parent=self)
@@ -69,8 +88,9 @@ class GpuDaskCluster(pulumi.ComponentResource):
         self.scheduler_disruption_budget = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-scheduler-pdb", metadata=pdb["metadata"], spec=cast(Any, pdb["spec"]), opts=in_namespace
         )
+        issuer: TlsIssuer = args.tls_issuer or DaskTls
         self.tls = (
-            DaskTls(f"{name}-tls", DaskTlsArgs(dask.name, dask.namespace, after=[self.namespace]), child)
+            issuer(f"{name}-tls", DaskTlsArgs(dask.name, dask.namespace, after=[self.namespace]), child)
             if dask.tls
             else None
         )

@@ -35,6 +35,10 @@ class DaskTlsArgs:
 class DaskTls(pulumi.ComponentResource):
     """CA + certificates; `secret` holds what the scheduler and workers mount."""
 
+    TYPE_TOKEN = "gpu-dask:dask_tls:DaskTls"
+    """Frozen (components/type_aliases.py): part of every URN under this component."""
+    OLD_TYPE_TOKEN = "gpu-dask:dask:DaskTls"
+
     ca_cert_pem: pulumi.Output[str]
     certificates_digest: pulumi.Output[str]
     """sha256 of the CA, scheduler and worker certificates: changes exactly when a renewal
@@ -44,7 +48,7 @@ class DaskTls(pulumi.ComponentResource):
     secret: k8s.core.v1.Secret
 
     def __init__(self, name: str, args: DaskTlsArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:dask_tls:DaskTls", name, None, with_old_type("gpu-dask:dask:DaskTls", opts))
+        super().__init__(self.TYPE_TOKEN, name, None, with_old_type(self.OLD_TYPE_TOKEN, opts))
         child = pulumi.ResourceOptions(parent=self)
 
         ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=child)

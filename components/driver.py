@@ -16,15 +16,14 @@ class NvidiaDriverInstaller(pulumi.ComponentResource):
     components/driver_spec.py; its nodes are chosen by the label GKE puts on GPU nodes.
     """
 
+    TYPE_TOKEN = "gpu-dask:driver:NvidiaDriverInstaller"
+    """Frozen (components/type_aliases.py): part of every URN under this component."""
+    OLD_TYPE_TOKEN = "gpu-dask:gpu:NvidiaDriverInstaller"
+
     daemonset: k8s.apps.v1.DaemonSet
 
     def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(
-            "gpu-dask:driver:NvidiaDriverInstaller",
-            name,
-            None,
-            with_old_type("gpu-dask:gpu:NvidiaDriverInstaller", opts),
-        )
+        super().__init__(self.TYPE_TOKEN, name, None, with_old_type(self.OLD_TYPE_TOKEN, opts))
         manifest = driver_daemonset()
         self.daemonset = k8s.apps.v1.DaemonSet(
             f"{name}-daemonset",

@@ -40,11 +40,15 @@ class GpuNodePoolArgs:
 class GpuNodePool(pulumi.ComponentResource):
     """An A100 pool: accelerator type and count follow the machine type; tainted for GPU pods only."""
 
+    TYPE_TOKEN = "gpu-dask:gpu_pool:GpuNodePool"
+    """Frozen (components/type_aliases.py): part of every URN under this component."""
+    OLD_TYPE_TOKEN = "gpu-dask:gke:GpuNodePool"
+
     node_pool: gcp.container.NodePool
     name: pulumi.Output[str]
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:gpu_pool:GpuNodePool", name, None, with_old_type("gpu-dask:gke:GpuNodePool", opts))
+        super().__init__(self.TYPE_TOKEN, name, None, with_old_type(self.OLD_TYPE_TOKEN, opts))
         pool = args.pool
         self.node_pool = gcp.container.NodePool(
             f"{name}-pool",

@@ -32,6 +32,10 @@ class NetworkArgs:
 class Network(pulumi.ComponentResource):
     """VPC, subnet (with secondary ranges for VPC-native pods/services), router and NAT."""
 
+    TYPE_TOKEN = "gpu-dask:network:Network"
+    """Frozen (components/type_aliases.py): part of every URN under this component."""
+    OLD_TYPE_TOKEN = "gpu-dask:gcp:Network"
+
     vpc: gcp.compute.Network
     subnet: gcp.compute.Subnetwork
     nat: gcp.compute.RouterNat
@@ -41,7 +45,7 @@ class Network(pulumi.ComponentResource):
     """The secondary range name a VPC-native cluster takes its Service IPs from."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:network:Network", name, None, with_old_type("gpu-dask:gcp:Network", opts))
+        super().__init__(self.TYPE_TOKEN, name, None, with_old_type(self.OLD_TYPE_TOKEN, opts))
         child = pulumi.ResourceOptions(parent=self)
         self.vpc = gcp.compute.Network(
             f"{name}-vpc",

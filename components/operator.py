@@ -17,17 +17,23 @@ class DaskOperatorArgs:
     """The dask-kubernetes-operator chart version, which is also the operator image tag."""
     node_pool: str
     """The GKE node pool (`cloud.google.com/gke-nodepool`) the operator runs on: an on-demand CPU pool."""
+    chart: str = ""
+    """A chart folder or .tgz of that version (air-gapped, offline tests); empty -> the published repository."""
 
 
 class DaskOperator(pulumi.ComponentResource):
     """Namespace `dask-operator` and the `dask-kubernetes-operator` release (its CRDs come with it)."""
+
+    TYPE_TOKEN = "gpu-dask:operator:DaskOperator"
+    """Frozen (components/type_aliases.py): part of every URN under this component."""
+    OLD_TYPE_TOKEN = "gpu-dask:dask:Operator"
 
     namespace: k8s.core.v1.Namespace
     release: k8s.helm.v3.Release
     version: pulumi.Output[str]
 
     def __init__(self, name: str, args: DaskOperatorArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("gpu-dask:operator:DaskOperator", name, None, with_old_type("gpu-dask:dask:Operator", opts))
+        super().__init__(self.TYPE_TOKEN, name, None, with_old_type(self.OLD_TYPE_TOKEN, opts))
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "gpu-dask"}},
@@ -36,9 +42,9 @@ class DaskOperator(pulumi.ComponentResource):
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             name=CHART,
-            chart=CHART,
+            chart=args.chart or CHART,
             version=args.version,  # pinned: chart version = operator image tag
-            repository_opts={"repo": REPOSITORY},
+            repository_opts=None if args.chart else {"repo": REPOSITORY},
             namespace=self.namespace.metadata.name,
             values=operator_values(args.node_pool),
             # Helm installs the CRDs in crds/ once and never upgrades them (GOTCHAS.md).

@@ -25,12 +25,14 @@ class ImagePrepullerArgs:
 class ImagePrepuller(pulumi.ComponentResource):
     """Pulls the GPU workers' image onto each GPU node as soon as it is Ready."""
 
+    TYPE_TOKEN = "gpu-dask:prepuller:ImagePrepuller"
+    """Frozen (components/type_aliases.py): part of every URN under this component."""
+    OLD_TYPE_TOKEN = "gpu-dask:gpu:ImagePrepuller"
+
     daemonset: k8s.apps.v1.DaemonSet
 
     def __init__(self, name: str, args: ImagePrepullerArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__(
-            "gpu-dask:prepuller:ImagePrepuller", name, None, with_old_type("gpu-dask:gpu:ImagePrepuller", opts)
-        )
+        super().__init__(self.TYPE_TOKEN, name, None, with_old_type(self.OLD_TYPE_TOKEN, opts))
         manifest = image_prepuller(args.dask_cluster, args.namespace, args.images)
         self.daemonset = k8s.apps.v1.DaemonSet(
             f"{name}-daemonset",

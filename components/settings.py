@@ -222,6 +222,8 @@ class StackSettings:
     """A DaemonSet that pulls the worker image onto every GPU node as soon as it is Ready."""
     existing_cluster: ExistingClusterSettings | None = None
     """Omitted -> this stack creates the network, the GKE cluster and its pools."""
+    operator_chart: str = ""
+    """The operator chart's folder or .tgz (air-gapped); empty -> the published chart repository."""
 
     @property
     def system_pool(self) -> str:
@@ -436,13 +438,13 @@ DASK_KEYS = {
     "workerGroups", "autoscale",
 }  # fmt: skip
 SCALAR_KEYS = {
-    "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "protect",
-    "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr", "masterCidr",
+    "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "operatorChart",
+    "protect", "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr", "masterCidr",
     "peeredCidrs", "imageStreaming", "imagePrepuller",
 }  # fmt: skip
 TOP_KEYS = {
-    "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "protect",
-    "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr",
+    "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "operatorChart",
+    "protect", "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr",
     "masterCidr", "peeredCidrs", "gpuNodePools", "dask", "labels", "imageStreaming", "imagePrepuller", "existingCluster",
 }  # fmt: skip
 EXISTING_KEYS = {"kubeconfig", "context", "systemPool"}
@@ -869,7 +871,8 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         problems.add("gcp:project", project, "is required: your GCP project id (6-30 lowercase letters, digits, '-')")
     if existing is not None:
         for key in GKE_ONLY_KEYS:
-            if key in present:
+            # Pulumi.yaml's default ([] or {}) reaches the program as if set: only a value says something.
+            if _decode(present.get(key)):
                 problems.add(
                     key,
                     _decode(present[key]),
@@ -900,6 +903,15 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
     operator_version = r.string("operatorVersion")
     if not _VERSION.match(operator_version):
         problems.add("operatorVersion", operator_version, "must be an exact chart version like 2026.3.0 (no ranges)")
+    # "" (Pulumi.yaml's default) is a value here: the published repository.
+    operator_chart = r.string("operatorChart") if _decode(present.get("operatorChart")) != "" else ""
+    if operator_chart.startswith(("~", "http://", "https://", "oci://")):
+        problems.add(
+            "operatorChart",
+            operator_chart,
+            "must be empty (the published repository) or a chart folder or .tgz relative to the project folder "
+            "(no ~: the path is stored in the stack's state; no URL: the repository is fixed)",
+        )
     system_machine_type = r.string("systemMachineType")
     if system_machine_type not in CPU_MACHINE_TYPES:
         problems.add(
@@ -972,4 +984,5 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         image_streaming=image_streaming,
         image_prepuller=image_prepuller,
         existing_cluster=existing,
+        operator_chart=operator_chart,
     )

@@ -1,12 +1,16 @@
 """Component type tokens and the aliases that keep deployed stacks from replacing them.
 
-Every component's type token is `gpu-dask:<module>:<ClassName>`: the file under components/
-and the class in it. Until 2026-11-23 the tokens followed no scheme (`gpu-dask:gke:Cluster` for
-`GkeCluster`, ...). A component's URN contains its type, and its children's URNs contain it
-too, so a new token alone would make `pulumi up` delete and recreate the cluster, its pools
-and everything on it. Each component therefore registers an alias to its old type; the engine
-then matches the old URN, and gives every child an alias built from the parent's matched URN
-(GOTCHAS.md, "Pulumi type aliases"), so children need none of their own.
+Each component class carries its token as a literal, `TYPE_TOKEN`, frozen: a component's URN
+contains its type, and its children's URNs contain it too, so a new token makes `pulumi up`
+delete and recreate the cluster, its pools and everything on it. The tokens once followed the
+file and class names (`gpu-dask:<module>:<ClassName>`, since 2026-11-23); they no longer follow
+anything: moving or renaming a file or class leaves them as they are, and tests/test_urns.py
+holds every stack's URNs to tests/data/urns/<stack>.txt.
+
+Before 2026-11-23 the tokens followed no scheme (`gpu-dask:gke:Cluster` for `GkeCluster`, ...);
+each component registers an alias to that old type, `OLD_TYPE_TOKEN`: the engine then matches
+the old URN, and gives every child an alias built from the parent's matched URN (GOTCHAS.md,
+"Pulumi type aliases"), so children need none of their own.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ parent, and what it registers as outputs."""
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -358,28 +358,31 @@ def test_image_prepuller_pulls_each_given_image_in_the_given_namespace(images: t
 
 
 # --- type tokens and the aliases to the old ones ---------------------------------------------------
-# The types deployed stacks have in their state: the tokens before the 2026-11-23 rename.
-OLD_TYPES = {
-    "GkeCluster": "gpu-dask:gke:Cluster",
-    "GpuDaskCluster": "gpu-dask:dask:GpuDaskCluster",
-    "DaskTls": "gpu-dask:dask:DaskTls",
-    "NvidiaDriverInstaller": "gpu-dask:gpu:NvidiaDriverInstaller",
-    "GpuNodePool": "gpu-dask:gke:GpuNodePool",
-    "Network": "gpu-dask:gcp:Network",
-    "DaskOperator": "gpu-dask:dask:Operator",
-    "ImagePrepuller": "gpu-dask:gpu:ImagePrepuller",
+# Frozen: a token is part of the URN of its component and of every child (tests/test_urns.py holds
+# the URNs). Class name -> (its token, the token deployed stacks had before the 2026-11-23 rename).
+FROZEN_TYPES = {
+    "GkeCluster": ("gpu-dask:cluster:GkeCluster", "gpu-dask:gke:Cluster"),
+    "GpuDaskCluster": ("gpu-dask:dask_cluster:GpuDaskCluster", "gpu-dask:dask:GpuDaskCluster"),
+    "DaskTls": ("gpu-dask:dask_tls:DaskTls", "gpu-dask:dask:DaskTls"),
+    "NvidiaDriverInstaller": ("gpu-dask:driver:NvidiaDriverInstaller", "gpu-dask:gpu:NvidiaDriverInstaller"),
+    "GpuNodePool": ("gpu-dask:gpu_pool:GpuNodePool", "gpu-dask:gke:GpuNodePool"),
+    "Network": ("gpu-dask:network:Network", "gpu-dask:gcp:Network"),
+    "DaskOperator": ("gpu-dask:operator:DaskOperator", "gpu-dask:dask:Operator"),
+    "ImagePrepuller": ("gpu-dask:prepuller:ImagePrepuller", "gpu-dask:gpu:ImagePrepuller"),
 }
 
 
-def component_modules() -> dict[str, str]:
-    """Every ComponentResource class defined under components/: class name -> module (file) name."""
-    found: dict[str, str] = {}
-    for path in sorted((Path(__file__).parent.parent / "components").glob("*.py")):
-        module = importlib.import_module(f"components.{path.stem}")
+def component_classes() -> dict[str, type[pulumi.ComponentResource]]:
+    """Every ComponentResource class defined under components/ (subpackages too): name -> class."""
+    import components
+
+    found: dict[str, type[pulumi.ComponentResource]] = {}
+    for info in pkgutil.walk_packages(components.__path__, "components."):
+        module = importlib.import_module(info.name)
         for value in vars(module).values():
             is_component = isinstance(value, type) and issubclass(value, pulumi.ComponentResource)
             if is_component and value.__module__ == module.__name__:
-                found[value.__name__] = path.stem
+                found[value.__name__] = value
     return found
 
 
@@ -388,29 +391,28 @@ def _ours(aliases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [a for a in aliases if a.get("spec", {}).get("type", "").startswith("gpu-dask:")]
 
 
+def test_every_component_class_carries_its_frozen_tokens() -> None:
+    classes = component_classes()
+    assert set(classes) == set(FROZEN_TYPES), "a new component needs its token frozen here"
+    for name, cls in classes.items():
+        assert (vars(cls).get("TYPE_TOKEN"), vars(cls).get("OLD_TYPE_TOKEN")) == FROZEN_TYPES[name], name
+
+
 @pytest.mark.parametrize("stack", STACKS)
-def test_component_types_name_their_file_and_class_and_alias_their_old_type(recorded: Run, stack: str) -> None:
-    modules = component_modules()
+def test_components_register_their_frozen_type_and_alias_their_old_one(recorded: Run, stack: str) -> None:
+    by_token = {token: old for token, old in FROZEN_TYPES.values()}
     for r in recorded(stack).resources.values():
         if not r.type.startswith("gpu-dask:"):
             # Children inherit the parent's alias in the engine; an alias of their own is a mistake.
             assert _ours(r.aliases) == [], r.urn
             continue
-        _, module, cls = r.type.split(":")
-        assert modules.get(cls) == module, f"{r.type}: class {cls} is in components/{modules.get(cls)}.py"
-        old = [{"spec": {"type": OLD_TYPES[cls]}}] if cls in OLD_TYPES else []
-        assert _ours(r.aliases) == old, r.urn
+        assert r.type in by_token, f"{r.urn}: {r.type} is no frozen token"
+        assert _ours(r.aliases) == [{"spec": {"type": by_token[r.type]}}], r.urn
 
 
-def test_every_component_is_in_some_stack_and_every_old_type_has_its_class(recorded: Run) -> None:
-    seen = {
-        r.type.split(":")[2]
-        for stack in STACKS
-        for r in recorded(stack).resources.values()
-        if r.type.startswith("gpu-dask:")
-    }
-    assert seen == set(component_modules())  # so the test above saw each of them
-    assert set(OLD_TYPES) <= seen
+def test_every_component_is_in_some_stack(recorded: Run) -> None:
+    seen = {r.type for stack in STACKS for r in recorded(stack).resources.values() if r.type.startswith("gpu-dask:")}
+    assert seen == {token for token, _ in FROZEN_TYPES.values()}  # so the test above saw each of them
 
 
 def test_a_callers_aliases_are_kept_beside_the_old_type() -> None:

@@ -293,7 +293,18 @@ def test_scalar_defaults_live_only_in_pulumi_yaml() -> None:
     for key, spec in project["config"].items():
         assert spec["type"] in {"string", "integer", "boolean", "array"}, key
         assert spec.get("description"), key
-    assert "default" not in project["config"]["authorizedNetworks"], "no default that could open the control plane"
+    # The CLI requires every key without a default of every stack (issue 25): an empty default that
+    # the program refuses for a stack that creates GKE, and accepts with existingCluster.
+    assert project["config"]["authorizedNetworks"]["default"] == []
+
+
+def test_the_pulumi_yaml_default_of_authorized_networks_is_accepted_with_existing_cluster_only() -> None:
+    raw, _ = raw_config("existing")
+    assert parse_settings({**raw, "authorizedNetworks": "[]"}, None).authorized_networks == ()
+    raw, project = raw_config("dev")
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({**raw, "authorizedNetworks": "[]"}, project)
+    assert "authorizedNetworks: [] must list at least one CIDR" in str(caught.value)
 
 
 def test_enums_are_gkes_own_names() -> None:
@@ -421,3 +432,14 @@ def test_bad_existing_cluster_config_names_key_value_and_what_is_allowed(
 ) -> None:
     found = existing_problems(**overrides)
     assert any(expected in p for p in found), f"expected {expected!r} among:\n" + "\n".join(found)
+
+
+def test_operator_chart_defaults_to_the_published_repository_and_refuses_machine_paths_and_urls() -> None:
+    raw, project = raw_config("dev")
+    assert parse_settings({**raw, "operatorChart": ""}, project).operator_chart == ""
+    chart = "charts/dask-kubernetes-operator-2026.3.0.tgz"
+    assert parse_settings({**raw, "operatorChart": chart}, project).operator_chart == chart
+    for bad in ("~/charts/op.tgz", "https://helm.dask.org"):
+        with pytest.raises(SettingsError) as caught:
+            parse_settings({**raw, "operatorChart": bad}, project)
+        assert f"operatorChart: {bad!r} must be empty (the published repository) or a chart folder" in str(caught.value)
