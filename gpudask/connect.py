@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from distributed import Client
 from distributed.comm.addressing import get_address_host_port
@@ -50,7 +50,6 @@ MATCHING_PACKAGES = ("dask", "distributed", "python")
 DEFAULT_GROUP = "default"
 SCHEDULER_PORT = 8786
 LOOPBACK = "127.0.0.1"
-T = TypeVar("T")
 
 
 class ConnectError(Exception):
@@ -239,7 +238,7 @@ class StackConnection:
         self.close()
 
 
-def _with_deadline(coroutine: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
+def _with_deadline[T](coroutine: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
     """Run a Kubernetes API coroutine on a loop of its own, giving up after `timeout` seconds."""
 
     async def bounded() -> T:
@@ -257,7 +256,7 @@ def _with_deadline(coroutine: Coroutine[Any, Any, T], timeout: float, what: str)
         raise ConnectError(f"{what} failed: {type(err).__name__}: {err}") from err
 
 
-def _in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def _in_thread[T](make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     result: list[T] = []
     failure: list[BaseException] = []
 
