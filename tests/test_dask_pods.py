@@ -18,7 +18,7 @@ from distributed import system
 from distributed.cli.dask_worker import main as dask_worker_cli
 from distributed.worker_memory import parse_memory_limit
 
-from components import dask_spec, security_spec
+from components import dask_spec, scheduler_endpoint_spec, security_spec
 from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES
 from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
 from components.settings import SettingsError, StackSettings
@@ -184,7 +184,7 @@ def _dask_raw(stack: str) -> dict[str, Any]:
 def test_an_internal_load_balancer_keeps_client_source_ips() -> None:
     s = settings_for("prod")
     assert s.dask.scheduler_service == "InternalLoadBalancer"
-    service = created_objects(dask_spec.dask_cluster(s.dask))[1]
+    service = scheduler_endpoint_spec.internal_endpoint(s.dask, "10.10.0.42")
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["externalTrafficPolicy"] == "Local"
 

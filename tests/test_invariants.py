@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from gpudask import dask_operator, recording_checks
+from gpudask import recording_checks
 from gpudask.recorder import Recording
-from tests.conftest import GKE_STACKS, settings_for
+from tests.conftest import GKE_STACKS
 
 Run = Callable[..., Recording]
 NODE_POOL = "gcp:container/nodePool:NodePool"
@@ -36,58 +36,6 @@ def test_gpu_pools_upgrade_without_an_extra_a100(recorded: Run, stack: str) -> N
         assert upgrade.get("strategy", "SURGE") == "SURGE", f"{pool.name}: {upgrade}"
         assert upgrade.get("maxSurge") == 0, f"{pool.name} would add a surge A100 node: {upgrade}"
         assert upgrade.get("maxUnavailable", 0) >= 1, f"{pool.name} could never upgrade: {upgrade}"
-
-
-def _groups_of(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int, set[int]]:
-    """The uid a container runs as and the groups the kubelet gives it for volume files."""
-    pod_context = pod.get("securityContext") or {}
-    uid = (container.get("securityContext") or {}).get("runAsUser", pod_context.get("runAsUser"))
-    groups = set(pod_context.get("supplementalGroups") or [])
-    if "fsGroup" in pod_context:
-        groups.add(pod_context["fsGroup"])
-    assert uid is not None, "containers run as a numeric uid (runAsNonRoot needs one)"
-    return uid, groups
-
-
-def _readable(mode: int, uid: int, groups: set[int]) -> bool:
-    """Secret volume files are owned by root and, with an fsGroup, group-owned by it."""
-    if uid == 0:
-        return True
-    if mode & 0o004:
-        return True
-    return bool(mode & 0o040) and bool(groups)
-
-
-def test_tls_keys_are_readable_by_the_user_the_pods_run_as(recorded: Run) -> None:
-    """prod (TLS on): every pod the operator builds can read the key files it mounts, or
-    Dask fails at start with a permission error on scheduler-key.pem / worker-key.pem."""
-    rec = recorded("prod")
-    assert settings_for("prod").dask.tls
-    manifests = [m for _, m in recording_checks.kubernetes_manifests(rec)]
-    cluster = next(m for m in manifests if m["kind"] == "DaskCluster")
-    groups = [m for m in manifests if m["kind"] == "DaskWorkerGroup"]
-    pods = [
-        o["spec"]["template"]["spec"]
-        for o in dask_operator.created_objects(cluster, groups)
-        if o["kind"] == "Deployment"
-    ]
-    mounted = 0
-    for pod in pods:
-        secrets = {v["name"]: v["secret"] for v in pod.get("volumes") or [] if "secret" in v}
-        for container in pod["containers"]:
-            uid, fs_groups = _groups_of(pod, container)
-            uid = int(uid)
-            for mount in container.get("volumeMounts") or []:
-                if mount["name"] not in secrets:
-                    continue
-                mounted += 1
-                secret = secrets[mount["name"]]
-                mode = int(secret.get("defaultMode", 0o644))  # numbers come back from mocks as floats
-                assert _readable(mode, uid, fs_groups), (
-                    f"uid {uid} cannot read secret {secret['secretName']} mounted at {mount['mountPath']} "
-                    f"(mode {mode:o}, pod groups {sorted(fs_groups) or 'none'})"
-                )
-    assert mounted >= len(pods), "every TLS pod mounts its certificates"
 
 
 @pytest.mark.parametrize("stack", GKE_STACKS)

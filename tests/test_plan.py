@@ -180,7 +180,8 @@ def test_diff_dev_to_prod_lists_the_expected_differences(recorded: Run) -> None:
     prod = planning.build_plan(recorded("prod")).to_json()
     diff = planning.diff_plans(dev, prod)
     assert "kubernetes:kubernetes.dask.org/v1:DaskWorkerGroup::dask-group-cpu" in diff.added
-    assert "kubernetes:core/v1:Service::dask-scheduler-service" in diff.added
+    assert "kubernetes:core/v1:Service::dask-scheduler-ilb" in diff.added
+    assert "gcp:compute/address:Address::network-scheduler-address" in diff.added
     assert "kubernetes:kubernetes.dask.org/v1:DaskAutoscaler::dask-autoscaler" in diff.removed
     pool = dict((c[0], c) for c in diff.changed["gcp:container/nodePool:NodePool::gpu-a100-pool"])
     # machineType is updated in place and GKE recreates the nodes; spot is ForceNew.

@@ -92,6 +92,124 @@ class Backed:
     accepted_at: str = field(default_factory=now)  # the pod's startTime: when this kubelet took it
 
 
+# --- what the kubelet decides from a pod spec (pure; the fast tests and this stand-in share it) ---
+# Read in the kubelet's source, kubernetes v1.34.4 (2026-12-03; GOTCHAS.md "Secret volume files"):
+# - pkg/volume/secret/secret.go MakePayload: each file's mode is its item's `mode`, else the
+#   volume's `defaultMode` (API default 0644, k8s.io/api core/v1 SecretVolumeSourceDefaultMode);
+#   the atomic writer (pkg/volume/util/atomic_writer.go) writes them as the kubelet, root:root.
+# - pkg/volume/volume_linux.go changeFilePermission: only with the pod's `fsGroup` are the files
+#   chowned to group fsGroup and their mode OR-ed with 0440 (Secret and projected volumes are
+#   read-only: roMask). supplementalGroups own no file.
+# - pkg/kubelet/kuberuntime/security_context.go: the container's processes get the pod's
+#   supplementalGroups and fsGroup as supplementary groups; runAsGroup (else the image's) as primary.
+# - pkg/kubelet/kuberuntime/kuberuntime_container.go killContainer: the preStop hook runs within
+#   the pod's grace period; what it leaves (at least minimumGracePeriodInSeconds, 2 s) is SIGTERM's.
+SECRET_DEFAULT_MODE = 0o644
+FS_GROUP_READ_ONLY_MASK = 0o440
+MINIMUM_GRACE_S = 2.0
+DEFAULT_GRACE_S = 30.0  # k8s.io/api core/v1 DefaultTerminationGracePeriodSeconds
+
+
+@dataclass(frozen=True)
+class VolumeFile:
+    """One file the kubelet writes into a container's mount of a Secret or projected volume."""
+
+    path: str
+    uid: int
+    gid: int
+    mode: int
+
+
+def volume_files(
+    spec: Mapping[str, Any], container: Mapping[str, Any], keys: Callable[[str, str], list[str]]
+) -> list[VolumeFile]:
+    """The Secret / ConfigMap (plain or projected) files `container` sees, with the owner and
+    mode the kubelet gives them. `keys(kind, name)` lists the keys of a Secret or ConfigMap."""
+    fs_group = (spec.get("securityContext") or {}).get("fsGroup")
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    files = []
+    for mount in container.get("volumeMounts") or []:
+        volume = volumes.get(mount["name"]) or {}
+        sources: list[tuple[str, Mapping[str, Any]]]
+        default: int
+        if "secret" in volume or "configMap" in volume:
+            kind = "secret" if "secret" in volume else "configMap"
+            source = volume[kind]
+            sources = [(kind, source)]
+            default = int(source.get("defaultMode", SECRET_DEFAULT_MODE))
+        elif "projected" in volume:
+            sources = [
+                (kind, s[kind])
+                for s in volume["projected"].get("sources") or []
+                for kind in ("secret", "configMap")
+                if kind in s
+            ]
+            default = int(volume["projected"].get("defaultMode", SECRET_DEFAULT_MODE))
+        else:
+            continue
+        for kind, source in sources:
+            name = source.get("secretName") if kind == "secret" and "secretName" in source else source.get("name", "")
+            items = source.get("items") or [{"key": k, "path": k} for k in keys(kind, str(name))]
+            for item in items:
+                mode = int(item.get("mode", default))
+                gid = 0
+                if fs_group is not None:
+                    gid, mode = int(fs_group), mode | FS_GROUP_READ_ONLY_MASK
+                files.append(VolumeFile(f"{mount['mountPath'].rstrip('/')}/{item['path']}", 0, gid, mode))
+    return files
+
+
+def process_identity(spec: Mapping[str, Any], container: Mapping[str, Any]) -> tuple[int | None, set[int]]:
+    """(uid, groups) of the container's processes; uid None: the image decides (not seen here).
+    The primary group is runAsGroup when set; an image's own group is not known here."""
+    pod = spec.get("securityContext") or {}
+    own = container.get("securityContext") or {}
+    uid = own.get("runAsUser", pod.get("runAsUser"))
+    groups = {int(g) for g in pod.get("supplementalGroups") or []}
+    if "fsGroup" in pod:
+        groups.add(int(pod["fsGroup"]))
+    primary = own.get("runAsGroup", pod.get("runAsGroup"))
+    if primary is not None:
+        groups.add(int(primary))
+    return (None if uid is None else int(uid)), groups
+
+
+def readable(file: VolumeFile, uid: int, groups: set[int]) -> bool:
+    """POSIX read permission for `uid` with `groups` (root reads everything)."""
+    if uid == 0:
+        return True
+    if uid == file.uid:
+        return bool(file.mode & 0o400)
+    if file.gid in groups:
+        return bool(file.mode & 0o040)
+    return bool(file.mode & 0o004)
+
+
+def unreadable_files(
+    spec: Mapping[str, Any], container: Mapping[str, Any], keys: Callable[[str, str], list[str]]
+) -> list[str]:
+    """The mounted Secret/ConfigMap files the container's user cannot read, each said with why."""
+    uid, groups = process_identity(spec, container)
+    if uid is None:
+        return []
+    return [
+        f"{f.path} ({f.uid}:{f.gid} {f.mode:04o}; uid {uid}, groups {sorted(groups) or 'none'})"
+        for f in volume_files(spec, container, keys)
+        if not readable(f, uid, groups)
+    ]
+
+
+def grace_s(spec: Mapping[str, Any]) -> float:
+    """The pod's termination grace period as the kubelet takes it."""
+    return float(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_S))
+
+
+def prestop_command(container: Mapping[str, Any]) -> list[str] | None:
+    """The exec preStop hook the kubelet runs before SIGTERM (None: straight to SIGTERM)."""
+    command = ((container.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command")
+    return list(command) if command else None
+
+
 class KubeletError(Exception):
     """A pod could not be backed; the message names the pod and why."""
 
@@ -269,6 +387,16 @@ class Kubelet:
         """mountPath -> a local folder: Secret volumes written from the API's Secret (as the
         kubelet projects them), emptyDirs as empty folders. Other volume types are refused."""
         volumes = {v["name"]: v for v in spec.get("volumes") or []}
+
+        def keys(kind: str, name: str) -> list[str]:
+            resource, title = ("secrets", "Secret") if kind == "secret" else ("configmaps", "ConfigMap")
+            return sorted((self._get_or_not_yet(resource, name, title).get("data") or {}).keys())
+
+        # This stand-in runs every process as its own user: it refuses, as the container would
+        # fail at start, a pod whose user the kubelet would not let read a mounted file.
+        denied = unreadable_files(spec, container, keys)
+        if denied:
+            raise KubeletError(f"pod {pod_name}: its user could not read {'; '.join(denied)}")
         mounts: dict[str, str] = {}
         for mount in container.get("volumeMounts") or []:
             volume = volumes.get(mount["name"], {})
@@ -470,7 +598,7 @@ class Kubelet:
         if backed.deleting:
             return
         backed.deleting = True
-        grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 30)
+        grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or grace_s(pod["spec"]))
         threading.Thread(
             target=self._terminate, args=(pod, backed, grace), name=f"terminate-{backed.name}", daemon=True
         ).start()
@@ -479,7 +607,7 @@ class Kubelet:
         """A graceful delete as the kubelet does it: the preStop hook, then SIGTERM, both within
         the grace period, then SIGKILL; then the pod object goes (grace 0)."""
         deadline = time.monotonic() + grace
-        hook = ((backed.container.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command")
+        hook = prestop_command(backed.container)
         if hook and backed.process is not None and backed.process.poll() is None:
             self._say(f"pod {backed.name} deleted: preStop hook, then SIGTERM (grace {grace:.0f}s)")
             began = time.monotonic()
@@ -503,7 +631,7 @@ class Kubelet:
                 self._say(f"pod {backed.name}: preStop hook cannot run: {err}")
         else:
             self._say(f"pod {backed.name} deleted: SIGTERM, grace {grace:.0f}s, then SIGKILL")
-        self._kill(backed, max(deadline - time.monotonic(), 0.1))
+        self._kill(backed, max(deadline - time.monotonic(), MINIMUM_GRACE_S))
         self._drop_forward(backed)
         self.pods.pop(backed.uid, None)
         self._remove(pod)
