@@ -67,7 +67,7 @@ def export_outputs(settings: StackSettings, dask: GpuDaskCluster) -> None:
     pulumi.export("daskNamespace", settings.dask.namespace)
     pulumi.export("daskWorkerGroups", worker_group_summary(settings.dask))
     if dask.tls is not None:
-        # Clients need the CA and a client certificate: `gpudask.connect` reads these three.
+        # Clients need the CA and a client certificate: `gpudask.client.connect` reads these three.
         pulumi.export("tlsCaCertPem", dask.tls.ca_cert_pem)
         pulumi.export("tlsClientCertPem", dask.tls.client_cert_pem)
         pulumi.export("tlsClientKeyPem", dask.tls.client_key_pem)

@@ -1,4 +1,4 @@
-"""`gpudask.connect`: stack outputs -> a real Client on real local schedulers (dev: tcp, prod: TLS).
+"""`gpudask.client.connect`: stack outputs -> a real Client on real local schedulers (dev: tcp, prod: TLS).
 
 The port-forward path and `conn.scale()` need an API server: tests/test_connect_cluster.py runs
 them on the local control plane with the real operator."""
@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from gpudask import connect as connect_module
-from gpudask.connect import ConnectError, connect, stack_outputs, version_skew
-from gpudask.recorder import PROJECT_DIR, run_program
-from gpudask.rehearse import Rehearsal, rehearsal
+from gpudask.client import connect as connect_module
+from gpudask.client.connect import ConnectError, connect, stack_outputs, version_skew
+from gpudask.local.rehearse import Rehearsal, rehearsal
+from gpudask.record.recorder import PROJECT_DIR, run_program
 
 IN_CLUSTER = "tcp://rapids-scheduler.dask.svc.cluster.local:8786"  # not resolvable here
 

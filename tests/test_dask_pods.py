@@ -2,7 +2,7 @@
 
 Issue 10, points 5 (memory limits and spill), 6 (one GPU per worker pod), 7 (a busy scheduler
 is not killed, nor evicted voluntarily) and 10 (8787 is the operator's only). Every pod is built
-by the operator's own functions (`gpudask.dask_operator.created_objects`), every worker command
+by the operator's own functions (`gpudask.record.dask_operator.created_objects`), every worker command
 line is parsed by distributed's own CLI and memory-limit code.
 """
 
@@ -22,8 +22,8 @@ from components import dask_spec, scheduler_endpoint_spec, security_spec
 from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES
 from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
 from components.settings import SettingsError, StackSettings
-from gpudask.dask_operator import created_objects
-from gpudask.recording_checks import _quantity_gb
+from gpudask.plan.checks import _quantity_gb
+from gpudask.record.dask_operator import created_objects
 from tests.conftest import STACKS, raw_config, settings_for
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from components import gke_spec
 from components.settings import image_pin_problem
-from gpudask.recorder import PROJECT_DIR, Recording, load_config, run_program
+from gpudask.record.recorder import PROJECT_DIR, Recording, load_config, run_program
 
 from .conftest import STACKS
 

@@ -11,8 +11,8 @@ from components import dask_spec, driver_spec, gke_spec, prepuller_spec, schedul
 from components.kubeconfig import kubeconfig
 from components.operator_spec import operator_values
 from components.settings import GpuPoolSettings, StackSettings
-from gpudask.dask_operator import created_objects
-from gpudask.upstream_schemas import crd_findings, helm_value_findings, kubernetes_findings
+from gpudask.record.dask_operator import created_objects
+from gpudask.upstream.schemas import crd_findings, helm_value_findings, kubernetes_findings
 from tests.conftest import GKE_STACKS, STACKS, settings_for
 
 

@@ -21,11 +21,11 @@ from typing import Any
 import pulumi
 import yaml
 
-from gpudask import pulumi_internals as sdk
+from gpudask.record import pulumi_internals as sdk
 
 sdk.require_compatible_sdk()
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 
