@@ -3,7 +3,7 @@
 prod is applied as `up` would apply it (pulumi-tls' certificates replaced by stand-ins of one
 CA), the chart's operator runs under `kopf run`, and every Dask pod is a real process behind
 kwok's port-forward. A client outside the cluster (here) cannot resolve the in-cluster
-`schedulerAddress`, so `gpudask.connect` port-forwards the scheduler Service through the API
+`schedulerAddress`, so `gpudask.client.connect` port-forwards the scheduler Service through the API
 server and must keep `tls://`; `conn.scale()` goes through the API only.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from gpudask.cluster.runtime import DASK_API, DaskRuntime, stack_cluster
-from gpudask.connect import ConnectError, connect
-from gpudask.recorder import Recording, run_program
+from gpudask.client.connect import ConnectError, connect
+from gpudask.local.cluster.runtime import DASK_API, DaskRuntime, stack_cluster
+from gpudask.record.recorder import Recording, run_program
 
 pytestmark = pytest.mark.control_plane
 
@@ -68,7 +68,7 @@ def test_prod_client_outside_the_cluster_connects_through_a_port_forward_with_tl
     with connect(outputs=outputs, timeout=60) as conn:
         connected_s = time.monotonic() - began
         assert conn.via == "port-forward"
-        assert conn.client.scheduler.address.startswith("tls://127.0.0.1:")
+        assert str(conn.client.scheduler_info()["address"]).startswith("tls://")
         assert conn.client.submit(sum, [1, 2, 3]).result(timeout=60) == 6
     print(f"prod: connected through the port-forward with TLS in {connected_s:.1f} s")
 
