@@ -15,9 +15,9 @@ import pytest
 
 from components import dask_spec, scheduler_endpoint_spec
 from components.dask_cluster import GpuDaskCluster, GpuDaskClusterArgs
-from gpudask import plan as planning
-from gpudask.dask_operator import created_objects
-from gpudask.recorder import Recording, load_config, record
+from gpudask.plan import report as planning
+from gpudask.record.dask_operator import created_objects
+from gpudask.record.recorder import Recording, load_config, record
 from tests.conftest import STACKS, settings_for
 
 Run = Callable[..., Recording]
