@@ -18,6 +18,8 @@ config = pulumi.Config()
 settings = parse_settings({key: config.get(key) for key in TOP_KEYS}, project=pulumi.Config("gcp").get("project"))
 
 gke: GkeCluster | None = None
+# The scheduler's internal load balancer address, reserved in the stack's subnet (GKE stacks).
+internal_address: pulumi.Output[str] | None = None
 gpu_pools: dict[str, GpuNodePool] = {}
 scheduler_pool: GpuNodePool | None = None
 if settings.existing_cluster is None:
@@ -30,8 +32,11 @@ if settings.existing_cluster is None:
             subnet_cidr=settings.network.subnet_cidr,
             pods_cidr=settings.network.pods_cidr,
             services_cidr=settings.network.services_cidr,
+            scheduler_address=settings.dask.scheduler_service == "InternalLoadBalancer",
         ),
     )
+    if network.scheduler_address is not None:
+        internal_address = network.scheduler_address.address
     gke = GkeCluster(
         "gke",
         GkeClusterArgs(
@@ -90,7 +95,7 @@ else:
         context=settings.existing_cluster.context,
         enable_server_side_apply=True,
     )
-dask = kubernetes_half.declare(settings, provider)
+dask = kubernetes_half.declare(settings, provider, internal_address=internal_address)
 kubernetes_half.export_outputs(settings, dask)
 if gke is not None:
     pulumi.export("clusterName", gke.name)

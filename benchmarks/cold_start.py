@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/cold_start.py
 
 Not a timed test and not a measurement: every number comes from the same sourced table
-(`gpudask/durations.yaml`) and price list (`gpudask/prices.yaml`) the plan uses. The stacks are
+(`gpudask/plan/durations.yaml`) and price list (`gpudask/plan/prices.yaml`) the plan uses. The stacks are
 recorded by the real program under mocks; the seed's recipe (shared/seeds: `gcloud container
 clusters create` with a2-highgpu-2g nodes, `kubectl apply` of Google's driver DaemonSet, `helm
 install` of the operator, a DaskCluster; no autoscaler, no image streaming) is modeled with the
@@ -19,9 +19,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gpudask import timeline as timing
-from gpudask.plan import PRICES_FILE, Plan, PoolCost, build_plan
-from gpudask.recorder import run_program, stacks
+from gpudask.plan import timeline as timing
+from gpudask.plan.report import PRICES_FILE, Plan, PoolCost, build_plan
+from gpudask.record.recorder import run_program, stacks
 
 TARGET_COLD_MIN = 8.0  # dev, at $0/h idle GPU cost
 SEED_FLOOR_MIN = 12.0  # the seed's recipe, by the reckoning
@@ -128,7 +128,7 @@ def main() -> int:
         )
     )
 
-    print(f"Modeled with gpudask/durations.yaml ({timing.load_durations().date}) and gpudask/prices.yaml;")
+    print(f"Modeled with gpudask/plan/durations.yaml ({timing.load_durations().date}) and gpudask/plan/prices.yaml;")
     print("minutes as median (range); not measured.\n")
     header = f"{'':28} {'cold GPU worker, min':>22} {'from nothing, min':>22} {'idle $/h':>9} {'idle GPU $/h':>13}"
     print(header)

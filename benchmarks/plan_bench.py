@@ -25,7 +25,7 @@ def timed(argv: list[str]) -> float:
 def main() -> None:
     stack = sys.argv[1] if len(sys.argv) > 1 else "dev"
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    bare = [sys.executable, "-c", f"from gpudask.recorder import run_program; run_program({stack!r})"]
+    bare = [sys.executable, "-c", f"from gpudask.record.recorder import run_program; run_program({stack!r})"]
     with tempfile.TemporaryDirectory() as out:
         plan = [sys.executable, "-m", "gpudask", "plan", stack, "--out", out]
         timed(bare)  # warm the file cache once for both

@@ -9,7 +9,7 @@ from typing import Any, Protocol, cast
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import dask_spec, security_spec
+from components import dask_spec, scheduler_endpoint_spec, security_spec
 from components.dask_tls import DaskTls, DaskTlsArgs
 from components.settings import DaskSettings
 from components.type_aliases import with_old_type
@@ -33,6 +33,10 @@ class GpuDaskClusterArgs:
     dask: DaskSettings
     """The whole `dask` config: the DaskCluster body, its worker groups, autoscaler, namespace
     guard rails and TLS are all built from it (components/dask_spec.py, security_spec.py)."""
+    internal_address: pulumi.Input[str] | None = None
+    """With `dask.schedulerService: InternalLoadBalancer`: the reserved internal IPv4 address of
+    the stack's scheduler Service (a `gcp.compute.Address`'s `address` on GKE; any string where
+    the GCP half is stood in). None -> GKE picks an ephemeral address from the subnet."""
     tls_issuer: TlsIssuer | None = None
     """Makes the certificates when `dask.tls` is on; None -> DaskTls (pulumi-tls). The real-engine
     tests pass a stand-in: the pulumi-tls provider cannot be built here (GOTCHAS.md)."""
@@ -57,6 +61,8 @@ class GpuDaskCluster(pulumi.ComponentResource):
     scheduler_address: pulumi.Output[str]
     dashboard_url: pulumi.Output[str]
     internal_load_balancer_ip: pulumi.Output[str] | None
+    scheduler_endpoint: k8s.core.v1.Service | None
+    """The stack's internal load balancer for clients (schedulerService InternalLoadBalancer)."""
 
     def __init__(self, name: str, args: GpuDaskClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE_TOKEN, name, None, with_old_type(self.OLD_TYPE_TOKEN, opts))
@@ -152,14 +158,31 @@ class GpuDaskCluster(pulumi.ComponentResource):
         outputs: dict[str, Any] = {"schedulerAddress": self.scheduler_address, "dashboardUrl": self.dashboard_url}
         if self.tls:
             outputs |= {"tlsCaCertPem": self.tls.ca_cert_pem, "tlsClientCertPem": self.tls.client_cert_pem}
+        self.scheduler_endpoint = None
         if dask.scheduler_service == "InternalLoadBalancer":
-            # The operator creates the scheduler Service; read it once the cluster is Running.
-            # The id waits on the DaskCluster, so a first preview skips the read.
-            service_id = self.dask_cluster.id.apply(lambda _: f"{dask.namespace}/{dask.name}-scheduler")
-            service = k8s.core.v1.Service.get(
-                f"{name}-scheduler-service", service_id, opts=pulumi.ResourceOptions(parent=self)
+            # The stack's own Service on a reserved address (scheduler_endpoint_spec.py): not the
+            # operator's, which a DaskCluster replacement deletes and recreates. It depends on the
+            # DaskCluster (the provider awaits its endpoints: the scheduler pod Ready) but takes
+            # nothing from it, so replacing the cluster leaves this Service and its IP alone.
+            body = scheduler_endpoint_spec.internal_endpoint(dask, args.internal_address)
+            self.scheduler_endpoint = k8s.core.v1.Service(
+                f"{name}-scheduler-ilb",
+                metadata=body["metadata"],
+                spec=cast(Any, body["spec"]),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[self.dask_cluster],
+                    # The provider waits for a Ready scheduler pod and the load balancer's IP; a
+                    # cold scheduler node (scale-up, driver, RAPIDS image) takes longer than its
+                    # 10 min default.
+                    custom_timeouts=pulumi.CustomTimeouts(create="30m", update="30m"),
+                ),
             )
-            self.internal_load_balancer_ip = service.status.apply(_first_ingress_ip)
+            self.internal_load_balancer_ip = (
+                pulumi.Output.from_input(args.internal_address)
+                if args.internal_address is not None
+                else self.scheduler_endpoint.status.apply(_first_ingress_ip)
+            )
             outputs["internalLoadBalancerIp"] = self.internal_load_balancer_ip
         self.register_outputs(outputs)
 

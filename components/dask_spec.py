@@ -26,7 +26,6 @@ GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": GPU_TAINT_V
 # The scheduler pool's own taint (components/gke_spec.py SCHEDULER_TAINT).
 SCHEDULER_TOLERATION = {"key": "gpu-dask/scheduler", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
-INTERNAL_LB_ANNOTATION = "networking.gke.io/load-balancer-type"
 # Makes `pulumi up` wait until the operator has accepted the DaskCluster: its create handler
 # (`daskcluster_create`) validates the name and writes `status.phase` (Created). Never a
 # particular phase: the pinned operator's handlers race, and the cluster can stay Pending for
@@ -208,8 +207,10 @@ def worker_pod_spec(
 
 
 def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
-    service_type = "LoadBalancer" if dask.scheduler_service == "InternalLoadBalancer" else "ClusterIP"
-    base = make_cluster_spec(name=dask.name, image=dask.image, scheduler_service_type=service_type)
+    # The operator's Service is always ClusterIP: it is deleted and recreated with every
+    # DaskCluster replacement. Clients outside the cluster use the stack's own internal load
+    # balancer on a reserved address (components/scheduler_endpoint_spec.py).
+    base = make_cluster_spec(name=dask.name, image=dask.image, scheduler_service_type="ClusterIP")
     spec = _drop_none(copy.deepcopy(base["spec"]["scheduler"]))
     container = spec["spec"]["containers"][0]
     # `dask scheduler`, not make_cluster_spec's `dask-scheduler`: distributed 2026.x ships
@@ -243,22 +244,13 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
     else:
         # On-demand CPU pool: the scheduler holds the cluster's state; a spot reclaim loses it.
         spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: dask.system_pool}
-    if service_type == "LoadBalancer":
-        spec["service"]["loadBalancerSourceRanges"] = list(dask.client_cidrs)
-        # `Cluster` (the default) SNATs clients to node IPs, which the ipBlock NetworkPolicy
-        # rules for clientCidrs then drop; `Local` keeps the client's source address.
-        spec["service"]["externalTrafficPolicy"] = "Local"
     spec["spec"] = harden_pod(spec["spec"], dask, "scheduler")
     return spec
 
 
 def cluster_annotations(dask: DaskSettings) -> dict[str, str]:
-    # The operator copies the DaskCluster's annotations onto the scheduler Service: that is
-    # how the internal load balancer annotation reaches it.
-    annotations = {WAIT_FOR_ANNOTATION: WAIT_FOR_CONDITION}
-    if dask.scheduler_service == "InternalLoadBalancer":
-        annotations[INTERNAL_LB_ANNOTATION] = "Internal"
-    return annotations
+    # The operator copies these onto the scheduler Deployment and Service.
+    return {WAIT_FOR_ANNOTATION: WAIT_FOR_CONDITION}
 
 
 def initial_replicas(dask: DaskSettings) -> int:

@@ -21,8 +21,18 @@ from components.prepuller_spec import worker_images
 from components.settings import StackSettings
 
 
-def declare(settings: StackSettings, provider: k8s.Provider, *, tls_issuer: TlsIssuer | None = None) -> GpuDaskCluster:
-    """Declare the Kubernetes half on `provider`; `tls_issuer` replaces pulumi-tls (None: pulumi-tls)."""
+def declare(
+    settings: StackSettings,
+    provider: k8s.Provider,
+    *,
+    tls_issuer: TlsIssuer | None = None,
+    internal_address: pulumi.Input[str] | None = None,
+) -> GpuDaskCluster:
+    """Declare the Kubernetes half on `provider`; `tls_issuer` replaces pulumi-tls (None: pulumi-tls).
+
+    `internal_address`: the reserved internal IP of the scheduler's internal load balancer
+    (`dask.schedulerService: InternalLoadBalancer`): the GKE half's `gcp.compute.Address`, or any
+    address string where the GCP half is stood in; None -> an ephemeral one."""
     on_cluster = pulumi.ResourceOptions(providers=[provider])
     if settings.uses_driver_daemonset:
         NvidiaDriverInstaller("nvidia-driver", on_cluster)
@@ -35,7 +45,7 @@ def declare(settings: StackSettings, provider: k8s.Provider, *, tls_issuer: TlsI
     )
     dask = GpuDaskCluster(
         "dask",
-        GpuDaskClusterArgs(settings.dask, tls_issuer=tls_issuer),
+        GpuDaskClusterArgs(settings.dask, tls_issuer=tls_issuer, internal_address=internal_address),
         # The operator (and its CRDs) only: GPU nodes arrive on their own when workers are pending.
         pulumi.ResourceOptions(providers=[provider], depends_on=[operator.release]),
     )
@@ -57,7 +67,7 @@ def export_outputs(settings: StackSettings, dask: GpuDaskCluster) -> None:
     pulumi.export("daskNamespace", settings.dask.namespace)
     pulumi.export("daskWorkerGroups", worker_group_summary(settings.dask))
     if dask.tls is not None:
-        # Clients need the CA and a client certificate: `gpudask.connect` reads these three.
+        # Clients need the CA and a client certificate: `gpudask.client.connect` reads these three.
         pulumi.export("tlsCaCertPem", dask.tls.ca_cert_pem)
         pulumi.export("tlsClientCertPem", dask.tls.client_cert_pem)
         pulumi.export("tlsClientKeyPem", dask.tls.client_key_pem)

@@ -27,6 +27,9 @@ class NetworkArgs:
     """The subnet's secondary range `pods` (VPC-native pod IPs)."""
     services_cidr: str
     """The subnet's secondary range `services` (ClusterIP Services)."""
+    scheduler_address: bool = False
+    """True -> reserve an internal address in the subnet for the Dask scheduler's internal load
+    balancer (`dask.schedulerService: InternalLoadBalancer`)."""
 
 
 class Network(pulumi.ComponentResource):
@@ -43,6 +46,8 @@ class Network(pulumi.ComponentResource):
     """The secondary range name a VPC-native cluster takes its pod IPs from."""
     services_range: str
     """The secondary range name a VPC-native cluster takes its Service IPs from."""
+    scheduler_address: gcp.compute.Address | None
+    """The reserved internal IPv4 address of the scheduler's internal load balancer, or None."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(self.TYPE_TOKEN, name, None, with_old_type(self.OLD_TYPE_TOKEN, opts))
@@ -97,4 +102,24 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         self.pods_range, self.services_range = PODS_RANGE, SERVICES_RANGE
+        # Reserved by the stack, not by GKE: an address the load balancer takes but does not own
+        # outlives the Service, so it stays the same across every DaskCluster replacement and
+        # even a recreated Service. GCE_ENDPOINT is the purpose for one internal forwarding
+        # rule's address (SHARED_LOADBALANCER_VIP only for several); GKE's internal load balancers
+        # use the nodes' subnet unless told otherwise, so the address is taken from it.
+        self.scheduler_address = (
+            gcp.compute.Address(
+                f"{name}-scheduler-address",
+                name=f"{args.name_prefix}-dask-scheduler",
+                project=args.project,
+                region=args.region,
+                subnetwork=self.subnet.id,
+                address_type="INTERNAL",
+                purpose="GCE_ENDPOINT",
+                description="Internal load balancer of the Dask scheduler (gpu-dask)",
+                opts=child,
+            )
+            if args.scheduler_address
+            else None
+        )
         self.register_outputs({"vpc": self.vpc.id, "subnet": self.subnet.id})

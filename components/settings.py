@@ -421,7 +421,7 @@ def _check_image(problems: _Problems, key: str, image: str) -> None:
 POOL_KEYS = {"machineType", "minNodes", "maxNodes", "spot", "diskSizeGb", "zones", "secondaryBootDiskImage"}
 # Namespaces other workloads live in: default-deny policies there would break them.
 SHARED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "dask-operator", "gke-managed-system")
-# The operator names the DaskCluster's own group "default"; `gpudask.connect` also calls it "gpu".
+# The operator names the DaskCluster's own group "default"; `gpudask.client.connect` also calls it "gpu".
 RESERVED_GROUP_NAMES = ("default", "gpu")
 GROUP_KEYS = {"replicas", "gpusPerWorker", "cpu", "memoryGb", "image", "pool"}
 # The default group's keys before it became `dask.worker` with the words of `dask.workerGroups`.

@@ -16,8 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from components.catalog import GPU_RESOURCE
-from gpudask import plan as planning
-from gpudask.recorder import PROJECT_DIR, ProgramFailed, Recording, load_config, run_program, stacks
+from gpudask.plan import report as planning
+from gpudask.record.recorder import PROJECT_DIR, ProgramFailed, Recording, load_config, run_program, stacks
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_PROGRAM_FAILED = 0, 1, 2
 
@@ -153,12 +153,12 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
 
 def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
     """Scenario (a) on a real local control plane: apply the stack, report what Kubernetes did with it."""
-    from gpudask import upstream
-    from gpudask.cluster.apply import ApplyReport
-    from gpudask.cluster.controlplane import ControlPlane, ControlPlaneError
-    from gpudask.cluster.nodes import Nodes, NodesError
-    from gpudask.cluster.observe import settle, stack_namespaces
-    from gpudask.cluster.runtime import print_runtime, settle_dask, stack_cluster
+    from gpudask.local.cluster.apply import ApplyReport
+    from gpudask.local.cluster.controlplane import ControlPlane, ControlPlaneError
+    from gpudask.local.cluster.nodes import Nodes, NodesError
+    from gpudask.local.cluster.observe import settle, stack_namespaces
+    from gpudask.local.cluster.runtime import print_runtime, settle_dask, stack_cluster
+    from gpudask.upstream import programs as upstream
 
     console = Console(stderr=True)
     rec, _ = _record(args.stack, console)
@@ -241,7 +241,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         return cmd_rehearse_cluster(args)
     from distributed import Client
 
-    from gpudask import rehearse, smoke
+    from gpudask.local import rehearse, smoke
 
     console = Console(stderr=True)
     rec, _ = _record(args.stack, console)
@@ -284,7 +284,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    from gpudask.connect import ConnectError, connect
+    from gpudask.client.connect import ConnectError, connect
 
     console = Console(stderr=True)
     try:
@@ -333,11 +333,11 @@ def unreachable_from_ci(stack: str) -> str | None:
 
 def cmd_docs(args: argparse.Namespace) -> int:
     """Regenerate README.md's config reference (or, with --check, say whether it is stale)."""
-    from gpudask import config_reference
+    from gpudask.docs import config_reference
 
     problems = config_reference.undocumented()
     if problems:
-        print("gpudask/config_reference.py and components/settings.py disagree:\n  - " + "\n  - ".join(problems))
+        print("gpudask/docs/config_reference.py and components/settings.py disagree:\n  - " + "\n  - ".join(problems))
         return EXIT_PROGRAM_FAILED
     if args.check:
         stale = config_reference.readme_section(config_reference.README.read_text()) != config_reference.render()
@@ -349,7 +349,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 def cmd_upstream(args: argparse.Namespace) -> int:
     """Pinned upstream programs: print the pins, or build what is missing into the per-user cache."""
-    from gpudask import upstream
+    from gpudask.upstream import programs as upstream
 
     console = Console(stderr=True)
     try:

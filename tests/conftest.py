@@ -1,4 +1,4 @@
-"""Shared fixtures: the real program under Pulumi's mocks, recorded (gpudask.recorder)."""
+"""Shared fixtures: the real program under Pulumi's mocks, recorded (gpudask.record.recorder)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from components.settings import TOP_KEYS, StackSettings, parse_settings
-from gpudask.recorder import Recording, load_config, run_program, stacks
+from gpudask.record.recorder import Recording, load_config, run_program, stacks
 
 STACKS = stacks()
 PROJECT = "gpu-dask"

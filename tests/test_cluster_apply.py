@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from gpudask.cluster.apply import ApplyReport, Step, apply_stack, destroy_stack, steps
-from gpudask.cluster.controlplane import ControlPlane
-from gpudask.cluster.nodes import pools, stack_nodes
-from gpudask.cluster.observe import leftovers, settle
-from gpudask.recorder import Recording, run_program, stacks
-from gpudask.recording_checks import recorded_settings
+from gpudask.local.cluster.apply import ApplyReport, Step, apply_stack, destroy_stack, steps
+from gpudask.local.cluster.controlplane import ControlPlane
+from gpudask.local.cluster.nodes import pools, stack_nodes
+from gpudask.local.cluster.observe import leftovers, settle
+from gpudask.record.recorder import Recording, run_program, stacks
+from gpudask.record.view import recorded_settings
 
 
 def _run(rec: Recording, transform: Any = None, then: Any = None) -> tuple[ApplyReport, Any]:
@@ -135,7 +135,7 @@ def _privileged_worker(step: Step) -> None:
 
 
 def _operator_stand_in(cp: ControlPlane, rec: Recording) -> tuple[ApplyReport, list[str]]:
-    from gpudask.cluster.apply import apply_operator_objects
+    from gpudask.local.cluster.apply import apply_operator_objects
 
     report = apply_operator_objects(cp)
     return report, settle(cp.kube(), rec, timeout=20).problems

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from gpudask.cluster.nodes import stack_nodes
-from gpudask.recorder import run_program
+from gpudask.local.cluster.nodes import stack_nodes
+from gpudask.record.recorder import run_program
 
 
 def _gpu_pod(name: str) -> dict:
@@ -35,7 +35,7 @@ def dev():
 
 @pytest.mark.control_plane
 def test_the_real_scheduler_refuses_a_gpu_pod_beyond_the_pools_capacity(dev) -> None:
-    from gpudask.cluster.controlplane import ControlPlane
+    from gpudask.local.cluster.controlplane import ControlPlane
 
     started = time.monotonic()
     with ControlPlane() as cp, stack_nodes(cp, dev) as nodes:

@@ -7,9 +7,9 @@ import copy
 import pytest
 
 from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES
-from gpudask.cluster.apply import steps
-from gpudask.cluster.nodes import NodesError, node_objects, pools
-from gpudask.recorder import run_program
+from gpudask.local.cluster.apply import steps
+from gpudask.local.cluster.nodes import NodesError, node_objects, pools
+from gpudask.record.recorder import run_program
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from components.network import Network, NetworkArgs
 from components.operator import DaskOperator, DaskOperatorArgs
 from components.prepuller import ImagePrepuller, ImagePrepullerArgs
 from components.settings import AutoscaleSettings, DaskSettings, GpuPoolSettings, WorkerGroupSettings
-from gpudask.recorder import Recorded, Recording, record
+from gpudask.record.recorder import Recorded, Recording, record
 from tests.conftest import STACKS
 
 Run = Callable[..., Recording]

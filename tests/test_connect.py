@@ -1,4 +1,4 @@
-"""`gpudask.connect`: stack outputs -> a real Client on a local scheduler; the port-forward path mocked."""
+"""`gpudask.client.connect`: stack outputs -> a real Client on a local scheduler; the port-forward path mocked."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from pytest_mock import MockerFixture
 
-from gpudask import connect as connect_module
-from gpudask.connect import ConnectError, connect, stack_outputs, version_skew
-from gpudask.recorder import PROJECT_DIR, run_program
-from gpudask.rehearse import Rehearsal, rehearsal
+from gpudask.client import connect as connect_module
+from gpudask.client.connect import ConnectError, connect, stack_outputs, version_skew
+from gpudask.local.rehearse import Rehearsal, rehearsal
+from gpudask.record.recorder import PROJECT_DIR, run_program
 
 IN_CLUSTER = "tcp://rapids-scheduler.dask.svc.cluster.local:8786"  # not resolvable here
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from gpudask import upstream
-from gpudask.cluster import procs
-from gpudask.cluster.controlplane import ControlPlane
-from gpudask.cluster.kube import ApiError, Kube
+from gpudask.local import procs
+from gpudask.local.cluster.controlplane import ControlPlane
+from gpudask.local.cluster.kube import ApiError, Kube
+from gpudask.upstream import programs as upstream
 
 pytestmark = pytest.mark.control_plane
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +120,7 @@ def test_service_account_kubeconfig_gets_only_its_rbac() -> None:
 
 _CHILD = """
 import json, sys, time
-from gpudask.cluster.controlplane import ControlPlane
+from gpudask.local.cluster.controlplane import ControlPlane
 
 def show(cp):
     info = {"pids": list(cp.pids().values()), "ports": list(cp.ports.values()), "dir": str(cp.dir)}
@@ -157,7 +157,7 @@ def test_nothing_survives_ctrl_c_sigterm_or_a_killed_parent(mode: str, sig: sign
         info["pids"], info["ports"], Path("/nonexistent")
     )
     if sig == signal.SIGKILL:  # no chance to clean up: the next run removes the orphaned folder
-        from gpudask.cluster.controlplane import reap_orphaned_runs
+        from gpudask.local.cluster.controlplane import reap_orphaned_runs
 
         reap_orphaned_runs()
     assert not Path(info["dir"]).exists()

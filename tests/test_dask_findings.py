@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from components.settings import SettingsError
-from gpudask import plan as planning
-from gpudask import recording_checks
-from gpudask.recorder import Recorded, Recording, load_config, run_program
+from gpudask.plan import checks as recording_checks
+from gpudask.plan import report as planning
+from gpudask.record.recorder import Recorded, Recording, load_config, run_program
 from tests.conftest import settings_for
 
 Run = Callable[..., Recording]

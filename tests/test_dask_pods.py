@@ -2,7 +2,7 @@
 
 Issue 10, points 5 (memory limits and spill), 6 (one GPU per worker pod), 7 (a busy scheduler
 is not killed, nor evicted voluntarily) and 10 (8787 is the operator's only). Every pod is built
-by the operator's own functions (`gpudask.dask_operator.created_objects`), every worker command
+by the operator's own functions (`gpudask.record.dask_operator.created_objects`), every worker command
 line is parsed by distributed's own CLI and memory-limit code.
 """
 
@@ -18,12 +18,12 @@ from distributed import system
 from distributed.cli.dask_worker import main as dask_worker_cli
 from distributed.worker_memory import parse_memory_limit
 
-from components import dask_spec, security_spec
+from components import dask_spec, scheduler_endpoint_spec, security_spec
 from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES
 from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
 from components.settings import SettingsError, StackSettings
-from gpudask.dask_operator import created_objects
-from gpudask.recording_checks import _quantity_gb
+from gpudask.plan.checks import _quantity_gb
+from gpudask.record.dask_operator import created_objects
 from tests.conftest import STACKS, raw_config, settings_for
 
 
@@ -184,7 +184,7 @@ def _dask_raw(stack: str) -> dict[str, Any]:
 def test_an_internal_load_balancer_keeps_client_source_ips() -> None:
     s = settings_for("prod")
     assert s.dask.scheduler_service == "InternalLoadBalancer"
-    service = created_objects(dask_spec.dask_cluster(s.dask))[1]
+    service = scheduler_endpoint_spec.internal_endpoint(s.dask, "10.10.0.42")
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["externalTrafficPolicy"] == "Local"
 

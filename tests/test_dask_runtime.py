@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from components.dask_spec import WAIT_FOR_ANNOTATION
-from gpudask.cluster.apply import Step, whole_numbers
-from gpudask.cluster.runtime import DASK_API, DaskRuntime, stack_cluster, wait_for_met
-from gpudask.recorder import Recording, run_program, stack_file
-from gpudask.rehearse import dask_cluster_and_groups
+from gpudask.local.cluster.apply import Step, whole_numbers
+from gpudask.local.cluster.runtime import DASK_API, DaskRuntime, stack_cluster, wait_for_met
+from gpudask.local.rehearse import dask_cluster_and_groups
+from gpudask.record.recorder import Recording, run_program, stack_file
 
 pytestmark = pytest.mark.control_plane
 
@@ -239,7 +239,7 @@ def test_e_pod_spec_change_replaces_the_cluster_and_nothing_old_is_left(
 
 # --- shared by (c) and (d) ------------------------------------------------------------------------
 def _plan_objects(rec: Recording, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
-    from gpudask.recording_checks import kubernetes_manifests
+    from gpudask.record.view import kubernetes_manifests
 
     return [whole_numbers(copy.deepcopy(m)) for _, m in kubernetes_manifests(rec) if m["kind"] in kinds]
 

@@ -8,10 +8,10 @@ import subprocess
 import pytest
 import yaml
 
-from gpudask import upstream
-from gpudask.cluster.apply import chart_folder
-from gpudask.cluster.operator import CONTROLLER_MODULE, Operator, chart_operator, local_args
-from gpudask.cluster.runtime import outside_cluster_rbac, wait_for_met
+from gpudask.local.cluster.apply import chart_folder
+from gpudask.local.cluster.operator import CONTROLLER_MODULE, Operator, chart_operator, local_args
+from gpudask.local.cluster.runtime import outside_cluster_rbac, wait_for_met
+from gpudask.upstream import programs as upstream
 
 PENDING = {"status": {"phase": "Pending"}}
 RUNNING = {"status": {"phase": "Running"}}

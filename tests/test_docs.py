@@ -7,9 +7,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from gpudask import config_reference
 from gpudask.__main__ import main
-from gpudask.recorder import PROJECT_DIR
+from gpudask.docs import config_reference
+from gpudask.record.recorder import PROJECT_DIR
 
 
 def test_readme_config_reference_is_the_generated_one() -> None:

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from gpudask import recording_checks
-from gpudask.recorder import Recording
+from gpudask.plan import checks as recording_checks
+from gpudask.record.recorder import Recording
 from tests.conftest import GKE_STACKS, STACKS
 
 Run = Callable[..., Recording]

@@ -14,8 +14,8 @@ import yaml
 
 from components import driver_spec, gpu_drivers
 from components.settings import SettingsError
-from gpudask import recording_checks
-from gpudask.recorder import Recording
+from gpudask.plan import checks as recording_checks
+from gpudask.record.recorder import Recording
 from tests.conftest import settings_for
 
 UPSTREAM = Path(__file__).with_name("data") / "nvidia-driver-installer-cos-a4x.yaml"

@@ -10,8 +10,8 @@ import pytest
 from distributed import Client
 from distributed.client import FutureCancelledError
 
-from gpudask.recorder import load_config, run_program
-from gpudask.rehearse import Rehearsal, rehearsal
+from gpudask.local.rehearse import Rehearsal, rehearsal
+from gpudask.record.recorder import load_config, run_program
 
 # Every test here runs a real local Dask cluster.
 pytestmark = pytest.mark.process

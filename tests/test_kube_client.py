@@ -1,4 +1,4 @@
-"""gpudask.cluster.kube against a real loopback HTTP server: 429 retried as client-go does, the
+"""gpudask.local.cluster.kube against a real loopback HTTP server: 429 retried as client-go does, the
 server's Warning text read back as the server wrote it. No control plane needed."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpudask.cluster.kube import ApiError, Kube
-from gpudask.cluster.pki import Authority
+from gpudask.local.cluster.kube import ApiError, Kube
+from gpudask.local.pki import Authority
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """What the kubelet would do with every pod spec the stacks render (issue 24).
 
 The rules are the kubelet's own (kubernetes v1.34.4, read 2026-12-03, cited in
-gpudask/cluster/kubelet.py and GOTCHAS.md "What the kubelet decides from a pod spec"), applied
+gpudask/local/cluster/kubelet.py and GOTCHAS.md "What the kubelet decides from a pod spec"), applied
 to the rendered specs: the stack's own Deployments and DaemonSets and the Deployments the
 pinned operator builds from the DaskCluster. The same rules run in the control plane's kubelet
 stand-in (tests/test_dask_runtime.py scenario (d) runs the rendered preStop hook within the
@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from gpudask import dask_operator, recording_checks
-from gpudask.cluster import kubelet
-from gpudask.recorder import Recording
+from gpudask.local.cluster import kubelet
+from gpudask.plan import checks as recording_checks
+from gpudask.record import dask_operator
+from gpudask.record.recorder import Recording
 from tests.conftest import STACKS
 
 Run = Callable[..., Recording]

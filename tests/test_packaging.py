@@ -1,5 +1,5 @@
 """Packaging: pyproject declares what the code imports, agrees with requirements*.txt, and
-`gpudask.connect` installs on its own (the `client` extra) without the Pulumi SDK."""
+`gpudask.client.connect` installs on its own (the `client` extra) without the Pulumi SDK."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from gpudask.recorder import PROJECT_DIR
+from gpudask.record.recorder import PROJECT_DIR
 
 PYPROJECT = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())
 EXTRAS: dict[str, list[str]] = PYPROJECT["project"]["optional-dependencies"]
@@ -83,9 +83,9 @@ def test_every_range_in_pyproject_is_the_one_in_requirements_files() -> None:
 
 
 def test_the_tools_extra_declares_everything_the_tools_and_program_import() -> None:
-    # Subpackages too (gpudask/cluster/): `**/*.py`.
+    # Subpackages too (gpudask/local/cluster/): `**/*.py`.
     files = [*(PROJECT_DIR / "gpudask").glob("**/*.py"), *(PROJECT_DIR / "components").glob("**/*.py")]
-    assert PROJECT_DIR / "gpudask" / "cluster" / "kube.py" in files
+    assert PROJECT_DIR / "gpudask" / "local" / "cluster" / "kube.py" in files
     files.append(PROJECT_DIR / "__main__.py")
     declared = {_name(r) for r in EXTRAS["tools"]}
     undeclared = _distributions(_imports(files)) - declared - FROM_THE_IMAGE
@@ -94,9 +94,9 @@ def test_the_tools_extra_declares_everything_the_tools_and_program_import() -> N
 
 def test_the_client_extra_declares_what_connect_imports_and_follows_the_dask_pin() -> None:
     declared = {_name(r) for r in EXTRAS["client"]}
-    undeclared = _distributions(_imports([PROJECT_DIR / "gpudask" / "connect.py"])) - declared - {"dask"}
+    undeclared = _distributions(_imports([PROJECT_DIR / "gpudask" / "client" / "connect.py"])) - declared - {"dask"}
     # dask itself comes with distributed / dask-kubernetes; the pin below is what matters.
-    assert not undeclared, f"gpudask.connect imports {sorted(undeclared)}, not in pyproject [client]"
+    assert not undeclared, f"gpudask.client.connect imports {sorted(undeclared)}, not in pyproject [client]"
     runtime = _requirements("requirements-dev.txt")
     client = {_name(r): str(Requirement(r).specifier) for r in EXTRAS["client"]}
     for name in DASK_FAMILY & set(runtime):
@@ -108,7 +108,7 @@ def test_the_client_extra_declares_what_connect_imports_and_follows_the_dask_pin
 @pytest.mark.process
 def test_connect_imports_without_the_pulumi_sdk() -> None:
     """What a notebook image with only the client extra would do."""
-    code = "import sys, gpudask.connect; bad = {'pulumi', 'pulumi_gcp', 'jsonschema'} & set(sys.modules); assert not bad, bad"
+    code = "import sys, gpudask.client.connect; bad = {'pulumi', 'pulumi_gcp', 'jsonschema'} & set(sys.modules); assert not bad, bad"
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
 
@@ -127,7 +127,7 @@ def test_the_wheel_holds_the_package_and_its_extras(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         meta = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
-    assert {"gpudask/connect.py", "gpudask/prices.yaml", "gpudask/__main__.py"} <= names
+    assert {"gpudask/client/connect.py", "gpudask/plan/prices.yaml", "gpudask/__main__.py"} <= names
     assert not any(n.startswith(("components/", "tests/", "policies/")) for n in names)
     assert "Provides-Extra: client" in meta
     assert re.search(r"Requires-Dist: dask-kubernetes.*; extra == \"client\"", meta)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gpudask import plan as planning
-from gpudask import recording_checks
 from gpudask.__main__ import main
-from gpudask.recorder import Recorded, Recording, run_program
+from gpudask.plan import checks as recording_checks
+from gpudask.plan import report as planning
+from gpudask.record.recorder import Recorded, Recording, run_program
 from tests.conftest import STACKS
 
 Run = Callable[..., Recording]
@@ -180,7 +180,8 @@ def test_diff_dev_to_prod_lists_the_expected_differences(recorded: Run) -> None:
     prod = planning.build_plan(recorded("prod")).to_json()
     diff = planning.diff_plans(dev, prod)
     assert "kubernetes:kubernetes.dask.org/v1:DaskWorkerGroup::dask-group-cpu" in diff.added
-    assert "kubernetes:core/v1:Service::dask-scheduler-service" in diff.added
+    assert "kubernetes:core/v1:Service::dask-scheduler-ilb" in diff.added
+    assert "gcp:compute/address:Address::network-scheduler-address" in diff.added
     assert "kubernetes:kubernetes.dask.org/v1:DaskAutoscaler::dask-autoscaler" in diff.removed
     pool = dict((c[0], c) for c in diff.changed["gcp:container/nodePool:NodePool::gpu-a100-pool"])
     # machineType is updated in place and GKE recreates the nodes; spot is ForceNew.
@@ -243,7 +244,7 @@ def test_prod_idle_and_full_cost_recomputed_by_hand(recorded: Run) -> None:
     """Prod: 4 one-GPU workers that no autoscaler owns, on a2-highgpu-2g (2 GPUs) nodes, so 2
     nodes run all the time, each with a 300 GB pd-ssd boot disk; one e2-standard-8 system node
     (scheduler, operator, CPU workers) with 100 GB pd-balanced; the cluster fee. Prices:
-    gpudask/prices.yaml (A100 $3.67/GPU-hour, e2-standard-8 $0.268/h, pd-ssd $0.17 and
+    gpudask/plan/prices.yaml (A100 $3.67/GPU-hour, e2-standard-8 $0.268/h, pd-ssd $0.17 and
     pd-balanced $0.10 per GB-month of 730 hours, fee $0.10/h)."""
     plan = planning.build_plan(recorded("prod"))
     gpu_node = 2 * 3.67 + 300 * 0.17 / 730

@@ -12,7 +12,7 @@ import pytest
 
 from components import gke_spec
 from components.settings import image_pin_problem
-from gpudask.recorder import PROJECT_DIR, Recording, load_config, run_program
+from gpudask.record.recorder import PROJECT_DIR, Recording, load_config, run_program
 
 from .conftest import STACKS
 
@@ -79,10 +79,10 @@ def test_policies_see_what_the_program_declares() -> None:
     an internal LB scheduler without source ranges, recorded from the real program, is caught."""
     dask = json.loads(load_config("prod")["gpu-dask:dask"])
     rec = run_program("prod", overrides={"gpu-dask:dask": dask})
-    cluster = next(p for t, p in _inputs(rec) if t == rules.DASK_CLUSTER)
-    assert rules.no_public_scheduler(rules.DASK_CLUSTER, cluster) == []
-    del cluster["spec"]["scheduler"]["service"]["loadBalancerSourceRanges"]
-    assert rules.no_public_scheduler(rules.DASK_CLUSTER, cluster) == [
+    service = next(p for t, p in _inputs(rec) if t == rules.SERVICE)
+    assert rules.no_public_scheduler(rules.SERVICE, service) == []
+    del service["spec"]["loadBalancerSourceRanges"]
+    assert rules.no_public_scheduler(rules.SERVICE, service) == [
         "a LoadBalancer without loadBalancerSourceRanges accepts every source address"
     ]
     pool = next(p for t, p in _inputs(rec) if t == rules.NODE_POOL and p["nodeConfig"].get("guestAccelerators"))

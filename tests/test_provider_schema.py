@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from gpudask import replacements
-from gpudask.recorder import PROJECT_DIR
+from gpudask.plan import replacements
+from gpudask.record.recorder import PROJECT_DIR
 
 SCHEMA = json.loads((PROJECT_DIR / "tests" / "data" / "tpg-container-schema.json").read_text())
 TERRAFORM_TYPES = {
@@ -61,7 +61,7 @@ def test_gotchas_replacement_facts_hold_in_the_provider_schema() -> None:
 
 @pytest.mark.parametrize("type_token", sorted(TERRAFORM_TYPES))
 def test_replacement_table_agrees_with_the_provider_schema(type_token: str) -> None:
-    """Every GKE entry of gpudask/replacement_kinds.yaml: `replace` exactly where the provider's
+    """Every GKE entry of gpudask/plan/replacement_kinds.yaml: `replace` exactly where the provider's
     field is ForceNew (`node-roll` and `update` are both in-place for the provider)."""
     fields = SCHEMA["resources"][TERRAFORM_TYPES[type_token]]
     entries = replacements.table()[type_token]

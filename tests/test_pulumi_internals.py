@@ -7,8 +7,8 @@ import ast
 import pytest
 from pulumi.runtime import rpc
 
-from gpudask import pulumi_internals as sdk
-from gpudask.recorder import PROJECT_DIR
+from gpudask.record import pulumi_internals as sdk
+from gpudask.record.recorder import PROJECT_DIR
 
 
 def test_the_installed_sdk_is_one_the_recorder_was_checked_against() -> None:
@@ -28,7 +28,7 @@ def test_a_private_name_gone_from_the_sdk_stops_the_recorder_loudly(monkeypatch:
     with pytest.raises(sdk.IncompatibleSdk) as raised:
         sdk.require_compatible_sdk()
     assert "pulumi.runtime.rpc.deserialize_properties is gone" in str(raised.value)
-    assert "gpudask/pulumi_internals.py" in str(raised.value)
+    assert "gpudask/record/pulumi_internals.py" in str(raised.value)
 
 
 def test_the_pinned_sdk_is_inside_the_checked_range() -> None:
@@ -39,7 +39,7 @@ def test_the_pinned_sdk_is_inside_the_checked_range() -> None:
 
 
 def test_no_other_module_reaches_into_private_sdk_names() -> None:
-    """Only gpudask/pulumi_internals.py (and this test, which breaks it on purpose) imports
+    """Only gpudask/record/pulumi_internals.py (and this test, which breaks it on purpose) imports
     from pulumi's runtime submodules."""
     offenders = []
     for folder in ("gpudask", "components", "tests", "policies"):

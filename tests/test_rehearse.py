@@ -18,9 +18,8 @@ from dask.base import annotate
 from distributed import Client, get_worker
 
 from components import dask_spec
-from gpudask import smoke
-from gpudask.recorder import PROJECT_DIR, Recording, load_config, run_program
-from gpudask.rehearse import (
+from gpudask.local import smoke
+from gpudask.local.rehearse import (
     LocalProcess,
     Rehearsal,
     RehearsalError,
@@ -31,6 +30,7 @@ from gpudask.rehearse import (
     local_processes,
     rehearsal,
 )
+from gpudask.record.recorder import PROJECT_DIR, Recording, load_config, run_program
 
 ENV = {"NAME": "w-0", "EMPTY": "", "PORT": "8786"}
 
@@ -304,7 +304,7 @@ def test_a_spawned_container_dies_with_the_process_that_started_it(tmp_path) -> 
         [
             sys.executable,
             "-c",
-            "import sys, time, pathlib; from gpudask.rehearse import spawn; "
+            "import sys, time, pathlib; from gpudask.local.rehearse import spawn; "
             f"p = spawn('sleeper', ['sleep', '300'], {{}}, pathlib.Path({str(tmp_path / 'log')!r}), pathlib.Path({str(tmp_path)!r})); "
             "print(p.pid, flush=True); time.sleep(300)",
         ],

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from gpudask import upstream
-from gpudask.cluster.apply import Step
+from gpudask.local.cluster.apply import Step
+from gpudask.upstream import programs as upstream
 
 pytestmark = pytest.mark.control_plane
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ def test_rehearse_cluster_exits_1_when_the_scheduler_fits_no_node(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from gpudask import __main__ as cli
-    from gpudask.cluster import runtime
+    from gpudask.local.cluster import runtime
 
     real = runtime.tls_stand_ins
 

@@ -21,7 +21,7 @@ import psutil
 import pytest
 from distributed import Client
 
-from gpudask.recorder import PROJECT_DIR
+from gpudask.record.recorder import PROJECT_DIR
 
 pytestmark = pytest.mark.process
 STOP_WITHIN_S = 8

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-from gpudask import plan as planning
-from gpudask.recorder import Recording
-from gpudask.replacements import KINDS, dotted, entry, replacement_kind, table
+from gpudask.plan import report as planning
+from gpudask.plan.replacements import KINDS, dotted, entry, replacement_kind, table
+from gpudask.record.recorder import Recording
 from tests.conftest import STACKS
 
 Run = Callable[..., Recording]
@@ -27,13 +27,13 @@ def test_every_gcp_field_the_stack_sets_has_a_sourced_entry(recorded: Run, stack
         for path in planning._flatten(r.inputs):
             if entry(r.type, path) is None:
                 missing.append(f"{r.type} {dotted(path)}")
-    assert sorted(set(missing)) == [], "add these to gpudask/replacement_kinds.yaml with their source"
+    assert sorted(set(missing)) == [], "add these to gpudask/plan/replacement_kinds.yaml with their source"
 
 
 def test_every_entry_names_a_known_kind_and_source() -> None:
     import yaml
 
-    from gpudask.replacements import DATA_FILE
+    from gpudask.plan.replacements import DATA_FILE
 
     sources = set(yaml.safe_load(DATA_FILE.read_text())["sources"])
     for type_token, fields in table().items():

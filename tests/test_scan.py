@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from gpudask import plan as planning
-from gpudask import tfplan
-from gpudask.recorder import PROJECT_DIR, Recording
+from gpudask.plan import report as planning
+from gpudask.plan import tfplan
+from gpudask.record.recorder import PROJECT_DIR, Recording
 
 Run = Callable[..., Recording]
 

@@ -16,10 +16,11 @@ from distributed import Client
 
 from components import security_spec
 from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
-from gpudask import dask_operator, recording_checks
-from gpudask.connect import ConnectError, connect, stack_outputs
-from gpudask.recorder import Recording, load_config, run_program
-from gpudask.rehearse import Rehearsal, rehearsal
+from gpudask.client.connect import ConnectError, connect, stack_outputs
+from gpudask.local.rehearse import Rehearsal, rehearsal
+from gpudask.plan import checks as recording_checks
+from gpudask.record import dask_operator
+from gpudask.record.recorder import Recording, load_config, run_program
 
 from .conftest import STACKS, settings_for
 

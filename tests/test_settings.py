@@ -23,7 +23,7 @@ from components.settings import (
     SettingsError,
     parse_settings,
 )
-from gpudask.recorder import PROJECT_DIR, load_config
+from gpudask.record.recorder import PROJECT_DIR, load_config
 from tests.conftest import STACKS, raw_config, settings_for
 
 POOL = {"machineType": "a2-highgpu-1g", "minNodes": 0, "maxNodes": 2, "spot": True}

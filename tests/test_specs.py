@@ -7,12 +7,12 @@ from typing import Any, cast
 import pytest
 from google.cloud.container_v1 import types as gke
 
-from components import dask_spec, driver_spec, gke_spec, prepuller_spec
+from components import dask_spec, driver_spec, gke_spec, prepuller_spec, scheduler_endpoint_spec
 from components.kubeconfig import kubeconfig
 from components.operator_spec import operator_values
 from components.settings import GpuPoolSettings, StackSettings
-from gpudask.dask_operator import created_objects
-from gpudask.upstream_schemas import crd_findings, helm_value_findings, kubernetes_findings
+from gpudask.record.dask_operator import created_objects
+from gpudask.upstream.schemas import crd_findings, helm_value_findings, kubernetes_findings
 from tests.conftest import GKE_STACKS, STACKS, settings_for
 
 
@@ -182,10 +182,12 @@ def test_gpu_scheduler_requests_a_gpu_and_tolerates_the_taint() -> None:
 
 
 def test_internal_load_balancer_is_annotated_and_source_restricted() -> None:
+    # The stack's own Service (tests/test_scheduler_endpoint.py); the operator's stays ClusterIP.
     s, cluster, _ = _bodies("prod")
-    assert cluster["spec"]["scheduler"]["service"]["type"] == "LoadBalancer"
-    assert cluster["spec"]["scheduler"]["service"]["loadBalancerSourceRanges"] == list(s.dask.client_cidrs)
-    service = created_objects(cluster)[1]
+    assert created_objects(cluster)[1]["spec"]["type"] == "ClusterIP"
+    service = scheduler_endpoint_spec.internal_endpoint(s.dask, "10.10.0.42")
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["spec"]["loadBalancerSourceRanges"] == list(s.dask.client_cidrs)
     assert service["metadata"]["annotations"]["networking.gke.io/load-balancer-type"] == "Internal"
 
 

@@ -10,7 +10,7 @@ import yaml
 
 from components import gke_spec
 from components.settings import SettingsError
-from gpudask.recorder import ProgramFailed, Recording, project_config_defaults, stack_file
+from gpudask.record.recorder import ProgramFailed, Recording, project_config_defaults, stack_file
 from tests.conftest import EXISTING_STACKS, GKE_STACKS, STACKS, settings_for
 
 Run = Callable[..., Recording]

@@ -13,9 +13,9 @@ import pytest
 
 from components import prepuller_spec
 from components.settings import SettingsError
-from gpudask import plan as planning
-from gpudask import timeline as timing
-from gpudask.recorder import Recording
+from gpudask.plan import report as planning
+from gpudask.plan import timeline as timing
+from gpudask.record.recorder import Recording
 from tests.conftest import STACKS, settings_for
 
 Run = Callable[..., Recording]
@@ -286,7 +286,7 @@ def test_prepuller_is_pinned_restricted_tolerates_the_gpu_taint_and_is_never_awa
 
 
 def test_prepuller_that_cannot_reach_the_gpu_pool_is_found(recorded: Run) -> None:
-    from gpudask import recording_checks
+    from gpudask.plan import checks as recording_checks
 
     rec = copy.deepcopy(recorded("dev"))
     daemonset = next(r for r in rec.of_type("kubernetes:apps/v1:DaemonSet") if "prepuller" in r.name)

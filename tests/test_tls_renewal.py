@@ -9,8 +9,8 @@ import hashlib
 from collections.abc import Callable
 
 from components.dask_spec import TLS_DIGEST_ANNOTATION
-from gpudask import plan as planning
-from gpudask.recorder import Recording
+from gpudask.plan import report as planning
+from gpudask.record.recorder import Recording
 
 Run = Callable[..., Recording]
 CLUSTER_KEY = "kubernetes:kubernetes.dask.org/v1:DaskCluster::dask-cluster"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gpudask import upstream
-from gpudask.upstream import Program, UpstreamError, load_programs
+from gpudask.upstream import programs as upstream
+from gpudask.upstream.programs import Program, UpstreamError, load_programs
 
 ROOT = Path(__file__).resolve().parent.parent
 

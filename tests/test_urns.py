@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gpudask.recorder import Recording, run_program, stacks
+from gpudask.record.recorder import Recording, run_program, stacks
 from tests.conftest import STACKS
 
 RECORD_DIR = Path(__file__).parent / "data" / "urns"

@@ -12,7 +12,7 @@ from importlib import metadata
 import pytest
 
 from components import settings
-from gpudask import versions
+from gpudask.client import versions
 from tests.conftest import STACKS, settings_for
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gpudask import plan as planning
-from gpudask.recorder import PROJECT_DIR, run_program, stacks
+from gpudask.plan import report as planning
+from gpudask.record.recorder import PROJECT_DIR, run_program, stacks
 from tests.conftest import EXISTING_STACKS, GKE_STACKS
 
 WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
@@ -176,7 +176,7 @@ def test_cloud_jobs_reach_the_control_plane_through_the_dns_endpoint() -> None:
     credentials as application-default credentials (what the kubeconfig's plugin reads)."""
     import yaml as _yaml
 
-    from gpudask.recorder import run_program
+    from gpudask.record.recorder import run_program
 
     jobs = _jobs()
     for key in CLOUD_JOBS:

@@ -6,7 +6,7 @@
         cp.api_client()      # a `kubernetes` ApiClient as admin
         cp.kubeconfig_for("dask-kubernetes-operator", "dask-operator")   # token of a ServiceAccount
 
-The binaries are the pinned upstream builds (`gpudask.upstream`). Everything is per run: a
+The binaries are the pinned upstream builds (`gpudask.upstream.programs`). Everything is per run: a
 temp folder with fresh certificates, etcd's data and the logs; free loopback ports; TLS
 everywhere (etcd requires client certificates). The API server runs RBAC (with Node) and
 the default admission plugins, PodSecurity included, plus ExtendedResourceToleration and
@@ -36,9 +36,9 @@ from typing import Any
 
 import yaml
 
-from gpudask import upstream
-from gpudask.cluster import kube as kube_client
-from gpudask.cluster import pki, procs
+from gpudask.local import pki, procs
+from gpudask.local.cluster import kube as kube_client
+from gpudask.upstream import programs as upstream
 
 SERVICE_CIDR = "10.0.0.0/24"
 CLUSTER_DNS_NAMES = (

@@ -40,9 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gpudask import rehearse
-from gpudask.cluster import procs
-from gpudask.cluster.kube import ApiError, Kube
+from gpudask.local import procs, rehearse
+from gpudask.local.cluster.kube import ApiError, Kube
 
 DASK_POD_LABEL = "dask.org/cluster-name"  # the pods this module backs (kwok disregards their status)
 PORT_FORWARD_API = "kwok.x-k8s.io/v1alpha1"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gpudask.recorder import Recording
+from gpudask.record.recorder import Recording
 
 # pulumi-gcp type -> Terraform type, for the types this stack declares.
 TERRAFORM_TYPES = {

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpudask import rehearse
-from gpudask.cluster import procs
+from gpudask.local import procs, rehearse
 
 CONTROLLER_MODULE = "dask_kubernetes.operator.controller"
 CHART_NAME = "dask-kubernetes-operator"

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog import GPU_RESOURCE
-from gpudask.cluster import procs
-from gpudask.cluster.procs import LOOPBACK, free_port, port_open
-from gpudask.dask_operator import created_objects, dask_clusters
-from gpudask.recorder import Recording
-from gpudask.recording_checks import kubernetes_manifests
+from gpudask.local import procs
+from gpudask.local.procs import LOOPBACK, free_port, port_open
+from gpudask.record.dask_operator import created_objects, dask_clusters
+from gpudask.record.recorder import Recording
+from gpudask.record.view import kubernetes_manifests
 
 
 class RehearsalError(Exception):

@@ -1,6 +1,6 @@
 """From stack outputs to a `distributed.Client` in one line.
 
-    from gpudask import connect
+    from gpudask.client import connect
     conn = connect.connect(stack="dev")             # `pulumi stack output` when the CLI is here
     conn = connect.connect(outputs="outputs.json")  # or a saved `pulumi stack output --json`
     conn.client.submit(...); conn.scale(2, worker_group="gpu")
@@ -30,7 +30,7 @@ from distributed.security import Security
 
 # Installed with `pip install "gpu-dask[client]"` this module needs only Dask and the
 # operator's client (no Pulumi SDK): `pulumi stack output` then runs in the caller's folder.
-_CHECKOUT = Path(__file__).resolve().parent.parent
+_CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def _project_dir() -> Path:

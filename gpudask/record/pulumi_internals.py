@@ -1,4 +1,4 @@
-"""Every private Pulumi SDK name the recorder (`gpudask.recorder`) relies on, in one place.
+"""Every private Pulumi SDK name the recorder (`gpudask.record.recorder`) relies on, in one place.
 
 The Python SDK's public mock API (`pulumi.runtime.set_mocks`, `Mocks`) runs a program but
 does not hand back what it saw. The recorder needs more, and these are not public API:
@@ -8,7 +8,7 @@ completion synchronously. They can move in any SDK release, so:
 
 - `CHECKED_SDK` is the range this was written and tested against;
 - `sdk_problems()` says, in words, what does not match in the installed SDK;
-- `gpudask.recorder` calls `require_compatible_sdk()` on import and refuses to run otherwise
+- `gpudask.record.recorder` calls `require_compatible_sdk()` on import and refuses to run otherwise
   (tests/test_pulumi_internals.py fails loudly the same way).
 """
 
@@ -79,7 +79,7 @@ def require_compatible_sdk() -> None:
     problems = sdk_problems()
     if problems:
         raise IncompatibleSdk(
-            "gpudask's recorder uses private Pulumi SDK names (gpudask/pulumi_internals.py):\n  - "
+            "gpudask's recorder uses private Pulumi SDK names (gpudask/record/pulumi_internals.py):\n  - "
             + "\n  - ".join(problems)
             + f"\ninstall pulumi{CHECKED_SDK_TEXT} (requirements.txt), or re-check those names and widen CHECKED_SDK"
         )

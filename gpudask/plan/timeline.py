@@ -1,6 +1,6 @@
 """A modeled timeline: the critical path of `pulumi up` and of a cold GPU worker start.
 
-Every duration comes from `gpudask/durations.yaml` (median and range, dated, sourced;
+Every duration comes from `gpudask/plan/durations.yaml` (median and range, dated, sourced;
 estimates marked). The `pulumi up` path is the longest chain through the plan's recorded
 dependency graph (explicit dependencies and each resource's provider), each resource
 weighted by its type. The cold worker start is a chain of steps whose durations follow the
@@ -463,7 +463,7 @@ def markdown(t: Timeline) -> list[str]:
     used = sorted(
         {s.step for s in t.up.steps} | {k for c in t.per_pool for s in c.path.steps for k in s.step.split("+")}
     )
-    lines += [f"Durations from `gpudask/durations.yaml` ({d.date}); sources:", ""]
+    lines += [f"Durations from `gpudask/plan/durations.yaml` ({d.date}); sources:", ""]
     for key in used:
         step = d.steps[key]
         lines.append(f"- `{key}` {step.label}: {step.source}{' (estimate)' if step.estimate else ''}")

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpudask.cluster.apply import ApplyReport, Step, apply_stack
-from gpudask.cluster.controlplane import ControlPlane
-from gpudask.cluster.kube import ApiError, Kube
-from gpudask.cluster.kubelet import Kubelet
-from gpudask.cluster.nodes import Nodes, stack_nodes
-from gpudask.cluster.operator import CHART_NAME, Operator, OperatorPod, chart_operator
-from gpudask.recorder import Recording
+from gpudask.local.cluster.apply import ApplyReport, Step, apply_stack
+from gpudask.local.cluster.controlplane import ControlPlane
+from gpudask.local.cluster.kube import ApiError, Kube
+from gpudask.local.cluster.kubelet import Kubelet
+from gpudask.local.cluster.nodes import Nodes, stack_nodes
+from gpudask.local.cluster.operator import CHART_NAME, Operator, OperatorPod, chart_operator
+from gpudask.record.recorder import Recording
 
 DASK_API = "kubernetes.dask.org/v1"
 
@@ -186,7 +186,7 @@ def dask_runtime(
 
 def dask_namespace(rec: Recording) -> str:
     """The namespace of the stack's DaskCluster (the one whose pods run as processes)."""
-    from gpudask.rehearse import dask_cluster_and_groups
+    from gpudask.local.rehearse import dask_cluster_and_groups
 
     cluster, _ = dask_cluster_and_groups(rec)
     return str(cluster["metadata"].get("namespace") or "default")
@@ -198,7 +198,7 @@ _PULUMI_TLS_PLACEHOLDER = re.compile(r"^<.*made by pulumi-tls at apply>$")
 def tls_stand_ins(folder: Path) -> Callable[[Step], None]:
     """An apply transform: a Secret whose values pulumi-tls would make at `up` (placeholders in
     the recording) gets the rehearsal's stand-in CA and certificates, same keys."""
-    from gpudask.rehearse import write_tls_files
+    from gpudask.local.rehearse import write_tls_files
 
     def transform(step: Step) -> None:
         manifest = step.manifest

@@ -13,8 +13,8 @@ from collections import defaultdict
 from typing import Any
 
 from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES
-from gpudask import recording_checks
-from gpudask.recorder import Recording
+from gpudask.plan import checks as recording_checks
+from gpudask.record.recorder import Recording
 
 GPU_METRICS = {
     "nvidia-tesla-a100": "NVIDIA_A100_GPUS",

@@ -21,14 +21,14 @@ from components.catalog import (
     gpu_pod_capacity,
     node_overhead,
 )
-from components.settings import TOP_KEYS, StackSettings, parse_settings
-from gpudask import upstream_schemas
-from gpudask.dask_operator import created_objects, dask_clusters
-from gpudask.recorder import Recorded, Recording
+from components.settings import StackSettings
+from gpudask.record.dask_operator import created_objects, dask_clusters
+from gpudask.record.recorder import Recorded, Recording
+from gpudask.record.view import RELEASE, kubernetes_manifests, recorded_settings
+from gpudask.upstream import schemas as upstream_schemas
 
 NODE_POOL = "gcp:container/nodePool:NodePool"
 CLUSTER = "gcp:container/cluster:Cluster"
-RELEASE = "kubernetes:helm.sh/v3:Release"
 DASK_KINDS = ("DaskCluster", "DaskWorkerGroup", "DaskAutoscaler", "DaskJob")
 
 
@@ -47,29 +47,6 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.resource}: {self.path}: {self.reason}"
-
-
-def recorded_settings(rec: Recording) -> StackSettings:
-    """The settings the recorded program parsed (it ran, so they are valid)."""
-    return parse_settings({key: rec.config.get(f"gpu-dask:{key}") for key in TOP_KEYS}, rec.config.get("gcp:project"))
-
-
-# --- manifests -----------------------------------------------------------------------------
-def kubernetes_manifests(rec: Recording) -> list[tuple[Recorded, dict[str, Any]]]:
-    """Every Kubernetes object the program declares, as `kubectl apply -f` would take it."""
-    out = []
-    for r in rec.resources.values():
-        if not r.custom or r.read or not r.type.startswith("kubernetes:") or r.type == RELEASE:
-            continue
-        if r.type.startswith("pulumi:providers:"):
-            continue
-        manifest = {k: v for k, v in r.inputs.items() if k not in ("apiVersion", "kind")}
-        group_version, kind = r.type.split(":", 2)[1:]
-        api_version = group_version.replace("core/", "")
-        out.append(
-            (r, {"apiVersion": r.inputs.get("apiVersion", api_version), "kind": r.inputs.get("kind", kind), **manifest})
-        )
-    return out
 
 
 def _label(r: Recorded, manifest: dict[str, Any] | None = None) -> str:
@@ -489,7 +466,7 @@ def dask_findings(rec: Recording) -> list[Finding]:
     a GPU, worker memory limits Dask does not know, 8787 reachable by clients, and an image whose
     Dask is not the one clients and the rehearsal run here."""
     from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
-    from gpudask import versions
+    from gpudask.client import versions
 
     findings: list[Finding] = []
     manifests = kubernetes_manifests(rec)

@@ -4,7 +4,7 @@ The expectations are the stack's intent, not a model of the scheduler: every pod
 namespaces runs; the operator runs on the system pool; the NVIDIA driver DaemonSet has a pod on
 every GPU node whose driver GKE does not manage, and on no other node; controllers that could not
 create pods (Pod Security, quotas) are reported with the server's message. Pods the Dask operator
-creates (label `dask.org/cluster-name`) belong to the runtime (gpudask.cluster operator/kubelet).
+creates (label `dask.org/cluster-name`) belong to the runtime (gpudask.local.cluster operator/kubelet).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 from components.dask_spec import NODEPOOL_LABEL
 from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
-from gpudask.cluster.apply import steps
-from gpudask.cluster.kube import Kube
-from gpudask.recorder import Recording
-from gpudask.recording_checks import recorded_settings
+from gpudask.local.cluster.apply import steps
+from gpudask.local.cluster.kube import Kube
+from gpudask.record.recorder import Recording
+from gpudask.record.view import recorded_settings
 
 DASK_CLUSTER_LABEL = "dask.org/cluster-name"
 DRIVER_DAEMONSET = "nvidia-driver-installer"

@@ -22,11 +22,11 @@ from typing import Any
 import pulumi
 import yaml
 
-from gpudask import pulumi_internals as sdk
+from gpudask.record import pulumi_internals as sdk
 
 sdk.require_compatible_sdk()
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 
@@ -142,6 +142,8 @@ def urn_of_provider_ref(ref: str) -> str:
 
 
 # --- computed outputs: what the cloud would fill in ----------------------------------------
+# What a reserved internal gcp.compute.Address gets (inside the stacks' default subnet range).
+MOCK_RESERVED_ADDRESS = "10.10.0.42"
 _FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMOCK\n-----END CERTIFICATE-----\n").decode()
 
 
@@ -165,6 +167,9 @@ def _computed(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
         return f"projects/{project}/serviceAccounts/{email}", state
     if type_ == "gcp:container/nodePool:NodePool":
         return f"{inputs.get('cluster')}/nodePools/{inputs.get('name')}", state
+    if type_ == "gcp:compute/address:Address":
+        # GCP picks a free address in the subnet when none is asked for.
+        state.setdefault("address", MOCK_RESERVED_ADDRESS)
     if type_.startswith("gcp:compute/"):
         kind = type_.rsplit(":", 1)[-1].lower() + "s"
         state.setdefault(
@@ -192,7 +197,9 @@ def _computed(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
             state[field] = f"<{field} of {name}, made by pulumi-tls at apply>"
         return f"{name}-id", state
     if type_ == "kubernetes:core/v1:Service":
-        state["status"] = {"loadBalancer": {"ingress": [{"ip": "10.10.0.50"}]}}
+        # A load balancer takes the Service's loadBalancerIP when it has one (GKE), else its own.
+        ip = ((inputs.get("spec") or {}).get("loadBalancerIP")) or "10.10.0.50"
+        state["status"] = {"loadBalancer": {"ingress": [{"ip": ip}]}}
     meta = inputs.get("metadata") or {}
     if isinstance(meta, dict) and meta.get("name"):
         return f"{meta.get('namespace', '')}/{meta['name']}".lstrip("/"), state

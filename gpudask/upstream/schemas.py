@@ -5,7 +5,7 @@
   strict (the API server silently prunes unknown fields; we want to hear about them).
 - Helm values: the chart's own values.yaml from the same wheel.
 
-What the operator would create from a DaskCluster is `gpudask.dask_operator`'s (it renders; the
+What the operator would create from a DaskCluster is `gpudask.record.dask_operator`'s (it renders; the
 objects it renders are checked here like any other Kubernetes object).
 """
 

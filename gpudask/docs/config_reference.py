@@ -20,7 +20,7 @@ import yaml
 
 from components import settings as s
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 README = PROJECT_DIR / "README.md"
 BEGIN, END = "<!-- BEGIN CONFIG -->", "<!-- END CONFIG -->"
 

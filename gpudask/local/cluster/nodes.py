@@ -32,11 +32,11 @@ from components import catalog
 from components.catalog import MachineType
 from components.dask_spec import GPU_RESOURCE, NODEPOOL_LABEL
 from components.settings import StackSettings
-from gpudask import upstream
-from gpudask.cluster import procs
-from gpudask.cluster.controlplane import ControlPlane
-from gpudask.recorder import Recording
-from gpudask.recording_checks import recorded_settings
+from gpudask.local import procs
+from gpudask.local.cluster.controlplane import ControlPlane
+from gpudask.record.recorder import Recording
+from gpudask.record.view import recorded_settings
+from gpudask.upstream import programs as upstream
 
 NODE_POOL_TYPE = "gcp:container/nodePool:NodePool"
 CLUSTER_TYPE = "gcp:container/cluster:Cluster"

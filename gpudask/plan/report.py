@@ -10,10 +10,12 @@ from typing import Any
 
 import yaml
 
-from gpudask import dask_operator, quotas, recording_checks, tfplan
-from gpudask import timeline as timing
-from gpudask.recorder import PROJECT_DIR, Recording, urn_of_provider_ref
-from gpudask.replacements import replacement_kind
+from gpudask.plan import checks as recording_checks
+from gpudask.plan import quotas, tfplan
+from gpudask.plan import timeline as timing
+from gpudask.plan.replacements import replacement_kind
+from gpudask.record import dask_operator
+from gpudask.record.recorder import PROJECT_DIR, Recording, urn_of_provider_ref
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
 SECRET = "[secret]"
@@ -563,7 +565,7 @@ def pr_comment(plan: Plan, diff: Diff | None) -> str:
         f"{verdict} · {len(plan.resources)} resources · idle ${plan.idle_hourly:.2f}/h, full scale ${plan.max_hourly:.2f}/h",
         "",
         f"Judged by {plan.engine_note}.",
-        f"⏱️ {timing.headline(plan.timeline)} (modeled: `gpudask/durations.yaml`).",
+        f"⏱️ {timing.headline(plan.timeline)} (modeled: `gpudask/plan/durations.yaml`).",
         "",
     ]
     lines += finding_lines(plan)

@@ -29,11 +29,11 @@ from typing import Any
 
 import yaml
 
-from gpudask import upstream
-from gpudask.cluster.controlplane import ControlPlane
-from gpudask.cluster.kube import ApiError, describe
-from gpudask.recorder import Recorded, Recording
-from gpudask.recording_checks import kubernetes_manifests
+from gpudask.local.cluster.controlplane import ControlPlane
+from gpudask.local.cluster.kube import ApiError, describe
+from gpudask.record.recorder import Recorded, Recording
+from gpudask.record.view import kubernetes_manifests
+from gpudask.upstream import programs as upstream
 
 RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 FIELD_MANAGER = "pulumi-kubernetes"
@@ -316,7 +316,7 @@ def apply_operator_objects(cp: ControlPlane) -> ApplyReport:
     A stand-in until the real operator runs here: the scheduler and worker Deployments and the
     scheduler Service go through the same admission (Pod Security included) as the operator's would.
     """
-    from gpudask.dask_operator import created_objects
+    from gpudask.record.dask_operator import created_objects
 
     kube = cp.kube()
     report = ApplyReport("operator-built")

