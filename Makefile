@@ -24,9 +24,10 @@ test-fast:  ## the edit loop (< 30 s): tests marked `fast` (no processes, no con
 upstream:  ## build the pinned upstream programs (upstream/versions.toml) into the user cache; cached after
 	$(BIN)/python -m gpudask upstream build
 
-lint:
+lint:  ## ruff, and the import contracts of pyproject.toml (layers, no cycles; import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck:
 	$(BIN)/pyright
@@ -77,4 +78,4 @@ rehearse-cluster:  ## the stack applied to a real local control plane: make rehe
 	$(BIN)/python -m gpudask rehearse $(STACK) --cluster
 
 clean:
-	rm -rf build .pytest_cache .ruff_cache
+	rm -rf build .pytest_cache .ruff_cache .import_linter_cache

@@ -239,3 +239,21 @@ def test_comment_flags_replacements_and_findings(dev_plan: planning.Plan) -> Non
 
 def test_comment_without_a_base_plan_says_so(dev_plan: planning.Plan) -> None:
     assert "No base plan to compare with" in planning.pr_comment(dev_plan, None)
+
+
+def test_every_workflow_runs_the_python_minor_of_the_rapids_image() -> None:
+    """cloudpickle does not cross Python minors: CI must run what the image and the venv run (issue 21, point 5)."""
+    from components import settings
+    from gpudask.client import versions
+
+    image_python = versions.image_python(settings.DEFAULT_RAPIDS_IMAGE)
+    found = []
+    for (workflow, job), body in _jobs().items():
+        for step in body.get("steps") or []:
+            version = ((step.get("with") or {}).get("python-version")) if isinstance(step, dict) else None
+            if version is not None:
+                found.append((workflow, job, str(version)))
+    assert found, "no setup-python step found in the workflows"
+    wrong = [f"{w}/{j}: {v}" for w, j, v in found if ".".join(v.split(".")[:2]) != image_python]
+    assert not wrong, f"workflows not on the image's Python {image_python}: {wrong}"
+    assert versions.running_python() == image_python, "this venv is not on the image's Python minor"
