@@ -82,13 +82,34 @@ def test_every_range_in_pyproject_is_the_one_in_requirements_files() -> None:
             )
 
 
-def test_the_tools_extra_declares_everything_the_tools_and_program_import() -> None:
+# Declared in [tools] though no file of gpudask/, components/ or __main__.py imports them: each says why.
+NOT_IMPORTED = {
+    "rapids-dask-dependency": "pins dask and distributed to the RAPIDS image's",
+    "pandas": "dask.dataframe's backend (the rehearsal's smoke workload)",
+    "numpy": "dask.array's and pandas' backend (the smoke workload)",
+    "pyarrow": "dask.dataframe's string and shuffle backend (the smoke workload)",
+    "psutil": "the process tests (tests/test_rehearse*.py)",
+}
+
+
+def _tools_files() -> list[Path]:
     # Subpackages too (gpudask/local/cluster/): `**/*.py`.
     files = [*(PROJECT_DIR / "gpudask").glob("**/*.py"), *(PROJECT_DIR / "components").glob("**/*.py")]
     assert PROJECT_DIR / "gpudask" / "local" / "cluster" / "kube.py" in files
-    files.append(PROJECT_DIR / "__main__.py")
+    return [*files, PROJECT_DIR / "__main__.py"]
+
+
+def test_the_tools_extra_declares_only_what_is_imported_or_says_why() -> None:
     declared = {_name(r) for r in EXTRAS["tools"]}
-    undeclared = _distributions(_imports(files)) - declared - FROM_THE_IMAGE
+    unused = declared - _distributions(_imports(_tools_files()))
+    assert unused == set(NOT_IMPORTED), (
+        f"declared in pyproject [tools], imported by nothing: {sorted(unused - set(NOT_IMPORTED))}"
+    )
+
+
+def test_the_tools_extra_declares_everything_the_tools_and_program_import() -> None:
+    declared = {_name(r) for r in EXTRAS["tools"]}
+    undeclared = _distributions(_imports(_tools_files())) - declared - FROM_THE_IMAGE
     assert not undeclared, f"imported by gpudask/components but not declared in pyproject [tools]: {sorted(undeclared)}"
 
 

@@ -3,7 +3,6 @@
     with ControlPlane() as cp:
         cp.server            # https://127.0.0.1:<port>
         cp.kubeconfig        # admin (system:masters) kubeconfig
-        cp.api_client()      # a `kubernetes` ApiClient as admin
         cp.kubeconfig_for("dask-kubernetes-operator", "dask-operator")   # token of a ServiceAccount
 
 The binaries are the pinned upstream builds (`gpudask.upstream.programs`). Everything is per run: a
@@ -364,12 +363,6 @@ class ControlPlane:
         ]
 
     # --- talking to it -------------------------------------------------------------------------
-    def api_client(self, kubeconfig: Path | None = None) -> Any:
-        """A `kubernetes.client.ApiClient` (admin unless another kubeconfig is given); close it after use."""
-        from kubernetes import config
-
-        return config.new_client_from_config(config_file=str(kubeconfig or self.kubeconfig))
-
     def kube(self, kubeconfig: Path | None = None) -> kube_client.Kube:
         """Our HTTPS client (server-side apply with the server's verdict), admin unless told otherwise."""
         return kube_client.Kube(kubeconfig or self.kubeconfig)
