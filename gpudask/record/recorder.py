@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextvars
+import copy
 import json
 import runpy
 import sys
@@ -282,8 +283,25 @@ class RecordingMonitor(sdk.MockMonitor):
 
 
 # --- config: what the Pulumi CLI would hand the program --------------------------------------
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_parsed: dict[Path, tuple[tuple[int, int], Any]] = {}
+
+
+def read_yaml(path: Path) -> Any:
+    """`yaml.safe_load` of a file, parsed once per content (keyed on its mtime and size), each
+    caller getting its own copy: Pulumi.yaml and the stack files were parsed hundreds of times
+    per test run (issue 19)."""
+    stat = path.stat()
+    key = (stat.st_mtime_ns, stat.st_size)
+    cached = _parsed.get(path)
+    if cached is None or cached[0] != key:
+        cached = (key, yaml.load(path.read_text(), Loader=_YAML_LOADER))
+        _parsed[path] = cached
+    return copy.deepcopy(cached[1])
+
+
 def project_config_defaults(project_dir: Path = PROJECT_DIR) -> tuple[str, dict[str, Any]]:
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    project = read_yaml(project_dir / "Pulumi.yaml")
     name = project["name"]
     defaults = {
         key if ":" in key else f"{name}:{key}": spec["default"]
@@ -294,7 +312,7 @@ def project_config_defaults(project_dir: Path = PROJECT_DIR) -> tuple[str, dict[
 
 
 def stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> Path:
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    project = read_yaml(project_dir / "Pulumi.yaml")
     return project_dir / project.get("stackConfigDir", ".") / f"Pulumi.{stack}.yaml"
 
 
@@ -309,7 +327,7 @@ def load_config(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
     path = stack_file(stack, project_dir)
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path}; stacks here: {', '.join(stacks(project_dir))}")
-    merged.update((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+    merged.update((read_yaml(path) or {}).get("config") or {})
     merged.update(overrides or {})
     return {
         key: value if isinstance(value, str) else json.dumps(value)

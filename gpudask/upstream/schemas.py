@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,34 @@ def _path(parts: Any) -> str:
     return ".".join(str(p) for p in parts) or "(root)"
 
 
-def kubernetes_findings(manifest: dict[str, Any], version: str = KUBERNETES_VERSION) -> list[str]:
-    """Strict OpenAPI validation of a built-in Kubernetes object ('' list when valid)."""
+@functools.cache
+def _kubernetes_validator(kind: str, api_version: str, version: str) -> jsonschema.Draft202012Validator:
+    """The strict validator `kubernetes_validate.validate` builds for (kind, apiVersion), built
+    once: that function re-reads the schema and the ~1 MB `_definitions.json` on every call,
+    which made it most of the fast tests' time (issue 19). Same schema files (through
+    `kubernetes_validate.utils`), same version choice, same registry, same draft."""
+    from kubernetes_validate import utils
+    from referencing import Registry, Resource
+
+    chosen = [v for v in utils.all_versions() if utils.major_minor(v) <= utils.major_minor(version)][-1]
+    folder = f"kubernetes-json-schema/v{chosen}-local-strict"
+    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     try:
-        kubernetes_validate.validate(manifest, version, strict=True)
-    except kubernetes_validate.ValidationError as err:
+        schema = utils.schema_contents(f"{folder}/{kind.lower()}-{group}.json", version)
+    except FileNotFoundError as err:
+        raise kubernetes_validate.SchemaNotFoundError(
+            version=utils.major_minor(version), kind=kind, api_version=api_version
+        ) from err
+    definitions = utils.schema_contents(f"{folder}/_definitions.json", version)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def kubernetes_findings(manifest: dict[str, Any], version: str = KUBERNETES_VERSION) -> list[str]:
+    """Strict OpenAPI validation of a built-in Kubernetes object ('' list when valid): the first
+    violation, as `kubernetes_validate.validate(manifest, version, strict=True)` reports it."""
+    validator = _kubernetes_validator(manifest["kind"], manifest["apiVersion"], version.removeprefix("v"))
+    for err in validator.iter_errors(manifest):
         return [f"{_path(err.absolute_path)}: {err.message}"]
     return []
 
