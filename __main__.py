@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -11,7 +9,7 @@ from components import kubernetes_half
 from components.cluster import GkeCluster, GkeClusterArgs
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
 from components.network import Network, NetworkArgs
-from components.settings import TOP_KEYS, GpuPoolSettings, parse_settings
+from components.settings import EXISTING_CLUSTER_KUBECONFIG, TOP_KEYS, GpuPoolSettings, parse_settings
 
 config = pulumi.Config()
 # Raises SettingsError listing every problem before any resource is declared.
@@ -91,7 +89,10 @@ else:
     # A cluster this stack does not own: its pools are described by gpuNodePools, not created.
     provider = k8s.Provider(
         "existing",
-        kubeconfig=os.path.expanduser(settings.existing_cluster.kubeconfig),
+        # "" and not omitted: the SDK would copy $KUBECONFIG (a path) into the provider's inputs,
+        # and so into state. The provider reads "" as "the ambient kubeconfig" (KUBECONFIG, else
+        # ~/.kube/config), where it finds the context the stack names.
+        kubeconfig=EXISTING_CLUSTER_KUBECONFIG,
         context=settings.existing_cluster.context,
         enable_server_side_apply=True,
     )

@@ -191,10 +191,10 @@ class NetworkSettings:
 class ExistingClusterSettings:
     """A cluster this stack does not own: no network, cluster or pools are declared."""
 
-    kubeconfig: str
-    """Path of the kubeconfig file the Kubernetes provider reads (never its contents)."""
-    context: str | None
-    """Omitted -> the kubeconfig's current-context."""
+    context: str
+    """The kubeconfig context of the cluster, looked up in the ambient kubeconfig (`KUBECONFIG`,
+    else `~/.kube/config`) of whoever runs `pulumi`. Nothing machine-specific reaches the state:
+    the provider gets this name and an empty `kubeconfig`."""
     system_pool: str
     """Omitted -> `system`: the CPU pool (GKE `cloud.google.com/gke-nodepool` label) of the operator and scheduler."""
 
@@ -447,7 +447,10 @@ TOP_KEYS = {
     "protect", "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr",
     "masterCidr", "peeredCidrs", "gpuNodePools", "dask", "labels", "imageStreaming", "imagePrepuller", "existingCluster",
 }  # fmt: skip
-EXISTING_KEYS = {"kubeconfig", "context", "systemPool"}
+EXISTING_KEYS = {"context", "systemPool"}
+# What the program gives an existing cluster's Kubernetes provider as `kubeconfig`: empty, so the
+# provider loads the ambient kubeconfig and the state holds nothing of the machine that ran it.
+EXISTING_CLUSTER_KUBECONFIG = ""
 # Keys that only shape what this stack creates on GCP: with existingCluster, setting one is a mistake
 # (scalar keys with Pulumi.yaml defaults cannot be told apart from their default, so only these two).
 GKE_ONLY_KEYS = ("authorizedNetworks", "labels")
@@ -843,23 +846,25 @@ def _parse_existing(problems: _Problems, raw: Any) -> ExistingClusterSettings | 
     if value is None:
         return None
     if not isinstance(value, dict) or not value:
-        problems.add("existingCluster", value, "must be a map with kubeconfig (a file path), context, systemPool")
+        problems.add("existingCluster", value, "must be a map with context (required) and systemPool")
         return None
-    e = _Reader(problems, "existingCluster.", value, EXISTING_KEYS)
-    path = e.string("kubeconfig", required=True)
-    if "\n" in path or path.lstrip().startswith(("apiVersion", "{")):
+    if "kubeconfig" in value:
+        # Whatever the program hands the provider as `kubeconfig` is stored in state: a path
+        # there is this machine's, and another machine parses it as kubeconfig text.
         problems.add(
-            e.key("kubeconfig"),
-            path[:40] + "...",
-            "looks like kubeconfig contents; give the path of the file (credentials stay out of stack files)",
+            "existingCluster.kubeconfig",
+            value["kubeconfig"],
+            "is no longer read: the provider would store this machine's path in the stack's state; "
+            "set KUBECONFIG in the environment of `pulumi` and name the cluster with existingCluster.context",
         )
-    context = e.string("context") or None
+    e = _Reader(problems, "existingCluster.", {k: v for k, v in value.items() if k != "kubeconfig"}, EXISTING_KEYS)
+    context = e.string("context", required=True)
     system_pool = e.string("systemPool", SYSTEM_POOL_NAME)
     if not _GKE_NAME.match(system_pool):
         problems.add(
             e.key("systemPool"), system_pool, "is not a GKE node pool name (lowercase, digits, '-', at most 40)"
         )
-    return ExistingClusterSettings(kubeconfig=path, context=context, system_pool=system_pool)
+    return ExistingClusterSettings(context=context, system_pool=system_pool)
 
 
 def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings:

@@ -324,10 +324,10 @@ def unreachable_from_ci(stack: str) -> str | None:
     existing = load_config(stack).get("gpu-dask:existingCluster")
     if existing is None:
         return None
-    kubeconfig = json.loads(existing).get("kubeconfig")
+    context = json.loads(existing).get("context")
     return (
-        f"an existingCluster stack reaches its cluster through the kubeconfig file it names ({kubeconfig}), "
-        "which is on no CI runner; its offline plan still runs"
+        f"an existingCluster stack reaches its cluster through context {context} of the ambient kubeconfig "
+        "(KUBECONFIG), which no CI runner has; its offline plan still runs"
     )
 
 

@@ -45,8 +45,11 @@ STRUCTURED: dict[str, Key] = {
 }
 
 EXISTING: dict[str, Key] = {
-    "kubeconfig": Key("path of the kubeconfig file (`~` expanded); inline contents are refused", required=True),
-    "context": Key("kubeconfig context", default="the kubeconfig's current-context"),
+    "context": Key(
+        "kubeconfig context of the cluster, looked up in the ambient kubeconfig (`KUBECONFIG`, else "
+        "`~/.kube/config`); `kubeconfig` (a path) is refused: it would be stored in state",
+        required=True,
+    ),
     "systemPool": Key(
         "GKE pool name of the on-demand CPU pool for the operator, the scheduler and CPU workers",
         default="`system`",
