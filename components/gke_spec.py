@@ -7,6 +7,7 @@ Pulumi runtime, and pyright checks every key against the provider SDK.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pulumi
 from pulumi_gcp.container import (
@@ -144,3 +145,12 @@ def management() -> NodePoolManagementArgsDict:
 def gpu_upgrade_settings() -> NodePoolUpgradeSettingsArgsDict:
     # Surge upgrades would need an extra A100 node's quota; replace one node at a time instead.
     return {"strategy": "SURGE", "max_surge": 0, "max_unavailable": 1}
+
+
+def monitoring_config(managed_prometheus: bool, dcgm: bool) -> dict[str, Any]:
+    """The cluster's monitoringConfig: system metrics always; Managed Service for Prometheus's
+    managed collection (the collectors in gmp-system that read PodMonitorings); GKE's managed DCGM
+    exporter for GPU metrics when `dcgm` (it needs managed collection). An in-place update in the
+    provider (tests/data/tpg-container-schema.json: monitoring_config `update`)."""
+    components = ["SYSTEM_COMPONENTS", *(["DCGM"] if dcgm and managed_prometheus else [])]
+    return {"enable_components": components, "managed_prometheus": {"enabled": managed_prometheus}}
