@@ -18,9 +18,6 @@ from typing import Any
 from components.monitoring_spec import scheduler_job, scrape_targets
 from components.settings import AlertSettings, DaskSettings
 
-# Every query names the namespace: the collector scrapes the whole cluster.
-DCGM_METRICS = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE")
-
 
 @dataclass(frozen=True)
 class Query:
@@ -56,6 +53,10 @@ class _Sel:
         gpu_jobs = [t.job for t in targets if t.group in gpu_groups]
         self.gpu_workers = f'{ns},job=~"{"|".join(gpu_jobs) or "none"}"'
         self.namespace = ns
+        # The DCGM exporter labels each GPU's series with the pod using it as `pod`/`namespace`
+        # (dcgm-exporter internal/pkg/transformation/kubernetes.go); the scrape's own target labels
+        # of those names win, so the workload's arrive as exported_pod / exported_namespace.
+        self.gpu_namespace = f'exported_namespace="{dask.namespace}"'
 
 
 def dashboard_queries(dask: DaskSettings) -> list[Query]:
@@ -101,13 +102,13 @@ def dashboard_queries(dask: DaskSettings) -> list[Query]:
         Query(
             "gpu_util",
             "GPU utilisation (%), per pod (DCGM)",
-            f"avg by (pod) (DCGM_FI_DEV_GPU_UTIL{{{s.namespace}}})",
+            f"avg by (exported_pod) (DCGM_FI_DEV_GPU_UTIL{{{s.gpu_namespace}}})",
             "dcgm",
         ),
         Query(
             "gpu_memory",
             "GPU memory used (MiB), per pod (DCGM)",
-            f"sum by (pod) (DCGM_FI_DEV_FB_USED{{{s.namespace}}})",
+            f"sum by (exported_pod) (DCGM_FI_DEV_FB_USED{{{s.gpu_namespace}}})",
             "dcgm",
         ),
     ]
@@ -156,7 +157,7 @@ def alerts(dask: DaskSettings, a: AlertSettings) -> list[Alert]:
         Alert(
             "gpu-idle",
             "GPUs allocated to Dask workers but idle",
-            f"avg by (pod) (avg_over_time(DCGM_FI_DEV_GPU_UTIL{{{s.namespace}}}[{a.gpu_idle_minutes}m]))"
+            f"avg by (exported_pod) (avg_over_time(DCGM_FI_DEV_GPU_UTIL{{{s.gpu_namespace}}}[{a.gpu_idle_minutes}m]))"
             f" < {a.gpu_idle_percent:g}",
             a.gpu_idle_minutes * 60,
             "A GPU worker has been nearly idle: an A100 hour costs dollars (`gpudask plan`). Scale the group "
