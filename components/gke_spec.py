@@ -7,10 +7,10 @@ Pulumi runtime, and pyright checks every key against the provider SDK.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import pulumi
 from pulumi_gcp.container import (
+    ClusterMonitoringConfigArgsDict,
     ClusterNodeConfigArgsDict,
     NodePoolAutoscalingArgsDict,
     NodePoolManagementArgsDict,
@@ -147,7 +147,7 @@ def gpu_upgrade_settings() -> NodePoolUpgradeSettingsArgsDict:
     return {"strategy": "SURGE", "max_surge": 0, "max_unavailable": 1}
 
 
-def monitoring_config(managed_prometheus: bool, dcgm: bool) -> dict[str, Any]:
+def monitoring_config(managed_prometheus: bool, dcgm: bool) -> ClusterMonitoringConfigArgsDict:
     """The cluster's monitoringConfig: system metrics always; Managed Service for Prometheus's
     managed collection (the collectors in gmp-system that read PodMonitorings); GKE's managed DCGM
     exporter for GPU metrics when `dcgm` (it needs managed collection). An in-place update in the
