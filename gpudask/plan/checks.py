@@ -21,6 +21,7 @@ from components.catalog import (
     gpu_pod_capacity,
     node_overhead,
 )
+from components.security_spec import is_collector_peer
 from components.settings import StackSettings
 from gpudask.record.dask_operator import created_objects, dask_clusters
 from gpudask.record.recorder import Recorded, Recording
@@ -66,7 +67,9 @@ def schema_findings(rec: Recording) -> list[Finding]:
     findings = []
     for r, manifest in kubernetes_manifests(rec):
         check = (
-            upstream_schemas.crd_findings if manifest["kind"] in DASK_KINDS else upstream_schemas.kubernetes_findings
+            upstream_schemas.crd_findings
+            if manifest["kind"] in upstream_schemas.CRD_KINDS
+            else upstream_schemas.kubernetes_findings
         )
         findings += [Finding(_label(r, manifest), *_split(f)) for f in check(manifest)]
     return findings
@@ -524,6 +527,8 @@ def dask_findings(rec: Recording) -> list[Finding]:
                     )
                     if "podSelector" in peer and "namespaceSelector" not in peer:
                         continue  # the Dask namespace's own pods
+                    if is_collector_peer(peer):
+                        continue  # the metrics collector: /metrics is on 8787 (components/monitoring_spec.py)
                     if namespace != OPERATOR_NAMESPACE:
                         findings.append(
                             Finding(
