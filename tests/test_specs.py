@@ -223,6 +223,7 @@ def test_driver_daemonset_matches_googles_cos_installer() -> None:
             "matchExpressions": [
                 {"key": "cloud.google.com/gke-accelerator", "operator": "Exists"},
                 {"key": "cloud.google.com/gke-gpu-driver-version", "operator": "DoesNotExist"},
+                {"key": "cloud.google.com/gke-confidential-nodes-instance-type", "operator": "DoesNotExist"},
             ]
         }
     ]

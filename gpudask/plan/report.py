@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -434,8 +435,8 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def change_kind(resource: dict[str, Any], path: str) -> str:
-    """What changing `path` (under `inputs`) does: replace, node-roll, update, or ignored."""
+def change_kind(resource: dict[str, Any], path: str, old: Any = None, new: Any = None) -> str:
+    """What changing `path` (under `inputs`) from `old` to `new` does: replace, node-roll, update, or ignored."""
     plain = path.replace("[", ".").split(".")
     dotted = ".".join(p.rstrip("]") for p in plain if not p.rstrip("]").isdigit())
 
@@ -446,7 +447,7 @@ def change_kind(resource: dict[str, Any], path: str) -> str:
         return "ignored"
     if covered(resource["options"]["replaceOnChanges"]):
         return "replace"
-    return replacement_kind(resource["type"], dotted)
+    return replacement_kind(resource["type"], dotted, old, new)
 
 
 _VERBS = {"replace": "🔁 replace", "node-roll": "🔄 update, GKE recreates every node of", "update": "✏️ update"}
@@ -529,10 +530,15 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
         for path in sorted(a.keys() | b.keys()):
             if a.get(path) != b.get(path):
                 field_path = path.split(".", 1)[1] if "." in path else path
-                kind = change_kind(new[key], field_path) if path.startswith("inputs.") else "update"
+                kind = (
+                    change_kind(new[key], field_path, a.get(path), b.get(path))
+                    if path.startswith("inputs.")
+                    else "update"
+                )
                 rows.append((path, a.get(path), b.get(path), kind))
         if rows:
             changed[key] = rows
+    _cascade_replacements(old, new, pairs, changed)
     line = timing.diff_line(timing.timeline(base["resources"]), timing.timeline(head["resources"]))
     return Diff(
         base["stack"],
@@ -543,6 +549,41 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
         line,
         renamed,
     )
+
+
+def _cascade_replacements(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    pairs: dict[str, str],
+    changed: dict[str, list[tuple[str, Any, Any, str]]],
+) -> None:
+    """A replaced resource gets a new id: each resource that depends on it and holds that id in a
+    ForceNew field (the cluster's `subnetwork` after a subnet replacement) is replaced too, as
+    the engine's preview shows it (the field becomes unknown, and unknown ForceNew replaces)."""
+
+    def replaced() -> set[str]:
+        return {k for k, rows in changed.items() if any(row[3] == "replace" for row in rows)}
+
+    done: set[str] = set()
+    while todo := replaced() - done:
+        for gone_key in sorted(todo):
+            done.add(gone_key)
+            name = (old.get(pairs.get(gone_key, gone_key)) or new[gone_key])["inputs"].get("name")
+            if not isinstance(name, str) or not name:
+                continue
+            for key in sorted(pairs):
+                if gone_key not in new[key].get("dependencies", []):
+                    continue
+                for path, value in _flatten({"inputs": new[key]["inputs"]}).items():
+                    field = path.split(".", 1)[1]
+                    if (
+                        isinstance(value, str)
+                        and re.search(rf"/{re.escape(name)}$", value)
+                        and change_kind(new[key], field) == "replace"
+                    ):
+                        row = (path, value, f"(the new id of {gone_key})", "replace")
+                        if row not in changed.setdefault(key, []):
+                            changed[key].append(row)
 
 
 # --- pull request comment ------------------------------------------------------------------
