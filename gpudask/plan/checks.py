@@ -637,6 +637,27 @@ def driver_findings(rec: Recording) -> list[Finding]:
     return findings
 
 
+def monitoring_findings(rec: Recording) -> list[Finding]:
+    """GPU metrics: a cluster with Managed Prometheus but no managed DCGM (the driver DaemonSet
+    mode) leaves the dashboard's GPU tiles and the GPU-idle alert without data: said, not silent."""
+    findings = []
+    for cluster in rec.of_type(CLUSTER):
+        config = cluster.inputs.get("monitoringConfig") or {}
+        prometheus = (config.get("managedPrometheus") or {}).get("enabled")
+        if prometheus and "DCGM" not in (config.get("enableComponents") or []):
+            findings.append(
+                Finding(
+                    _label(cluster),
+                    "monitoringConfig.enableComponents",
+                    "no DCGM GPU metrics: GKE's managed DCGM is declared only where GKE installs the driver "
+                    "(driver: gke-default or gke-latest), and this stack uses the driver DaemonSet; the "
+                    "dashboard's GPU tiles and the GPU-idle alert stay empty (GOTCHAS.md)",
+                    WARNING,
+                )
+            )
+    return findings
+
+
 def all_findings(rec: Recording) -> list[Finding]:
     return [
         *schema_findings(rec),
@@ -647,4 +668,5 @@ def all_findings(rec: Recording) -> list[Finding]:
         *dask_findings(rec),
         *driver_findings(rec),
         *prerequisite_findings(rec),
+        *monitoring_findings(rec),
     ]
