@@ -23,7 +23,7 @@ NODE_ROLES = {
     "autoscaling-metrics": "roles/autoscaling.metricsWriter",
     "registry-reader": "roles/artifactregistry.reader",
     # Image streaming (gcfsConfig) on nodes with a custom service account: without it pods on
-    # streaming nodes fail to start (terraform-google-kubernetes-engine#2251, fixed by PR #2262).
+    # streaming nodes fail to start (https://github.com/terraform-google-modules/terraform-google-kubernetes-engine/issues/2251, fixed by https://github.com/terraform-google-modules/terraform-google-kubernetes-engine/pull/2262).
     "serviceusage-consumer": "roles/serviceusage.serviceUsageConsumer",
 }
 # Project APIs the stack needs beyond Compute and GKE (enabled by the stack; never disabled

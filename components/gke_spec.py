@@ -117,7 +117,7 @@ def default_pool_node_config(service_account: pulumi.Input[str]) -> ClusterNodeC
 
     The cluster ignores later changes to it (`CLUSTER_IGNORE_CHANGES`): after the pool is
     removed GKE reports another pool's config here, and its ForceNew fields would otherwise
-    replace the cluster on every `up` (pulumi/pulumi-gcp#744; GOTCHAS.md).
+    replace the cluster on every `up` (https://github.com/pulumi/pulumi-gcp/issues/744; GOTCHAS.md).
     """
     return {
         "service_account": service_account,

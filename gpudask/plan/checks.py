@@ -443,7 +443,7 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
     return findings
 
 
-# --- what a real Dask cluster would break (issue 10) -----------------------------------------
+# --- what a real Dask cluster would break ------------------------------------------------
 OPERATOR_NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 DASHBOARD_PORT = 8787
 
@@ -551,7 +551,7 @@ STREAMING_API = "containerfilesystem.googleapis.com"
 
 def prerequisite_findings(rec: Recording) -> list[Finding]:
     """Image streaming needs the Container File System API and, for a custom node service
-    account, serviceUsageConsumer (terraform-google-kubernetes-engine#2251, PR #2262)."""
+    account, serviceUsageConsumer (https://github.com/terraform-google-modules/terraform-google-kubernetes-engine/issues/2251, https://github.com/terraform-google-modules/terraform-google-kubernetes-engine/pull/2262)."""
     members = {
         (r.inputs.get("project"), r.inputs.get("member"))
         for r in rec.of_type(IAM_MEMBER)
