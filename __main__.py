@@ -7,6 +7,7 @@ import pulumi_kubernetes as k8s
 
 from components import kubernetes_half
 from components.cluster import GkeCluster, GkeClusterArgs
+from components.dashboard import DaskDashboard, DaskDashboardArgs
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
 from components.network import Network, NetworkArgs
 from components.settings import EXISTING_CLUSTER_KUBECONFIG, TOP_KEYS, GpuPoolSettings, parse_settings
@@ -53,6 +54,8 @@ if settings.existing_cluster is None:
             system_max_nodes=settings.system_max_nodes,
             protect=settings.protect,
             labels=settings.labels,
+            managed_prometheus=settings.monitoring.collection == "gmp",
+            dcgm_metrics=settings.dcgm_metrics,
         ),
     )
 
@@ -106,3 +109,10 @@ if gke is not None:
     if scheduler_pool is not None:
         pulumi.export("schedulerNodePool", scheduler_pool.name)
     pulumi.export("kubeconfig", gke.kubeconfig)
+    if settings.monitoring.dashboard:
+        # On the cluster's Managed Prometheus data; the dashboard needs nothing of the cluster to exist.
+        board = DaskDashboard(
+            "monitoring",
+            DaskDashboardArgs(settings.project, settings.cluster_name, settings.dask, settings.monitoring),
+        )
+        pulumi.export("monitoringDashboardUrl", board.url)

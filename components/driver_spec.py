@@ -25,7 +25,7 @@ PARTITION_IMAGE = (
 PAUSE_IMAGE = "gke.gcr.io/pause:3.8@sha256:880e63f94b145e46f1b1082bb71b85e21f16b99b180b9996407d61240ceb9830"
 INSTALL_DIR_HOST = "/home/kubernetes/bin/nvidia"
 # `pulumi up` must not wait for this DaemonSet's pods: only GPU nodes run them, and a pool
-# that scales from zero has none (pulumi-kubernetes awaits DaemonSets, pulumi/pulumi-kubernetes#2953).
+# that scales from zero has none (pulumi-kubernetes awaits DaemonSets, https://github.com/pulumi/pulumi-kubernetes/issues/2953).
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 # The installer's script. A node whose driver is already loaded (an init container re-run

@@ -33,7 +33,7 @@ CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
 POD_SECURITY_CONTEXT: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
 
 # distributed's default scheduler routes plus the HTTP API the operator uses to retire
-# workers gracefully (dask/dask-kubernetes#807); without it the operator falls back to the
+# workers gracefully (https://github.com/dask/dask-kubernetes/issues/807); without it the operator falls back to the
 # comm port, which TLS and the NetworkPolicies close to it.
 SCHEDULER_HTTP_ROUTES = [
     "distributed.http.scheduler.prometheus",

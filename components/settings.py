@@ -301,6 +301,12 @@ class StackSettings:
         return DRIVER_MODES[self.driver]
 
     @property
+    def dcgm_metrics(self) -> bool:
+        """GKE's managed DCGM GPU metrics: with Managed Prometheus and a GKE-installed driver only.
+        With the driver DaemonSet (`driver: daemonset`) the stack declares none; the plan warns (GOTCHAS.md)."""
+        return self.existing_cluster is None and self.monitoring.collection == "gmp" and not self.uses_driver_daemonset
+
+    @property
     def uses_driver_daemonset(self) -> bool:
         return self.driver == "daemonset"
 

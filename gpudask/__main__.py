@@ -300,6 +300,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
             print(f"scheduler: {info['address']}")
             print(f"via: {conn.via}")
             print(f"dashboard: {conn.dashboard_command}")
+            if conn.outputs.get("monitoringDashboardUrl"):
+                # Cloud Monitoring (Managed Prometheus): no port-forward needed.
+                print(f"monitoring: {conn.outputs['monitoringDashboardUrl']}")
             print(f"workers: {len(workers)} ({gpus:g} GPU)")
     except ConnectError as err:
         console.print(f"[red bold]cannot connect:[/red bold] {escape(str(err))}", highlight=False, soft_wrap=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import pickle
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,7 +35,7 @@ def settings_for(stack: str, **overrides: Any) -> StackSettings:
     return parse_settings(raw, project)
 
 
-_cache: dict[str, Recording] = {}
+_cache: dict[str, bytes] = {}  # stack -> its recording, pickled (a copy is one loads: 1 ms, deepcopy 12 ms)
 
 # Tiers (pyproject.toml registers them). A test with none of the slow markers is `fast`:
 # `make test-fast` runs only those, the edit loop; `make test` runs everything (CI).
@@ -57,8 +58,8 @@ def recorded() -> Callable[..., Recording]:
         if overrides:
             return run_program(stack, overrides=copy.deepcopy(overrides))
         if stack not in _cache:
-            _cache[stack] = run_program(stack)
-        return copy.deepcopy(_cache[stack])
+            _cache[stack] = pickle.dumps(run_program(stack))
+        return pickle.loads(_cache[stack])
 
     return run
 

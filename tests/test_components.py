@@ -371,6 +371,7 @@ FROZEN_TYPES = {
     "ImagePrepuller": ("gpu-dask:prepuller:ImagePrepuller", "gpu-dask:gpu:ImagePrepuller"),
     # Added after the rename: no old type, no alias.
     "DaskMetrics": ("gpu-dask:metrics:DaskMetrics", None),
+    "DaskDashboard": ("gpu-dask:dashboard:DaskDashboard", None),
 }
 
 

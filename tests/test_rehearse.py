@@ -18,7 +18,6 @@ from dask.base import annotate
 from distributed import Client, get_worker
 
 from components import dask_spec
-from gpudask.local import smoke
 from gpudask.local.rehearse import (
     LocalProcess,
     Rehearsal,
@@ -186,6 +185,8 @@ def mixed_cluster() -> Iterator[Any]:
 @pytest.mark.process
 def test_smoke_annotated_tasks_run_only_on_gpu_resourced_workers(mixed_cluster: Rehearsal) -> None:
     with Client(mixed_cluster.address, timeout=30) as client:
+        from gpudask.local import smoke  # dask.dataframe: imported only where a cluster runs
+
         result = smoke.run(client)
     assert result["workers"] == 2 and result["gpu_workers"] == 1  # the check has a worker to avoid
     assert result["agree"] and result["annotated_tasks"] > 0

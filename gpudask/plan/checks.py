@@ -443,7 +443,7 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
     return findings
 
 
-# --- what a real Dask cluster would break (issue 10) -----------------------------------------
+# --- what a real Dask cluster would break ------------------------------------------------
 OPERATOR_NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 DASHBOARD_PORT = 8787
 
@@ -551,7 +551,7 @@ STREAMING_API = "containerfilesystem.googleapis.com"
 
 def prerequisite_findings(rec: Recording) -> list[Finding]:
     """Image streaming needs the Container File System API and, for a custom node service
-    account, serviceUsageConsumer (terraform-google-kubernetes-engine#2251, PR #2262)."""
+    account, serviceUsageConsumer (https://github.com/terraform-google-modules/terraform-google-kubernetes-engine/issues/2251, https://github.com/terraform-google-modules/terraform-google-kubernetes-engine/pull/2262)."""
     members = {
         (r.inputs.get("project"), r.inputs.get("member"))
         for r in rec.of_type(IAM_MEMBER)
@@ -637,6 +637,27 @@ def driver_findings(rec: Recording) -> list[Finding]:
     return findings
 
 
+def monitoring_findings(rec: Recording) -> list[Finding]:
+    """GPU metrics: a cluster with Managed Prometheus but no managed DCGM (the driver DaemonSet
+    mode) leaves the dashboard's GPU tiles and the GPU-idle alert without data: said, not silent."""
+    findings = []
+    for cluster in rec.of_type(CLUSTER):
+        config = cluster.inputs.get("monitoringConfig") or {}
+        prometheus = (config.get("managedPrometheus") or {}).get("enabled")
+        if prometheus and "DCGM" not in (config.get("enableComponents") or []):
+            findings.append(
+                Finding(
+                    _label(cluster),
+                    "monitoringConfig.enableComponents",
+                    "no DCGM GPU metrics: GKE's managed DCGM is declared only where GKE installs the driver "
+                    "(driver: gke-default or gke-latest), and this stack uses the driver DaemonSet; the "
+                    "dashboard's GPU tiles and the GPU-idle alert stay empty (GOTCHAS.md)",
+                    WARNING,
+                )
+            )
+    return findings
+
+
 def all_findings(rec: Recording) -> list[Finding]:
     return [
         *schema_findings(rec),
@@ -647,4 +668,5 @@ def all_findings(rec: Recording) -> list[Finding]:
         *dask_findings(rec),
         *driver_findings(rec),
         *prerequisite_findings(rec),
+        *monitoring_findings(rec),
     ]
