@@ -53,6 +53,8 @@ class PoolCost:
     """One node's boot disk, per hour."""
     unpriced: str = ""
     """What prices.yaml lacks for this pool (priced as 0); empty when fully priced."""
+    gpus: int = 0
+    """GPUs per node (any type: the A100 workers' and the scheduler's small one)."""
 
     @property
     def machine_hourly(self) -> float:
@@ -276,6 +278,7 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
                 disk_size_gb=disk_gb,
                 disk_hourly=round((disk_month or 0.0) * disk_gb / float(prices["hours_per_month"]), 4),
                 unpriced=", ".join(missing),
+                gpus=sum(int(acc.get("count", 0)) for acc in accelerators),
             )
         )
     note = f"{prices['region']} list prices of {prices['date']} ({PRICES_FILE.relative_to(PROJECT_DIR)}); estimates"
