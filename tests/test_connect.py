@@ -1,18 +1,22 @@
-"""`gpudask.client.connect`: stack outputs -> a real Client on a local scheduler; the port-forward path mocked."""
+"""`gpudask.client.connect`: stack outputs -> a real Client on real local schedulers (dev: tcp, prod: TLS).
+
+The port-forward path and `conn.scale()` need an API server: tests/test_connect_cluster.py runs
+them on the local control plane with the real operator."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_mock import MockerFixture
 
 from gpudask.client import connect as connect_module
 from gpudask.client.connect import ConnectError, connect, stack_outputs, version_skew
@@ -41,22 +45,20 @@ def _outputs(dev_outputs: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 def test_outputs_file_with_a_reachable_address_connects_directly(
-    local: Rehearsal, dev_outputs: dict[str, Any], tmp_path: Path, mocker: MockerFixture
+    local: Rehearsal, dev_outputs: dict[str, Any], tmp_path: Path
 ) -> None:
-    kube = mocker.patch.object(connect_module, "KubeCluster")
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(_outputs(dev_outputs, schedulerAddress=local.address)))
     with connect(outputs=path) as conn:
         assert conn.via == local.address
         assert conn.client.submit(sum, [1, 2, 3]).result(timeout=30) == 6
         assert len(conn.client.scheduler_info()["workers"]) == 1
-    kube.from_name.assert_not_called()
+        assert conn._forward is None
 
 
 def test_internal_load_balancer_ip_is_tried_after_the_in_cluster_name(
-    local: Rehearsal, dev_outputs: dict[str, Any], mocker: MockerFixture
+    local: Rehearsal, dev_outputs: dict[str, Any]
 ) -> None:
-    kube = mocker.patch.object(connect_module, "KubeCluster")
     port = local.address.rsplit(":", 1)[1]
     outputs = _outputs(
         dev_outputs,
@@ -65,47 +67,6 @@ def test_internal_load_balancer_ip_is_tried_after_the_in_cluster_name(
     )
     with connect(outputs=outputs) as conn:
         assert conn.via == local.address
-    kube.from_name.assert_not_called()
-
-
-def test_unreachable_address_goes_through_kubecluster_from_name(
-    local: Rehearsal, dev_outputs: dict[str, Any], mocker: MockerFixture
-) -> None:
-    kube = mocker.patch.object(connect_module, "KubeCluster")
-    # What the port-forward gives: a local address for the remote scheduler.
-    forwarded = kube.from_name.return_value
-    forwarded.scheduler_address, forwarded.security, forwarded.loop = local.address, None, None
-    outputs = _outputs(dev_outputs, schedulerAddress=IN_CLUSTER, daskClusterName="rapids", daskNamespace="dask")
-    with connect(outputs=outputs) as conn:
-        assert conn.via == "port-forward"
-        assert conn.client.submit(sum, [1, 2]).result(timeout=30) == 3
-    kube.from_name.assert_called_once_with("rapids", namespace="dask")
-    kube.from_name.return_value.close.assert_called_once()
-
-
-def test_scale_maps_gpu_to_the_default_group_and_guards_the_autoscaler(
-    local: Rehearsal, dev_outputs: dict[str, Any], mocker: MockerFixture
-) -> None:
-    kube = mocker.patch.object(connect_module, "KubeCluster")
-    groups = {
-        "default": {"name": "rapids-default", "gpusPerWorker": 1, "replicas": 1, "autoscaled": True},
-        "cpu": {"name": "rapids-cpu", "gpusPerWorker": 0, "replicas": 1, "autoscaled": False},
-    }
-    with connect(outputs=_outputs(dev_outputs, schedulerAddress=local.address, daskWorkerGroups=groups)) as conn:
-        with pytest.raises(
-            ConnectError, match=re.escape("autoscaled: KubeCluster.scale() would delete its DaskAutoscaler")
-        ):
-            conn.scale(3, worker_group="gpu")
-        kube.from_name.return_value.scale.assert_not_called()
-        conn.scale(3, worker_group="gpu", force=True)
-        conn.scale(2, worker_group="cpu")
-        with pytest.raises(
-            ConnectError, match="worker_group 'highmem' is not in this stack; its groups: gpu \\(default\\), cpu"
-        ):
-            conn.scale(1, worker_group="highmem")
-    kube.from_name.assert_called_once_with("rapids", namespace="dask")
-    calls = kube.from_name.return_value.scale.call_args_list
-    assert [(c.args, c.kwargs) for c in calls] == [((3,), {"worker_group": "default"}), ((2,), {"worker_group": "cpu"})]
 
 
 def test_missing_outputs_are_named(dev_outputs: dict[str, Any]) -> None:
@@ -131,7 +92,7 @@ def test_unreachable_without_kubernetes_credentials_gives_the_port_forward_hint(
     with pytest.raises(ConnectError) as err:
         connect(outputs=_outputs(dev_outputs, schedulerAddress=IN_CLUSTER), timeout=2)
     message = str(err.value)
-    assert IN_CLUSTER in message and "KubeCluster.from_name('rapids', namespace='dask') failed" in message
+    assert IN_CLUSTER in message and "the port-forward of dask/rapids-scheduler failed" in message
     assert "kubectl port-forward -n dask svc/rapids-scheduler 8786:8786" in message
 
 
@@ -172,3 +133,60 @@ def test_connect_cli_reports_the_cluster(local: Rehearsal, dev_outputs: dict[str
     failed = _connect_cli({"schedulerAddress": local.address}, tmp_path / "outputs.json")
     assert failed.returncode == 2
     assert "daskClusterName, daskNamespace" in failed.stderr
+
+
+# --- prod: a TLS scheduler and worker (the rehearsal's own CA stands in for pulumi-tls') -------
+@pytest.fixture(scope="module")
+def prod() -> Iterator[Rehearsal]:
+    with rehearsal(run_program("prod"), timeout=120) as running:
+        assert running.tls_files, "prod's rendered scheduler no longer listens with TLS"
+        yield running
+
+
+def tls_outputs(running: Rehearsal, **changes: Any) -> dict[str, Any]:
+    """prod's outputs, with the rehearsal's certificates where pulumi-tls' would be."""
+    files = running.tls_files or {}
+    certs = {
+        "tlsCaCertPem": files["ca"].read_text(),
+        "tlsClientCertPem": files["client"].read_text(),
+        "tlsClientKeyPem": files["client-key"].read_text(),
+    }
+    return copy.deepcopy(run_program("prod").outputs) | certs | {"schedulerAddress": running.address} | changes
+
+
+def test_prod_connects_with_tls_and_runs_work(prod: Rehearsal) -> None:
+    assert prod.address.startswith("tls://")
+    with connect(outputs=tls_outputs(prod), timeout=20) as conn:
+        assert conn.via == prod.address
+        assert conn.client.submit(sum, [1, 2, 3]).result(timeout=30) == 6
+        assert conn.client.scheduler_info()["address"].startswith("tls://")
+
+
+def test_a_tcp_address_to_a_tls_scheduler_fails_in_time_and_says_why(prod: Rehearsal) -> None:
+    plain = prod.address.replace("tls://", "tcp://", 1)
+    outputs = {k: v for k, v in tls_outputs(prod).items() if not k.startswith("tls")} | {"schedulerAddress": plain}
+    began = time.monotonic()
+    with pytest.raises(ConnectError) as err:
+        connect(outputs=outputs, timeout=3, port_forward=False)
+    took = time.monotonic() - began
+    assert took < 15, f"a plain client to a TLS scheduler took {took:.1f} s to give up"
+    assert f"no Dask scheduler answered at {plain} (direct) within 3 s" in str(err.value)
+    assert "a tls:// scheduler refuses plain tcp://" in str(err.value)
+
+
+def test_the_operators_from_name_address_never_reaches_a_tls_scheduler(prod: Rehearsal) -> None:
+    """Why connect does not use `KubeCluster.from_name` for TLS: its address is always `tcp://`
+    (networking.py builds `f"tcp://{host}:{port}"`), and `wait_for_scheduler_comm` retries a
+    refused plain handshake forever. Bounded here at 5 s; it would never return."""
+    from dask_kubernetes.operator.networking import wait_for_scheduler_comm
+
+    plain = prod.address.replace("tls://", "tcp://", 1)
+
+    async def bounded() -> bool:
+        try:
+            await asyncio.wait_for(wait_for_scheduler_comm(plain), 5)
+        except TimeoutError:
+            return False
+        return True
+
+    assert asyncio.run(bounded()) is False, "from_name's tcp:// handshake reached a TLS scheduler"

@@ -39,6 +39,9 @@ def test_shipped_stacks_plan_without_errors(recorded: Run, stack: str) -> None:
         # On a cluster it does not own the stack creates no scheduler GPU pool: the stack file
         # says schedulerGpu: false, and the plan says what that costs, as a warning.
         assert len(warnings) == 1 and "the scheduler has no GPU" in warnings[0], warnings
+    elif stack == "prod":
+        # Prod installs the driver with Google's DaemonSet: no managed DCGM, said (tests/test_dashboard.py).
+        assert len(warnings) == 1 and "no DCGM GPU metrics" in warnings[0], warnings
     else:
         assert warnings == []
 

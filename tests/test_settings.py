@@ -373,7 +373,7 @@ def test_peered_ranges_must_not_overlap_the_vpc() -> None:
 
 
 # --- existingCluster: deploy onto a cluster this stack does not own ----------------------------
-EXISTING = {"kubeconfig": "~/.kube/config", "systemPool": "default-pool"}
+EXISTING = {"context": "gke_p_us-central1-c_team", "systemPool": "default-pool"}
 
 
 def existing_problems(**overrides: Any) -> list[str]:
@@ -392,9 +392,9 @@ def test_existing_cluster_needs_no_project_and_no_authorized_networks() -> None:
 
 
 def test_existing_cluster_system_pool_defaults_to_system() -> None:
-    s = settings_for("existing", existingCluster={"kubeconfig": "/etc/kube/team.yaml"})
+    s = settings_for("existing", existingCluster={"context": "gke_p_us-central1-c_team"})
     assert s.system_pool == "system" and s.existing_cluster is not None
-    assert s.existing_cluster.context is None
+    assert s.existing_cluster.context == "gke_p_us-central1-c_team"
 
 
 def test_a_gke_stack_has_no_existing_cluster() -> None:
@@ -404,14 +404,15 @@ def test_a_gke_stack_has_no_existing_cluster() -> None:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"existingCluster": {"context": "x"}}, "existingCluster.kubeconfig: None is required"),
+        ({"existingCluster": {"systemPool": "default-pool"}}, "existingCluster.context: None is required"),
         (
-            {"existingCluster": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}},
-            "existingCluster.kubeconfig: 'apiVersion: v1\\nkind: Config\\n...' looks like kubeconfig contents",
+            {"existingCluster": {**EXISTING, "kubeconfig": "~/.kube/config"}},
+            "existingCluster.kubeconfig: '~/.kube/config' is no longer read: the provider would store this "
+            "machine's path in the stack's state; set KUBECONFIG in the environment",
         ),
         ({"existingCluster": {**EXISTING, "cluster": "x"}}, "existingCluster.cluster: 'x' is not a known key"),
         ({"existingCluster": {**EXISTING, "systemPool": "Bad_Pool"}}, "existingCluster.systemPool: 'Bad_Pool' is not"),
-        ({"existingCluster": "~/.kube/config"}, "existingCluster: '~/.kube/config' must be a map with kubeconfig"),
+        ({"existingCluster": "~/.kube/config"}, "existingCluster: '~/.kube/config' must be a map with context"),
         (
             {"authorizedNetworks": ["10.0.0.0/8"]},
             "authorizedNetworks: ['10.0.0.0/8'] has no effect with existingCluster",

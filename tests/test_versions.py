@@ -39,6 +39,21 @@ def test_skew_is_reported_for_an_image_of_another_release() -> None:
     assert message is not None and "RAPIDS 25.10" in message and versions.RAPIDS_DASK_DEPENDENCY in message
 
 
+def test_skew_is_reported_for_an_image_of_another_python_minor() -> None:
+    """cloudpickle does not cross Python minors: a 3.11 venv cannot feed a 3.12 image (issue 21, point 5)."""
+    release = versions.image_release(settings.DEFAULT_RAPIDS_IMAGE)
+    other = "3.11" if versions.running_python() != "3.11" else "3.13"
+    message = versions.skew(f"rapidsai/base:{release}-cuda12-py{other}")
+    assert message is not None, "a Python minor mismatch between the image and this environment went unreported"
+    assert f"the image runs Python {other} but this environment runs Python {versions.running_python()}" in message
+    assert versions.image_python(settings.DEFAULT_RAPIDS_IMAGE) == versions.running_python()
+
+
+def test_a_digest_pinned_tag_keeps_its_release_and_python() -> None:
+    image = "rapidsai/base:26.10-cuda12-py3.12@sha256:" + "0" * 64
+    assert (versions.image_release(image), versions.image_python(image)) == ("26.10", "3.12")
+
+
 @pytest.mark.parametrize(
     ("image", "release", "cuda"),
     [

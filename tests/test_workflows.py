@@ -106,7 +106,7 @@ def test_matrices_cover_exactly_the_stacks_in_stacks_dir() -> None:
             assert "dev" not in covered
             covered = ["dev", *covered]
         # The offline plan covers every stack; the cloud jobs the stacks whose cluster CI reaches
-        # (an existingCluster stack's kubeconfig file is on no runner).
+        # (no runner has a kubeconfig with an existingCluster stack's context).
         wanted = STACK_FILES if (workflow, job) == ("pull-request", "plan") else sorted(GKE_STACKS)
         assert sorted(covered) == wanted, (workflow, job)
 
@@ -123,7 +123,7 @@ def test_stacks_left_out_of_the_cloud_jobs_are_named_with_the_reason() -> None:
     assert json.loads(done.stdout) == GKE_STACKS
     assert EXISTING_STACKS, "the example existingCluster stack is what this is about"
     for stack in EXISTING_STACKS:
-        assert f"left out {stack}: an existingCluster stack reaches its cluster through the kubeconfig" in done.stderr
+        assert f"left out {stack}: an existingCluster stack reaches its cluster through context " in done.stderr
 
 
 def test_the_offline_part_needs_no_secrets_and_cloud_jobs_are_gated() -> None:
@@ -191,7 +191,7 @@ def test_cloud_jobs_reach_the_control_plane_through_the_dns_endpoint() -> None:
     for path in FILES:
         assert "GKE's DNS-based endpoint" in path.read_text(), path.name
     # Only stacks that create their cluster export a kubeconfig; an existingCluster stack
-    # reaches its cluster through the kubeconfig file it names.
+    # reaches its cluster through a context of the ambient kubeconfig.
     for stack in GKE_STACKS:
         rec = run_program(stack)
         config = _yaml.safe_load(rec.outputs["kubeconfig"])
@@ -239,3 +239,21 @@ def test_comment_flags_replacements_and_findings(dev_plan: planning.Plan) -> Non
 
 def test_comment_without_a_base_plan_says_so(dev_plan: planning.Plan) -> None:
     assert "No base plan to compare with" in planning.pr_comment(dev_plan, None)
+
+
+def test_every_workflow_runs_the_python_minor_of_the_rapids_image() -> None:
+    """cloudpickle does not cross Python minors: CI must run what the image and the venv run (issue 21, point 5)."""
+    from components import settings
+    from gpudask.client import versions
+
+    image_python = versions.image_python(settings.DEFAULT_RAPIDS_IMAGE)
+    found = []
+    for (workflow, job), body in _jobs().items():
+        for step in body.get("steps") or []:
+            version = ((step.get("with") or {}).get("python-version")) if isinstance(step, dict) else None
+            if version is not None:
+                found.append((workflow, job, str(version)))
+    assert found, "no setup-python step found in the workflows"
+    wrong = [f"{w}/{j}: {v}" for w, j, v in found if ".".join(v.split(".")[:2]) != image_python]
+    assert not wrong, f"workflows not on the image's Python {image_python}: {wrong}"
+    assert versions.running_python() == image_python, "this venv is not on the image's Python minor"

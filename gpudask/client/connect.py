@@ -6,24 +6,30 @@
     conn.client.submit(...); conn.scale(2, worker_group="gpu")
 
 The direct `schedulerAddress` is used when it is reachable (inside the cluster, or the
-internal load balancer from the VPC); otherwise the operator's
-`KubeCluster.from_name(daskClusterName, namespace=daskNamespace)`, which port-forwards.
+internal load balancer from the VPC); otherwise the scheduler Service is port-forwarded
+through the API server (kr8s, as `kubectl port-forward` does) and the client connects to the
+forwarded loopback port with the stack's own scheme: `tls://` and the stack's certificates
+for a TLS stack. Not `KubeCluster.from_name`: its address is always `tcp://`
+(dask_kubernetes/operator/networking.py), so against a TLS scheduler it retries forever.
+`conn.scale()` patches the group's DaskWorkerGroup through the API: no scheduler connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from dask_kubernetes.operator import KubeCluster
 from distributed import Client
 from distributed.comm.addressing import get_address_host_port
 from distributed.security import Security
@@ -42,6 +48,8 @@ TLS_OUTPUTS = ("tlsCaCertPem", "tlsClientCertPem", "tlsClientKeyPem")
 # Packages whose versions must match between client and cluster for pickled tasks to work.
 MATCHING_PACKAGES = ("dask", "distributed", "python")
 DEFAULT_GROUP = "default"
+SCHEDULER_PORT = 8786
+LOOPBACK = "127.0.0.1"
 
 
 class ConnectError(Exception):
@@ -168,9 +176,9 @@ class StackConnection:
     client: Client
     outputs: dict[str, Any]
     via: str  # the direct address used, or "port-forward"
-    cluster: KubeCluster | None = None
-    _kube: KubeCluster | None = field(default=None, repr=False)
+    _forward: Any = field(default=None, repr=False)  # the kr8s PortForward behind `via == "port-forward"`
     _tls_dir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    timeout: float = 10.0
 
     @property
     def dashboard_command(self) -> str:
@@ -178,49 +186,139 @@ class StackConnection:
         name, namespace = self.outputs["daskClusterName"], self.outputs["daskNamespace"]
         return f"kubectl port-forward -n {namespace} svc/{name}-scheduler 8787:8787, then http://localhost:8787/status"
 
-    def _kube_cluster(self) -> KubeCluster:
-        if self.cluster is not None:
-            return self.cluster
-        if self._kube is None:
-            self._kube = KubeCluster.from_name(self.outputs["daskClusterName"], namespace=self.outputs["daskNamespace"])
-        return self._kube
-
     def scale(self, n: int, worker_group: str = "gpu", force: bool = False) -> None:
-        """Scale a worker group through the operator, like the seed's `HelmCluster.scale`.
+        """Set a worker group's replicas through the Kubernetes API, like the seed's `scale(n, worker_group=...)`.
 
         `"gpu"` (or `"default"`) is the DaskCluster's own GPU group; other names are the
-        stack's `dask.workerGroups` keys. Scaling the autoscaled group is refused unless
-        `force`: `KubeCluster.scale()` deletes the DaskAutoscaler (the next `pulumi up`
-        puts it back), and replicas set by hand on other groups revert at the next `pulumi up`.
+        stack's `dask.workerGroups` keys. This patches the group's `DaskWorkerGroup` (the
+        operator then adds or retires workers); it never talks to the scheduler, so it works
+        with TLS, and it never touches the DaskAutoscaler of another group (upstream
+        `KubeCluster.scale()` deletes the cluster's autoscaler whatever group it scales).
+        The autoscaled group is refused unless `force`, which deletes its DaskAutoscaler first
+        (the next `pulumi up --refresh` recreates it). Replicas set by hand revert at the next
+        `pulumi up` that changes the group.
         """
         groups: dict[str, Any] = self.outputs.get("daskWorkerGroups") or {}
         group = DEFAULT_GROUP if worker_group in ("gpu", DEFAULT_GROUP) else worker_group
+        problems = []
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            problems.append(f"n must be a whole number >= 0, got {n!r}")
         if groups and group not in groups:
-            raise ConnectError(
+            problems.append(
                 f"worker_group {worker_group!r} is not in this stack; its groups: gpu (default), "
                 + ", ".join(g for g in groups if g != DEFAULT_GROUP)
             )
-        if (groups.get(group) or {}).get("autoscaled") and not force:
+        if problems:
+            raise ConnectError("; ".join(problems))
+        autoscaled = bool((groups.get(group) or {}).get("autoscaled"))
+        if autoscaled and not force:
             raise ConnectError(
-                f"worker group {worker_group!r} is autoscaled: KubeCluster.scale() would delete its DaskAutoscaler "
-                "(pulumi up recreates it). Change dask.autoscale in the stack config, or pass force=True"
+                f"worker group {worker_group!r} is autoscaled: scaling it by hand means deleting its DaskAutoscaler "
+                "(pulumi up --refresh recreates it). Change dask.autoscale in the stack config, or pass force=True"
             )
-        self._kube_cluster().scale(n, worker_group=group)
+        name, namespace = self.outputs["daskClusterName"], self.outputs["daskNamespace"]
+        _with_deadline(
+            _scale_group(name, namespace, group, n, delete_autoscaler=autoscaled),
+            self.timeout,
+            f"setting DaskWorkerGroup {namespace}/{name}-{group} to {n} replicas through the Kubernetes API",
+        )
 
     def close(self) -> None:
         self.client.close()
+        if self._forward is not None:
+            self._forward.stop()
+            self._forward = None
         if self._tls_dir is not None:
             self._tls_dir.cleanup()
-        if self._kube is not None:
-            self._kube.close()
-        if self.cluster is not None:
-            self.cluster.close()
 
     def __enter__(self) -> StackConnection:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _with_deadline[T](coroutine: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
+    """Run a Kubernetes API coroutine on a loop of its own, giving up after `timeout` seconds."""
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(coroutine, timeout)
+
+    try:
+        # A thread of its own: the caller may run a loop, and asyncio.run() here would leave
+        # the caller's thread without a current event loop.
+        return _in_thread(bounded)
+    except TimeoutError as err:
+        raise ConnectError(f"gave up after {timeout:g} s {what}") from err
+    except ConnectError:
+        raise
+    except Exception as err:  # kr8s' API, auth and not-found errors, said with what was being done
+        raise ConnectError(f"{what} failed: {type(err).__name__}: {err}") from err
+
+
+def _in_thread[T](make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(asyncio.run(make()))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread, raised there
+            failure.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+async def _scale_group(name: str, namespace: str, group: str, n: int, delete_autoscaler: bool) -> None:
+    import kr8s
+    from dask_kubernetes.operator._objects import DaskAutoscaler, DaskWorkerGroup
+
+    if delete_autoscaler:
+        # The operator's DaskAutoscaler is named after the cluster and scales its default group.
+        with contextlib.suppress(kr8s.NotFoundError):
+            autoscaler = await DaskAutoscaler.get(name, namespace=namespace)
+            await autoscaler.delete()
+    group_object = await DaskWorkerGroup.get(f"{name}-{group}", namespace=namespace)
+    await group_object.patch({"spec": {"worker": {"replicas": n}}})
+
+
+async def _scheduler_service(name: str, namespace: str) -> Any:
+    from kr8s.objects import Service
+
+    # The sync kr8s object, whose port-forward runs in a thread of its own.
+    return await asyncio.to_thread(Service.get, f"{name}-scheduler", namespace=namespace)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def forward_scheduler(name: str, namespace: str, timeout: float) -> tuple[Any, int]:
+    """Port-forward the scheduler Service's 8786 to a free loopback port (kr8s, through the API
+    server, as `kubectl port-forward` does); the forward and its port once it accepts connections."""
+    service = _with_deadline(
+        _scheduler_service(name, namespace), timeout, f"reading Service {namespace}/{name}-scheduler"
+    )
+    port = free_port()
+    forward = service.portforward(SCHEDULER_PORT, local_port=port)
+    forward.start()
+    deadline = time.monotonic() + timeout
+    while not reachable(f"tcp://{LOOPBACK}:{port}", timeout=0.5):
+        if time.monotonic() > deadline:
+            forward.stop()
+            raise ConnectError(
+                f"gave up after {timeout:g} s waiting for the port-forward of {namespace}/{name}-scheduler "
+                f"to listen on {LOOPBACK}:{port}"
+            )
+        time.sleep(0.1)
+    return forward, port
 
 
 def _checked(client: Client, check_versions: bool) -> Client:
@@ -237,18 +335,38 @@ def _checked(client: Client, check_versions: bool) -> Client:
     return client
 
 
+def _client(address: str, security: Security | None, timeout: float, route: str) -> Client:
+    """`Client(address)` bounded by `timeout`, its failure said with the address and the route."""
+    try:
+        return Client(address, timeout=timeout, security=security)
+    except (OSError, TimeoutError) as err:
+        hint = (
+            " (a tls:// scheduler refuses plain tcp://, and needs the stack's CA and client certificate)"
+            if security is None
+            else ""
+        )
+        raise ConnectError(
+            f"no Dask scheduler answered at {address} ({route}) within {timeout:g} s: {err}{hint}"
+        ) from err
+
+
 def connect(
     stack: str | None = None,
     outputs: str | Path | Mapping[str, Any] | None = None,
     timeout: float = 10.0,
     check_versions: bool = True,
+    port_forward: bool | None = None,
 ) -> StackConnection:
-    """A connected client for the stack's DaskCluster (see the module docstring)."""
+    """A connected client for the stack's DaskCluster (see the module docstring).
+
+    `port_forward`: None tries the direct addresses first, then the port-forward; True goes
+    straight to the port-forward; False never port-forwards. Every wait is bounded by `timeout`.
+    """
     data = stack_outputs(stack, outputs)
     tls_dir = tempfile.TemporaryDirectory(prefix="gpudask-tls-") if data.get("tlsCaCertPem") else None
     security = security_from(data, Path(tls_dir.name)) if tls_dir else None
     try:
-        return _connect(data, security, tls_dir, timeout, check_versions)
+        return _connect(data, security, tls_dir, timeout, check_versions, port_forward)
     except BaseException:
         if tls_dir:
             tls_dir.cleanup()
@@ -261,32 +379,34 @@ def _connect(
     tls_dir: tempfile.TemporaryDirectory[str] | None,
     timeout: float,
     check_versions: bool,
+    port_forward: bool | None,
 ) -> StackConnection:
     addresses = candidate_addresses(data)
-    for address in addresses:
-        if reachable(address, timeout=min(timeout, 3.0)):
-            client = _checked(Client(address, timeout=timeout, security=security), check_versions)
-            return StackConnection(client, data, address, _tls_dir=tls_dir)
+    scheme = addresses[0].split("://", 1)[0]
+    if port_forward is not True:
+        for address in addresses:
+            if reachable(address, timeout=min(timeout, 3.0)):
+                client = _checked(_client(address, security, timeout, "direct"), check_versions)
+                return StackConnection(client, data, address, _tls_dir=tls_dir, timeout=timeout)
+        if port_forward is False:
+            raise ConnectError(f"{' and '.join(addresses)} not reachable from here within {min(timeout, 3.0):g} s")
     name, namespace = data["daskClusterName"], data["daskNamespace"]
     try:
-        cluster = KubeCluster.from_name(name, namespace=namespace)
-    except Exception as err:
+        forward, port = forward_scheduler(name, namespace, timeout)
+    except ConnectError as err:
         raise ConnectError(
             f"{' and '.join(addresses)} not reachable from here (they are for clients inside the cluster or VPC), "
-            f"and KubeCluster.from_name({name!r}, namespace={namespace!r}) failed: {err}. From a laptop: "
+            f"and the port-forward of {namespace}/{name}-scheduler failed: {err}. From a laptop: "
             "`pulumi stack output kubeconfig --show-secrets > kubeconfig; export KUBECONFIG=$PWD/kubeconfig`, "
             f"or `kubectl port-forward -n {namespace} svc/{name}-scheduler 8786:8786` and pass "
-            f"outputs with schedulerAddress {addresses[0].split('://', 1)[0]}://localhost:8786"
+            f"outputs with schedulerAddress {scheme}://localhost:8786"
         ) from err
     try:
-        if security is None:
-            client = Client(cluster, timeout=timeout)
-        else:
-            # The operator's port-forward speaks plain TCP to the pod; the TLS session runs inside it.
-            forwarded = str(cluster.scheduler_address).replace("tcp://", "tls://", 1)
-            client = Client(forwarded, timeout=timeout, security=security)
-        client = _checked(client, check_versions)
+        # The forward carries bytes; the TLS session (when the stack has one) runs inside it, so the
+        # address keeps the stack's scheme (KubeCluster.from_name always builds tcp://).
+        address = f"{scheme}://{LOOPBACK}:{port}"
+        client = _checked(_client(address, security, timeout, "port-forward"), check_versions)
     except BaseException:
-        cluster.close()
+        forward.stop()
         raise
-    return StackConnection(client, data, "port-forward", cluster=cluster, _tls_dir=tls_dir)
+    return StackConnection(client, data, "port-forward", _forward=forward, _tls_dir=tls_dir, timeout=timeout)

@@ -9,6 +9,7 @@ module says when an image and this environment drift apart.
 from __future__ import annotations
 
 import re
+import sys
 from importlib import metadata
 
 from packaging.requirements import Requirement
@@ -16,7 +17,8 @@ from packaging.requirements import Requirement
 RAPIDS_DASK_DEPENDENCY = "rapids-dask-dependency"
 # rapidsai/base:26.10-cuda12-py3.12, rapidsai/notebooks:26.10a-cuda12-py3.12 (nightly), ...
 _RAPIDS_TAG = re.compile(
-    r"^(?:[\w.-]+/)*rapidsai/[\w-]+:(?P<release>\d{2}\.\d{2})a?-cuda(?P<cuda>[\d.]+)-py(?P<py>[\d.]+)$"
+    r"^(?:[\w.-]+/)*rapidsai/[\w-]+:(?P<release>\d{2}\.\d{2})a?-cuda(?P<cuda>[\d.]+)-py(?P<py>[\d.]+)"
+    r"(?:@sha256:[0-9a-f]{64})?$"
 )
 
 
@@ -29,6 +31,16 @@ def image_release(image: str) -> str | None:
 def image_cuda_major(image: str) -> int | None:
     m = _RAPIDS_TAG.match(image)
     return int(m.group("cuda").split(".")[0]) if m else None
+
+
+def image_python(image: str) -> str | None:
+    """The Python minor (`3.12`) of a RAPIDS image tag; None for other images."""
+    m = _RAPIDS_TAG.match(image)
+    return ".".join(m.group("py").split(".")[:2]) if m else None
+
+
+def running_python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def installed_release() -> str | None:
@@ -65,6 +77,14 @@ def skew(image: str) -> str | None:
     release = image_release(image)
     if release is None:
         return None  # not a RAPIDS image: its Dask is unknown here (connect checks at run time)
+    python, mine = image_python(image), running_python()
+    if python != mine:
+        # cloudpickle does not cross Python minors: every task a client here sends would fail there.
+        return (
+            f"the image runs Python {python} but this environment runs Python {mine}: `gpudask connect` would "
+            "refuse (cloudpickle does not cross Python minors) and the rehearsal runs a Python the cluster never "
+            f"runs; build the venv with Python {python} (Makefile PYTHON), or use an image of Python {mine}"
+        )
     here = installed_release()
     if here != release:
         return (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextvars
+import copy
 import json
 import runpy
 import sys
@@ -22,6 +23,7 @@ import pulumi
 import yaml
 
 from gpudask.record import pulumi_internals as sdk
+from gpudask.record.resource_types import CLUSTER, NODE_POOL, RELEASE
 
 sdk.require_compatible_sdk()
 
@@ -149,7 +151,7 @@ _FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMOCK\n-----END CERTIF
 def _computed(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     state = dict(inputs)
     project = inputs.get("project", "mock-project")
-    if type_ == "gcp:container/cluster:Cluster":
+    if type_ == CLUSTER:
         dns = {**(inputs.get("controlPlaneEndpointsConfig") or {}).get("dnsEndpointConfig", {})}
         if dns:  # GKE's format: gke-<hash>-<project number>.<location>.gke.goog
             dns["endpoint"] = f"gke-0123456789abcdef0123456789abcdef-123456789012.{inputs.get('location')}.gke.goog"
@@ -164,7 +166,7 @@ def _computed(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
         email = f"{inputs.get('accountId')}@{project}.iam.gserviceaccount.com"
         state.update(email=email, member=f"serviceAccount:{email}", uniqueId="100000000000000000001")
         return f"projects/{project}/serviceAccounts/{email}", state
-    if type_ == "gcp:container/nodePool:NodePool":
+    if type_ == NODE_POOL:
         return f"{inputs.get('cluster')}/nodePools/{inputs.get('name')}", state
     if type_ == "gcp:compute/address:Address":
         # GCP picks a free address in the subnet when none is asked for.
@@ -175,7 +177,7 @@ def _computed(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
             "selfLink", f"https://www.googleapis.com/compute/v1/projects/{project}/{kind}/{inputs.get('name')}"
         )
         return f"projects/{project}/{kind}/{inputs.get('name')}", state
-    if type_ == "kubernetes:helm.sh/v3:Release":
+    if type_ == RELEASE:
         state["status"] = {
             "name": inputs.get("name"),
             "namespace": inputs.get("namespace"),
@@ -282,8 +284,25 @@ class RecordingMonitor(sdk.MockMonitor):
 
 
 # --- config: what the Pulumi CLI would hand the program --------------------------------------
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_parsed: dict[Path, tuple[tuple[int, int], Any]] = {}
+
+
+def read_yaml(path: Path) -> Any:
+    """`yaml.safe_load` of a file, parsed once per content (keyed on its mtime and size), each
+    caller getting its own copy: Pulumi.yaml and the stack files were parsed hundreds of times
+    per test run (issue 19)."""
+    stat = path.stat()
+    key = (stat.st_mtime_ns, stat.st_size)
+    cached = _parsed.get(path)
+    if cached is None or cached[0] != key:
+        cached = (key, yaml.load(path.read_text(), Loader=_YAML_LOADER))
+        _parsed[path] = cached
+    return copy.deepcopy(cached[1])
+
+
 def project_config_defaults(project_dir: Path = PROJECT_DIR) -> tuple[str, dict[str, Any]]:
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    project = read_yaml(project_dir / "Pulumi.yaml")
     name = project["name"]
     defaults = {
         key if ":" in key else f"{name}:{key}": spec["default"]
@@ -294,7 +313,7 @@ def project_config_defaults(project_dir: Path = PROJECT_DIR) -> tuple[str, dict[
 
 
 def stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> Path:
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    project = read_yaml(project_dir / "Pulumi.yaml")
     return project_dir / project.get("stackConfigDir", ".") / f"Pulumi.{stack}.yaml"
 
 
@@ -309,7 +328,7 @@ def load_config(stack: str, project_dir: Path = PROJECT_DIR, overrides: dict[str
     path = stack_file(stack, project_dir)
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path}; stacks here: {', '.join(stacks(project_dir))}")
-    merged.update((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+    merged.update((read_yaml(path) or {}).get("config") or {})
     merged.update(overrides or {})
     return {
         key: value if isinstance(value, str) else json.dumps(value)

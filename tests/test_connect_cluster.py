@@ -1,0 +1,113 @@
+"""The client paths against prod (TLS) on the local control plane with the real operator.
+
+prod is applied as `up` would apply it (pulumi-tls' certificates replaced by stand-ins of one
+CA), the chart's operator runs under `kopf run`, and every Dask pod is a real process behind
+kwok's port-forward. A client outside the cluster (here) cannot resolve the in-cluster
+`schedulerAddress`, so `gpudask.client.connect` port-forwards the scheduler Service through the API
+server and must keep `tls://`; `conn.scale()` goes through the API only.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpudask.client.connect import ConnectError, connect
+from gpudask.local.cluster.runtime import DASK_API, DaskRuntime, stack_cluster
+from gpudask.record.recorder import Recording, run_program
+
+pytestmark = pytest.mark.control_plane
+
+
+@pytest.fixture(scope="module")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recording, DaskRuntime]]:
+    rec = run_program("prod")
+    began = time.monotonic()
+    with stack_cluster(rec, tmp_path_factory.mktemp("prod")) as (runtime, report):
+        assert not report.failures, report.failures
+        runtime.wait(
+            "prod's scheduler pod Ready",
+            lambda: any(b.component == "scheduler" and b.ready for b in runtime.kubelet.pods.values()),
+            180,
+        )
+        print(f"\nprod up in {time.monotonic() - began:.1f} s")
+        yield rec, runtime
+
+
+def _outputs(rec: Recording, rt: DaskRuntime, **changes: Any) -> dict[str, Any]:
+    """prod's outputs as `pulumi stack output --json --show-secrets` gives them, with the
+    stand-in CA's client certificate where pulumi-tls' would be."""
+    folder = rt.tls_dir
+    assert folder is not None and (folder / "client.pem").exists(), "prod no longer uses TLS"
+    certs = {
+        "tlsCaCertPem": (folder / "ca.pem").read_text(),
+        "tlsClientCertPem": (folder / "client.pem").read_text(),
+        "tlsClientKeyPem": (folder / "client-key.pem").read_text(),
+    }
+    return copy.deepcopy(rec.outputs) | certs | changes
+
+
+def _as_a_user(rt: DaskRuntime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(rt.cp.kubeconfig))
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
+def test_prod_client_outside_the_cluster_connects_through_a_port_forward_with_tls(
+    prod: tuple[Recording, DaskRuntime], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rec, rt = prod
+    _as_a_user(rt, monkeypatch, tmp_path)
+    outputs = _outputs(rec, rt)
+    assert outputs["schedulerAddress"].startswith("tls://") and ".svc.cluster.local" in outputs["schedulerAddress"]
+    began = time.monotonic()
+    with connect(outputs=outputs, timeout=60) as conn:
+        connected_s = time.monotonic() - began
+        assert conn.via == "port-forward"
+        assert str(conn.client.scheduler_info()["address"]).startswith("tls://")
+        assert conn.client.submit(sum, [1, 2, 3]).result(timeout=60) == 6
+    print(f"prod: connected through the port-forward with TLS in {connected_s:.1f} s")
+
+
+def _autoscaler(name: str) -> dict[str, Any]:
+    """A DaskAutoscaler for the GPU group at exactly its current size (so the operator leaves it)."""
+    return {
+        "apiVersion": DASK_API,
+        "kind": "DaskAutoscaler",
+        "metadata": {"name": name, "namespace": "dask"},
+        "spec": {"cluster": name, "minimum": 4, "maximum": 4},
+    }
+
+
+def test_scaling_the_cpu_group_with_tls_keeps_the_gpu_groups_autoscaler(
+    prod: tuple[Recording, DaskRuntime], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rec, rt = prod
+    _as_a_user(rt, monkeypatch, tmp_path)
+    name = rec.outputs["daskClusterName"]
+    groups = copy.deepcopy(rec.outputs["daskWorkerGroups"])
+    groups["default"]["autoscaled"] = True
+    rt.kube.apply(_autoscaler(name), "test")
+    cpu = f"{name}-cpu"
+    before = int((rt.get("DaskWorkerGroup", cpu) or {})["spec"]["worker"]["replicas"])
+    try:
+        with connect(outputs=_outputs(rec, rt, daskWorkerGroups=groups), timeout=60) as conn:
+            began = time.monotonic()
+            conn.scale(before + 1, worker_group="cpu")
+            rt.wait(
+                f"{cpu} at {before + 1} worker Deployments", lambda: len(rt.worker_deployments(cpu)) == before + 1, 120
+            )
+            scaled_s = time.monotonic() - began
+            assert rt.get("DaskAutoscaler", name) is not None, (
+                "scaling the cpu group deleted the GPU group's autoscaler"
+            )
+            with pytest.raises(ConnectError, match="worker group 'gpu' is autoscaled"):
+                conn.scale(1, worker_group="gpu")
+            assert rt.get("DaskAutoscaler", name) is not None
+        print(f"prod: {cpu} {before} -> {before + 1} Deployments in {scaled_s:.1f} s with TLS; autoscaler kept")
+    finally:
+        rt.kube.delete(_autoscaler(name))
