@@ -255,14 +255,14 @@ def test_scaling_with_the_seeds_client_then_up_without_and_with_refresh(stack_on
     )
     assert done.returncode == 0 and "scaled" in done.stdout, done.stderr[-3000:]
     group = kube.get(kube.path("kubernetes.dask.org/v1", "DaskWorkerGroup", f"{name}-default", namespace))
-    assert group["spec"]["replicas"] == 1
-    assert not kube.exists(
-        {
-            "apiVersion": "kubernetes.dask.org/v1",
-            "kind": "DaskAutoscaler",
-            "metadata": {"name": name, "namespace": namespace},
-        }
-    )
+    assert group["spec"]["worker"]["replicas"] == 1
+    # kopf's finalizer holds the deletion until the operator has handled it.
+    autoscaler_obj = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler"}
+    autoscaler_obj["metadata"] = {"name": name, "namespace": namespace}
+    deadline = time.monotonic() + 60
+    while kube.exists(autoscaler_obj) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not kube.exists(autoscaler_obj), "the seeds' scale() left the DaskAutoscaler (dask-kubernetes deletes it)"
 
     plain = state.engine.run("preview")
     assert plain.ok and not plain.changes, plain.failure() + f"\n{plain.summary}"
@@ -271,3 +271,27 @@ def test_scaling_with_the_seeds_client_then_up_without_and_with_refresh(stack_on
     assert refreshed.summary.get("create") == 1, refreshed.summary
     assert kube.get(autoscaler)["metadata"]["name"] == name
     print(f"dev after scale: preview {plain.summary}; up --refresh {refreshed.summary} in {refreshed.seconds:.1f} s")
+
+
+def test_the_cli_refuses_a_stack_file_that_misses_a_key_pulumi_yaml_requires(tmp_path: Path) -> None:
+    """Every `up` above passes the CLI's own validation of the stack file against Pulumi.yaml's schema.
+    Broken variant: Pulumi.yaml as it was before issue 25 (`authorizedNetworks` without a default), which
+    the CLI refuses for the existing stack before the program runs (so no cluster is needed)."""
+    old = _checkout_copy(tmp_path / "before-issue-25")
+    project = yaml.safe_load((old / "Pulumi.yaml").read_text())
+    del project["config"]["authorizedNetworks"]["default"]
+    (old / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    nowhere = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "nowhere", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "users": [{"name": "nobody", "user": {}}],
+        "contexts": [{"name": "nowhere", "context": {"cluster": "nowhere", "user": "nobody"}}],
+        "current-context": "nowhere",
+    }
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(nowhere))
+    refused = engine.Engine("existing", kubeconfig, tmp_path / "work", checkout=old).run("preview", timeout=300)
+    print(f"before issue 25: {refused.error[:300]}")
+    assert not refused.ok
+    assert "Stack 'existing' is missing configuration value 'authorizedNetworks'" in refused.error + refused.output
