@@ -11,6 +11,7 @@ it runs the worker's preStop code (`components/worker_prestop.py`), then stops t
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator
@@ -236,3 +237,122 @@ def test_with_tls_the_operator_falls_through_to_the_groups_own_deployments_at_on
     deleted, seconds = run(_scale_down_a_tls_scheduler(monkeypatch))
     print(f"TLS scale-down 2 -> 1 decided in {seconds:.2f} s: deleted {deleted}")
     assert len(deleted) == 1 and deleted[0].startswith("rapids-default-worker-"), deleted
+
+
+# --- the stack's operator plugin: which of the group's workers go (issue 21, points 3 and 7) ---------
+def _with_plugin(monkeypatch: pytest.MonkeyPatch, controller: Any) -> None:
+    """What loading the `dask_operator_plugin` entry point does at the operator's startup."""
+    from components import operator_plugin
+
+    monkeypatch.setattr(controller, "retire_workers", operator_plugin.retire_workers)
+
+
+async def _scale_with_a_busy_last_worker(
+    monkeypatch: pytest.MonkeyPatch, plugin: bool
+) -> tuple[list[str], str, list[int], bool]:
+    """prod's cpu group, 3 workers: the last by Deployment name runs a long task, the others
+    are idle and hold results. Scale 3 -> 2. (deleted, the busy worker, results, the long
+    task survived)."""
+    s = settings_for("prod")
+    cluster = dask_spec.dask_cluster(s.dask)
+    cpu = f"{s.dask.name}-cpu"
+    async with (
+        _cluster(cluster, {cpu: 3}) as (store, _, scheduler, workers),
+        Client(scheduler.address, asynchronous=True) as client,
+    ):
+        names = sorted(workers)
+        busy = names[-1]  # what the LIFO fallback deletes
+        idle = [workers[n].address for n in names[:-1]]
+        held = [client.submit(lambda i: bytes(1_000_000) + bytes([i]), i, workers=idle) for i in range(6)]
+        await cast(Any, client.gather(held))
+        import time as _time
+
+        long = client.submit(_time.sleep, 3.0, workers=[workers[busy].address], pure=False)
+        while not any(ws.processing for ws in scheduler.workers.values() if ws.name == busy):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)  # a heartbeat carries the busy worker's task counts
+        controller = store.install(monkeypatch)
+        if plugin:
+            _with_plugin(monkeypatch, controller)
+        await _scale(store, cpu, 2, monkeypatch)
+        deleted = [name for action, kind, name in store.log if action == "delete" and kind == "Deployment"]
+        results = [r[-1] for r in await cast(Any, client.gather(held))]
+        # Pinned to the busy worker: it finishes only if that worker was left to run it.
+        survived = busy in {str(ws.name) for ws in scheduler.workers.values()}
+        if survived:
+            await asyncio.wait_for(cast(Any, long.result()), 30)
+        await cast(Any, long.cancel())
+    return deleted, busy, results, survived
+
+
+def test_the_plugin_retires_an_idle_worker_not_the_busy_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    deleted, busy, results, survived = run(_scale_with_a_busy_last_worker(monkeypatch, plugin=True))
+    assert len(deleted) == 1 and deleted[0] != busy, f"retired {deleted} while {busy} was the only busy worker"
+    assert survived
+    assert results == list(range(6)), "the retired worker's results did not move first"
+
+
+def test_without_the_plugin_the_busy_worker_goes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broken variant: the preload's group-scoped LIFO fallback deletes the last Deployment by name."""
+    deleted, busy, _, survived = run(_scale_with_a_busy_last_worker(monkeypatch, plugin=False))
+    assert deleted == [busy] and not survived, deleted
+
+
+async def _scale_with_a_pending_worker(monkeypatch: pytest.MonkeyPatch, plugin: bool) -> tuple[list[str], str]:
+    """dev's GPU group: two connected workers and, first by name, a Deployment whose worker has not
+    connected (its node still booting). Scale 3 -> 2. The LIFO fallback deletes the last by name."""
+    from dask_kubernetes.operator.controller import controller as real
+
+    s = settings_for("dev")
+    cluster = dask_spec.dask_cluster(s.dask)
+    group, name = s.dask.default_group_name, s.dask.name
+    async with _cluster(cluster, {group: 2}) as (store, _, _, _):
+        pending = real.build_worker_deployment_spec(
+            group, NAMESPACE, name, "000000-pnd", cast(Any, {"containers": [{"name": "worker"}]}), {}, {}
+        )
+        store.put("Deployment", pending)
+        store.patch("DaskWorkerGroup", group, {"spec": {"worker": {"replicas": 3}}})
+        controller = store.install(monkeypatch)
+        if plugin:
+            _with_plugin(monkeypatch, controller)
+        await _scale(store, group, 2, monkeypatch)
+        deleted = [n for action, kind, n in store.log if action == "delete" and kind == "Deployment"]
+    return deleted, pending["metadata"]["name"]
+
+
+def test_the_plugin_removes_a_pending_worker_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    deleted, pending = run(_scale_with_a_pending_worker(monkeypatch, plugin=True))
+    assert deleted == [pending], deleted
+
+
+def test_without_the_plugin_a_connected_worker_goes_while_one_is_pending(monkeypatch: pytest.MonkeyPatch) -> None:
+    deleted, pending = run(_scale_with_a_pending_worker(monkeypatch, plugin=False))
+    assert len(deleted) == 1 and deleted != [pending], deleted
+
+
+def test_the_plugin_never_retires_another_groups_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dask_kubernetes.operator.controller import controller
+
+    _with_plugin(monkeypatch, controller)
+    deleted, remaining, results = run(_scale_cpu_group_down(True, monkeypatch))
+    assert len(deleted) == 1 and deleted[0].startswith("rapids-cpu-worker-"), deleted
+    assert sum(n.startswith("rapids-default-worker-") for n in remaining) == 2, remaining
+    assert [r[-1] for r in results] == list(range(8))
+
+
+async def _users_retire_workers_by_count() -> tuple[int, int]:
+    s = settings_for("prod")
+    cluster = dask_spec.dask_cluster(s.dask)
+    async with (
+        _cluster(cluster, {f"{s.dask.name}-cpu": 3}) as (_, _, scheduler, _),
+        Client(scheduler.address, asynchronous=True) as client,
+    ):
+        before = len(scheduler.workers)
+        await cast(Any, client.retire_workers(n=1))
+        return before, len(scheduler.workers)
+
+
+def test_users_retire_workers_by_count_still_works_with_the_preload() -> None:
+    """The preload refuses the operator's count-only calls, not a user's `client.retire_workers(n=...)`."""
+    before, after = run(_users_retire_workers_by_count())
+    assert (before, after) == (3, 2)
