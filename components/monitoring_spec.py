@@ -30,12 +30,18 @@ METRICS_PATH = "/metrics"
 SCHEDULER_METRICS_PORT = DASHBOARD_PORT
 WORKER_METRICS_PORT = WORKER_HTTP_PORT
 # GMP's default is 1m; 30s resolves a worker that comes and goes within the autoscaler's minute.
-SCRAPE_INTERVAL = "30s"
+SCRAPE_INTERVAL_S = 30
+SCRAPE_INTERVAL = f"{SCRAPE_INTERVAL_S}s"
 GMP_API_VERSION = "monitoring.googleapis.com/v1"
 PROMETHEUS_OPERATOR_API_VERSION = "monitoring.coreos.com/v1"
 # Pod metadata GMP puts on every sample (`instance` is always `<pod>:<port>`); `node` lets the
 # dashboard count the nodes a group's workers occupy.
 TARGET_METADATA = ["pod", "container", "node"]
+# Series one target exposes, for the plan's sample estimate: distributed 2026.7.1's scheduler serves
+# ~80 fixed series plus ~10 per task prefix (tests/test_dashboard_queries.py measures them and
+# holds these as upper bounds for its workload); a worker ~50 (Dask, process, Python GC).
+SCHEDULER_SERIES_ESTIMATE = 200
+WORKER_SERIES_ESTIMATE = 60
 
 
 @dataclass(frozen=True)
@@ -123,3 +129,9 @@ def network_policies(dask: DaskSettings, monitoring: MonitoringSettings) -> dict
     """NetworkPolicies that admit exactly the collector to exactly the /metrics ports."""
     peer = collector_peer(monitoring.collection, monitoring.prometheus_namespace)
     return collector_network_policies(dask, peer, SCHEDULER_METRICS_PORT, WORKER_METRICS_PORT)
+
+
+def samples_per_hour(workers: int) -> int:
+    """Samples ingested per hour by the scheduler and `workers` workers at SCRAPE_INTERVAL (estimate)."""
+    series = SCHEDULER_SERIES_ESTIMATE + workers * WORKER_SERIES_ESTIMATE
+    return series * 3600 // SCRAPE_INTERVAL_S

@@ -105,3 +105,19 @@ def test_gpu_queries_name_only_metrics_the_dcgm_exporter_exports(stack: str) -> 
 def test_the_dcgm_list_says_where_it_comes_from() -> None:
     header = DCGM_COUNTERS.read_text().split("\n# Format", 1)[0]
     assert "NVIDIA/dcgm-exporter" in header and "retrieved 2026-12-03" in header
+
+
+def test_the_plan_prices_managed_prometheus_samples_for_dev_and_prod(recorded: Run) -> None:
+    from gpudask.plan import report
+
+    prod = report.metrics_cost(recorded("prod"))
+    # By hand: prod runs 4 GPU + 2 CPU workers (no autoscaler), each scraped every 30 s.
+    series = 200 + 6 * 60
+    assert prod["idle"] == prod["max"] == {"workers": 6, "samplesPerHour": series * 120, "hourly": 0.004}
+    dev = report.metrics_cost(recorded("dev"))
+    # Dev's autoscaled GPU group rests at 0 and scales to 2.
+    assert (dev["idle"]["workers"], dev["max"]["workers"]) == (0, 2)
+    assert dev["max"]["samplesPerHour"] == (200 + 2 * 60) * 120
+    assert report.metrics_cost(recorded("existing")) == {}  # nothing scraped by GMP there
+    summary = report.summary_markdown(report.build_plan(recorded("prod")))
+    assert "~67,200 samples/h idle (6 workers)" in summary

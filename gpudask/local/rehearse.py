@@ -504,6 +504,15 @@ class Rehearsal:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
+    def remove(self, name: str) -> None:
+        """SIGKILL one process group and keep it down: a pod deleted with no replacement (its
+        node gone and no capacity for another). The supervisor no longer restarts it."""
+        with self._lock:
+            proc = self.running.pop(name)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
     def restart_scheduler(self, timeout: float = 60.0) -> None:
         """Kill the scheduler; the supervisor starts it again on the same address, as a
         restarted pod behind the same Service. Returns once it listens again."""

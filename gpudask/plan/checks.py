@@ -18,6 +18,7 @@ from components.catalog import (
     GPU_RESOURCE,
     GPU_TAINT_EFFECT,
     GPU_TAINT_VALUE,
+    TAINT_EFFECTS,
     gpu_pod_capacity,
     node_overhead,
 )
@@ -25,11 +26,10 @@ from components.security_spec import is_collector_peer
 from components.settings import StackSettings
 from gpudask.record.dask_operator import created_objects, dask_clusters
 from gpudask.record.recorder import Recorded, Recording
-from gpudask.record.view import RELEASE, kubernetes_manifests, recorded_settings
+from gpudask.record.resource_types import CLUSTER, NODE_POOL, RELEASE
+from gpudask.record.view import kubernetes_manifests, recorded_settings
 from gpudask.upstream import schemas as upstream_schemas
 
-NODE_POOL = "gcp:container/nodePool:NodePool"
-CLUSTER = "gcp:container/cluster:Cluster"
 DASK_KINDS = ("DaskCluster", "DaskWorkerGroup", "DaskAutoscaler", "DaskJob")
 
 
@@ -176,9 +176,6 @@ class NodeModel:
     max_nodes: int
 
 
-_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
-
-
 def existing_node_models(settings: StackSettings) -> list[NodeModel]:
     """The pools of a cluster the stack does not own, as its gpuNodePools and system* keys describe them."""
     models = [
@@ -228,7 +225,7 @@ def node_models(rec: Recording) -> list[NodeModel]:
             continue
         labels = {"cloud.google.com/gke-nodepool": p.inputs.get("name", ""), **(config.get("labels") or {})}
         taints = [
-            {"key": t["key"], "value": t.get("value", ""), "effect": _EFFECTS.get(t["effect"], t["effect"])}
+            {"key": t["key"], "value": t.get("value", ""), "effect": TAINT_EFFECTS.get(t["effect"], t["effect"])}
             for t in config.get("taints") or []
         ]
         accelerators = config.get("guestAccelerators") or []

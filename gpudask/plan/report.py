@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from components import monitoring_spec
 from gpudask.plan import checks as recording_checks
 from gpudask.plan import quotas, tfplan
 from gpudask.plan import timeline as timing
@@ -99,6 +100,8 @@ class Plan:
     quotas: list[dict[str, Any]] = field(default_factory=list)
     engine: str = ENGINE_MOCKS
     extras: list[ExtraCost] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Managed Prometheus samples and their price (metrics_cost); empty when nothing is scraped by GMP."""
 
     @property
     def engine_note(self) -> str:
@@ -161,6 +164,7 @@ class Plan:
                 "idleHourly": round(self.idle_hourly, 3),
                 "maxHourly": round(self.max_hourly, 3),
                 "note": self.prices_note,
+                "managedPrometheus": self.metrics,
             },
         }
 
@@ -354,6 +358,26 @@ def extra_costs(rec: Recording, costs: list[PoolCost]) -> list[ExtraCost]:
     return extras
 
 
+def metrics_cost(rec: Recording) -> dict[str, Any]:
+    """Managed Prometheus samples of the stack's PodMonitorings, idle and at full scale, priced per
+    million samples (prices.yaml). Estimates: series per target from components/monitoring_spec.py."""
+    manifests = [m for _, m in recording_checks.kubernetes_manifests(rec)]
+    if not any(m["kind"] == "PodMonitoring" for m in manifests):
+        return {}
+    replicas = [
+        int(m["spec"]["worker"]["replicas"]) for m in manifests if m["kind"] in ("DaskCluster", "DaskWorkerGroup")
+    ]
+    autoscalers = [m for m in manifests if m["kind"] == "DaskAutoscaler"]
+    idle = sum(replicas)
+    full = idle + sum(int(a["spec"]["maximum"]) - int(a["spec"]["minimum"]) for a in autoscalers)
+    per_million = float(yaml.safe_load(PRICES_FILE.read_text())["managed_prometheus_per_million_samples"])
+    out: dict[str, Any] = {"perMillionSamples": per_million, "scrapeIntervalS": monitoring_spec.SCRAPE_INTERVAL_S}
+    for key, workers in (("idle", idle), ("max", full)):
+        samples = monitoring_spec.samples_per_hour(workers)
+        out[key] = {"workers": workers, "samplesPerHour": samples, "hourly": round(samples / 1e6 * per_million, 4)}
+    return out
+
+
 def build_plan(rec: Recording) -> Plan:
     outputs = {k: (SECRET if k in rec.secret_outputs else v) for k, v in rec.outputs.items()}
     costs, fee, note = price(rec)
@@ -363,10 +387,25 @@ def build_plan(rec: Recording) -> Plan:
     ]
     plan = Plan(rec.stack, resource_records(rec), outputs, findings, costs, fee, note, quotas.needed(rec))
     plan.extras = extra_costs(rec, costs)
+    plan.metrics = metrics_cost(rec)
     return plan
 
 
 # --- rendering -----------------------------------------------------------------------------
+def _metrics_lines(plan: Plan) -> list[str]:
+    m = plan.metrics
+    if not m:
+        return []
+    return [
+        "",
+        f"Managed Prometheus (not in the totals above): the PodMonitorings ingest ~{m['idle']['samplesPerHour']:,} "
+        f"samples/h idle ({m['idle']['workers']} workers), ~{m['max']['samplesPerHour']:,} at full scale "
+        f"({m['max']['workers']}): ${m['idle']['hourly']:.4f}/h idle, ${m['max']['hourly']:.4f}/h at full scale "
+        f"(${m['perMillionSamples']}/million samples, every {m['scrapeIntervalS']} s; estimates). GKE's system and "
+        "DCGM metrics are not counted.",
+    ]
+
+
 def _manifest_name(index: int, manifest: dict[str, Any]) -> str:
     meta = manifest.get("metadata") or {}
     return (
@@ -478,6 +517,7 @@ def summary_markdown(plan: Plan) -> str:
         f"**Idle: ${plan.idle_hourly:.2f}/h** (what runs when nobody works: replicas no autoscaler owns, "
         f"the scheduler and operator, every pool's minimum, boot disks, the cluster fee); "
         f"at full scale ${plan.max_hourly:.2f}/h. {plan.prices_note}.",
+        *_metrics_lines(plan),
         "",
         "## Quotas needed at full scale",
         "",
