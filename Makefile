@@ -6,14 +6,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: provider-schema setup test test-fast lint typecheck check plan rehearse rehearse-cluster upstream policy-check scan clean
+.PHONY: provider-schema setup lock test test-fast lint typecheck check plan rehearse rehearse-cluster upstream policy-check scan clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-setup: $(BIN)/python  ## create .venv and install runtime + dev requirements
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+setup: $(BIN)/python  ## create .venv and install runtime + dev requirements, at the versions of constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r requirements-dev.txt
+
+# The lock: every package `make setup` installs (what CI tests and deploys), compiled under the
+# venv's Python (3.12). Existing pins are kept; after editing requirements*.txt run it and commit both.
+lock:  ## recompile constraints.txt from requirements-dev.txt (pip-tools)
+	$(BIN)/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --output-file constraints.txt requirements-dev.txt
 
 test:  ## the whole test suite (CI): every tier
 	$(BIN)/python -m pytest

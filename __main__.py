@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kubernetes_half
 from components.cluster import GkeCluster, GkeClusterArgs
+from components.dashboard import DaskDashboard, DaskDashboardArgs
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
 from components.network import Network, NetworkArgs
-from components.settings import TOP_KEYS, GpuPoolSettings, parse_settings
+from components.settings import EXISTING_CLUSTER_KUBECONFIG, TOP_KEYS, GpuPoolSettings, parse_settings
 
 config = pulumi.Config()
 # Raises SettingsError listing every problem before any resource is declared.
@@ -55,6 +54,8 @@ if settings.existing_cluster is None:
             system_max_nodes=settings.system_max_nodes,
             protect=settings.protect,
             labels=settings.labels,
+            managed_prometheus=settings.monitoring.collection == "gmp",
+            dcgm_metrics=settings.dcgm_metrics,
         ),
     )
 
@@ -91,7 +92,10 @@ else:
     # A cluster this stack does not own: its pools are described by gpuNodePools, not created.
     provider = k8s.Provider(
         "existing",
-        kubeconfig=os.path.expanduser(settings.existing_cluster.kubeconfig),
+        # "" and not omitted: the SDK would copy $KUBECONFIG (a path) into the provider's inputs,
+        # and so into state. The provider reads "" as "the ambient kubeconfig" (KUBECONFIG, else
+        # ~/.kube/config), where it finds the context the stack names.
+        kubeconfig=EXISTING_CLUSTER_KUBECONFIG,
         context=settings.existing_cluster.context,
         enable_server_side_apply=True,
     )
@@ -105,3 +109,10 @@ if gke is not None:
     if scheduler_pool is not None:
         pulumi.export("schedulerNodePool", scheduler_pool.name)
     pulumi.export("kubeconfig", gke.kubeconfig)
+    if settings.monitoring.dashboard:
+        # On the cluster's Managed Prometheus data; the dashboard needs nothing of the cluster to exist.
+        board = DaskDashboard(
+            "monitoring",
+            DaskDashboardArgs(settings.project, settings.cluster_name, settings.dask, settings.monitoring),
+        )
+        pulumi.export("monitoringDashboardUrl", board.url)

@@ -141,5 +141,7 @@ GPU_RESOURCE = "nvidia.com/gpu"
 # GKE's taint on GPU nodes, in the GKE API's words (node pool config) and Kubernetes' (tolerations).
 GPU_TAINT_VALUE = "present"
 GPU_TAINT_EFFECT_GKE, GPU_TAINT_EFFECT = "NO_SCHEDULE", "NoSchedule"
+# Every taint effect of the GKE API (NodeTaint.Effect) -> the effect its nodes carry in Kubernetes.
+TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
 # On every Kubernetes object the stack declares itself.
 MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "gpu-dask"}

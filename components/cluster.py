@@ -23,7 +23,7 @@ NODE_ROLES = {
     "autoscaling-metrics": "roles/autoscaling.metricsWriter",
     "registry-reader": "roles/artifactregistry.reader",
     # Image streaming (gcfsConfig) on nodes with a custom service account: without it pods on
-    # streaming nodes fail to start (terraform-google-kubernetes-engine#2251, fixed by PR #2262).
+    # streaming nodes fail to start (https://github.com/terraform-google-modules/terraform-google-kubernetes-engine/issues/2251, fixed by https://github.com/terraform-google-modules/terraform-google-kubernetes-engine/pull/2262).
     "serviceusage-consumer": "roles/serviceusage.serviceUsageConsumer",
 }
 # Project APIs the stack needs beyond Compute and GKE (enabled by the stack; never disabled
@@ -60,6 +60,10 @@ class GkeClusterArgs:
     """Pulumi `protect` on the cluster and the system pool, and GKE deletion protection."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """GCP resource labels on the cluster and its nodes. Omitted -> only `app: gpu-dask`."""
+    managed_prometheus: bool = True
+    """Managed Service for Prometheus's managed collection. Omitted -> on."""
+    dcgm_metrics: bool = False
+    """GKE's managed DCGM GPU metrics (needs managed_prometheus). Omitted -> off."""
 
 
 class GkeCluster(pulumi.ComponentResource):
@@ -145,6 +149,7 @@ class GkeCluster(pulumi.ComponentResource):
             master_auth={"client_certificate_config": {"issue_client_certificate": False}},
             deletion_protection=args.protect,
             resource_labels={"app": "gpu-dask", **args.labels},
+            monitoring_config=gke_spec.monitoring_config(args.managed_prometheus, args.dcgm_metrics),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=args.protect,

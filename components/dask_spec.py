@@ -29,7 +29,7 @@ NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 # Makes `pulumi up` wait until the operator has accepted the DaskCluster: its create handler
 # (`daskcluster_create`) validates the name and writes `status.phase` (Created). Never a
 # particular phase: the pinned operator's handlers race, and the cluster can stay Pending for
-# good with its scheduler running (dask/dask-kubernetes#968, GOTCHAS.md).
+# good with its scheduler running (https://github.com/dask/dask-kubernetes/issues/968, GOTCHAS.md).
 # The TLS certificates' digest, on the scheduler (and so on its pod and Service): see dask_cluster.py.
 TLS_DIGEST_ANNOTATION = "gpu-dask/tls-certificates-sha256"
 WAIT_FOR_ANNOTATION = "pulumi.com/waitFor"
@@ -51,7 +51,7 @@ WORKER_PRESTOP = Path(worker_prestop.__file__).read_text()
 WORKER_TERMINATION_GRACE_S = worker_prestop.DEADLINE_S + 20
 
 # What Pulumi must treat as "replace the custom resource": the operator ignores edits
-# to pod specs of a running cluster (dask/dask-kubernetes#895), so an in-place update
+# to pod specs of a running cluster (https://github.com/dask/dask-kubernetes/issues/895), so an in-place update
 # would report success and change nothing.
 CLUSTER_REPLACE_ON_CHANGES = ["spec.scheduler", "spec.worker.spec"]
 WORKER_GROUP_REPLACE_ON_CHANGES = ["spec.worker.spec"]
@@ -116,7 +116,7 @@ def with_driver_libraries(container: dict[str, Any]) -> None:
     """Put the driver's libraries, which GKE mounts at /usr/local/nvidia, on the loader path.
 
     With a GKE-installed driver, RAPIDS images have failed to find the CUDA libraries
-    without it (rapidsai/deployment#698); with the DaemonSet the mount is the same.
+    without it (https://github.com/rapidsai/deployment/issues/698); with the DaemonSet the mount is the same.
     """
     env = [e for e in container.get("env") or [] if e.get("name") != "LD_LIBRARY_PATH"]
     container["env"] = [*env, {"name": "LD_LIBRARY_PATH", "value": DRIVER_LIBRARY_PATH}]
@@ -257,7 +257,7 @@ def initial_replicas(dask: DaskSettings) -> int:
     """`dask.worker.replicas`; an autoscaled group starts at its minimum (the autoscaler owns the count).
 
     Starting above the minimum would create a worker the autoscaler soon wants gone; if that
-    worker has not connected yet, the operator cannot retire it by name (#817).
+    worker has not connected yet, the operator cannot retire it by name (https://github.com/dask/dask-kubernetes/issues/817).
     """
     if dask.autoscale is None:
         return dask.worker.replicas

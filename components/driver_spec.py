@@ -16,16 +16,16 @@ NAMESPACE = "kube-system"
 # Preloaded on COS GPU nodes by GKE; never pulled (imagePullPolicy: Never).
 INSTALLER_IMAGE = "cos-nvidia-installer:fixed"
 # Applies MIG partitions from /etc/nvidia when a pool asks for them; pinned by digest upstream.
-# The digest of upstream's revision a1b8720 (as vendored by NVIDIA/aicr, 2026); it replaced
-# the c54fd003... digest of 2023 (see GOTCHAS.md).
+# The digest at upstream HEAD (992db81, 2026-06-11; daemonset-preloaded-latest.yaml last changed
+# f2cf419, 2025-07-02): the multi-arch image that replaced e226275d... (and c54fd003... of 2023).
 PARTITION_IMAGE = (
-    "gcr.io/gke-release/nvidia-partition-gpu@sha256:e226275da6c45816959fe43cde907ee9a85c6a2aa8a429418a4cadef8ecdb86a"
+    "gcr.io/gke-release/nvidia-partition-gpu@sha256:de12f85ebfb4fb6c1893cd30c23aab662a72fa0448f97ef74fccb82d7522ef17"
 )
 # Pinned by digest, as upstream does: a tag alone lets the registry change what runs.
 PAUSE_IMAGE = "gke.gcr.io/pause:3.8@sha256:880e63f94b145e46f1b1082bb71b85e21f16b99b180b9996407d61240ceb9830"
 INSTALL_DIR_HOST = "/home/kubernetes/bin/nvidia"
 # `pulumi up` must not wait for this DaemonSet's pods: only GPU nodes run them, and a pool
-# that scales from zero has none (pulumi-kubernetes awaits DaemonSets, pulumi/pulumi-kubernetes#2953).
+# that scales from zero has none (pulumi-kubernetes awaits DaemonSets, https://github.com/pulumi/pulumi-kubernetes/issues/2953).
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 # The installer's script. A node whose driver is already loaded (an init container re-run
@@ -47,6 +47,8 @@ chmod 755 /root{INSTALL_DIR_HOST}
 NODE_AFFINITY_EXPRESSIONS = [
     {"key": "cloud.google.com/gke-accelerator", "operator": "Exists"},
     {"key": "cloud.google.com/gke-gpu-driver-version", "operator": "DoesNotExist"},
+    # Confidential GPU nodes install their driver with daemonset-confidential*.yaml (upstream).
+    {"key": "cloud.google.com/gke-confidential-nodes-instance-type", "operator": "DoesNotExist"},
 ]
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import pulumi
 from pulumi_gcp.container import (
+    ClusterMonitoringConfigArgsDict,
     ClusterNodeConfigArgsDict,
     NodePoolAutoscalingArgsDict,
     NodePoolManagementArgsDict,
@@ -116,7 +117,7 @@ def default_pool_node_config(service_account: pulumi.Input[str]) -> ClusterNodeC
 
     The cluster ignores later changes to it (`CLUSTER_IGNORE_CHANGES`): after the pool is
     removed GKE reports another pool's config here, and its ForceNew fields would otherwise
-    replace the cluster on every `up` (pulumi/pulumi-gcp#744; GOTCHAS.md).
+    replace the cluster on every `up` (https://github.com/pulumi/pulumi-gcp/issues/744; GOTCHAS.md).
     """
     return {
         "service_account": service_account,
@@ -144,3 +145,12 @@ def management() -> NodePoolManagementArgsDict:
 def gpu_upgrade_settings() -> NodePoolUpgradeSettingsArgsDict:
     # Surge upgrades would need an extra A100 node's quota; replace one node at a time instead.
     return {"strategy": "SURGE", "max_surge": 0, "max_unavailable": 1}
+
+
+def monitoring_config(managed_prometheus: bool, dcgm: bool) -> ClusterMonitoringConfigArgsDict:
+    """The cluster's monitoringConfig: system metrics always; Managed Service for Prometheus's
+    managed collection (the collectors in gmp-system that read PodMonitorings); GKE's managed DCGM
+    exporter for GPU metrics when `dcgm` (it needs managed collection). An in-place update in the
+    provider (tests/data/tpg-container-schema.json: monitoring_config `update`)."""
+    components = ["SYSTEM_COMPONENTS", *(["DCGM"] if dcgm and managed_prometheus else [])]
+    return {"enable_components": components, "managed_prometheus": {"enabled": managed_prometheus}}

@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 from components.dask_cluster import GpuDaskCluster, GpuDaskClusterArgs, TlsIssuer
 from components.dask_spec import worker_group_summary
 from components.driver import NvidiaDriverInstaller
+from components.metrics import DaskMetrics, DaskMetricsArgs
 from components.operator import DaskOperator, DaskOperatorArgs
 from components.prepuller import ImagePrepuller, ImagePrepullerArgs
 from components.prepuller_spec import worker_images
@@ -49,6 +50,13 @@ def declare(
         # The operator (and its CRDs) only: GPU nodes arrive on their own when workers are pending.
         pulumi.ResourceOptions(providers=[provider], depends_on=[operator.release]),
     )
+    if settings.monitoring.collection != "none":
+        # In the Dask namespace; the collector reaches /metrics once its policies exist.
+        DaskMetrics(
+            "metrics",
+            DaskMetricsArgs(settings.dask, settings.monitoring),
+            pulumi.ResourceOptions(providers=[provider], depends_on=[dask.namespace]),
+        )
     if settings.image_prepuller:
         # In the Dask namespace (Pod Security restricted), so after it; never awaited.
         ImagePrepuller(

@@ -4,8 +4,8 @@ The pinned operator (dask-kubernetes 2026.3.0, controller `retire_workers`) scal
 group down by asking the scheduler for `n` workers to retire: first `POST /api/v1/retire_workers
 {"n": n}` on 8787, then the RPC `workers_to_close(n=n)` on 8786. The scheduler does not know
 which group is being scaled, so it may answer with another group's idle worker, whose
-Deployment the operator then deletes (dask/dask-kubernetes#914); and it never names a worker
-that has not connected yet, so that worker's Deployment (and its GPU node) stays (#817).
+Deployment the operator then deletes (https://github.com/dask/dask-kubernetes/issues/914); and it never names a worker
+that has not connected yet, so that worker's Deployment (and its GPU node) stays (https://github.com/dask/dask-kubernetes/issues/817).
 
 This preload makes both of the operator's count-only paths fail (the HTTP handler's call and
 the RPC handler); a user's own `client.retire_workers(n=...)` (the scheduler's

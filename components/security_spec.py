@@ -33,7 +33,7 @@ CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
 POD_SECURITY_CONTEXT: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
 
 # distributed's default scheduler routes plus the HTTP API the operator uses to retire
-# workers gracefully (dask/dask-kubernetes#807); without it the operator falls back to the
+# workers gracefully (https://github.com/dask/dask-kubernetes/issues/807); without it the operator falls back to the
 # comm port, which TLS and the NetworkPolicies close to it.
 SCHEDULER_HTTP_ROUTES = [
     "distributed.http.scheduler.prometheus",
@@ -237,3 +237,58 @@ def harden_pod(spec: dict[str, Any], dask: DaskSettings, role: str) -> dict[str,
         # The key files are group-readable by the pod's fsGroup only.
         spec["securityContext"]["fsGroup"] = RAPIDS_UID
     return spec
+
+
+# --- metrics collectors ----------------------------------------------------------------------------
+# GKE's managed collector: DaemonSet `collector` in `gmp-system`, pods labelled
+# `app.kubernetes.io/name: collector`, not on the host network (GoogleCloudPlatform/prometheus-engine
+# manifests/operator.yaml, GOTCHAS.md).
+GMP_NAMESPACE = "gmp-system"
+GMP_COLLECTOR_LABELS = {"app.kubernetes.io/name": "collector"}
+# Prometheus-operator labels the pods of every Prometheus it runs `app.kubernetes.io/name: prometheus`.
+PROMETHEUS_LABELS = {"app.kubernetes.io/name": "prometheus"}
+
+
+def collector_peer(collection: str, prometheus_namespace: str = "monitoring") -> dict[str, Any] | None:
+    """The one peer that scrapes Dask: both selectors in one peer, so both must match (AND)."""
+    if collection == "gmp":
+        namespace, labels = GMP_NAMESPACE, GMP_COLLECTOR_LABELS
+    elif collection == "prometheus-operator":
+        namespace, labels = prometheus_namespace, PROMETHEUS_LABELS
+    else:
+        return None
+    return {**_namespace_peer(namespace), "podSelector": {"matchLabels": dict(labels)}}
+
+
+def collector_network_policies(
+    dask: DaskSettings, peer: dict[str, Any] | None, scheduler_port: int, worker_port: int
+) -> dict[str, dict[str, Any]]:
+    """Admit the metrics collector `peer` to the scheduler's `scheduler_port` and the workers'
+    `worker_port` (where each serves /metrics), and nothing else. Added to the policies above
+    (NetworkPolicies are a union): None -> no policy."""
+    if peer is None:
+        return {}
+    return {
+        component: _policy(
+            dask,
+            f"metrics-{component}",
+            {
+                "podSelector": {"matchLabels": _cluster_selector(dask, component)},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [peer], "ports": [{"protocol": "TCP", "port": port}]}],
+            },
+        )
+        for component, port in (("scheduler", scheduler_port), ("worker", worker_port))
+    }
+
+
+def is_collector_peer(peer: dict[str, Any]) -> bool:
+    """Whether `peer` is exactly a metrics collector (both selectors, nothing broader): such a
+    peer may reach the scheduler's 8787, where /metrics is served with the rest of its HTTP server."""
+    pods = (peer.get("podSelector") or {}).get("matchLabels")
+    namespace = (peer.get("namespaceSelector") or {}).get("matchLabels")
+    if set(peer) != {"podSelector", "namespaceSelector"} or not pods or not namespace:
+        return False
+    if pods == GMP_COLLECTOR_LABELS:
+        return namespace == {"kubernetes.io/metadata.name": GMP_NAMESPACE}
+    return pods == PROMETHEUS_LABELS and set(namespace) == {"kubernetes.io/metadata.name"}

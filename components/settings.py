@@ -191,12 +191,52 @@ class NetworkSettings:
 class ExistingClusterSettings:
     """A cluster this stack does not own: no network, cluster or pools are declared."""
 
-    kubeconfig: str
-    """Path of the kubeconfig file the Kubernetes provider reads (never its contents)."""
-    context: str | None
-    """Omitted -> the kubeconfig's current-context."""
+    context: str
+    """The kubeconfig context of the cluster, looked up in the ambient kubeconfig (`KUBECONFIG`,
+    else `~/.kube/config`) of whoever runs `pulumi`. Nothing machine-specific reaches the state:
+    the provider gets this name and an empty `kubeconfig`."""
     system_pool: str
     """Omitted -> `system`: the CPU pool (GKE `cloud.google.com/gke-nodepool` label) of the operator and scheduler."""
+
+
+MONITORING_COLLECTIONS = ("gmp", "prometheus-operator", "none")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Thresholds of the alert policies (components/dashboard_spec.py); each has a default."""
+
+    no_gpu_worker_minutes: int = 15
+    """Work queued (or waiting for a GPU worker) while no GPU worker is up, this long: stockout or quota."""
+    spilled_bytes: int = 0
+    """A worker holding more than this on disk (spilled) alerts; 0 -> any spill."""
+    spill_minutes: int = 10
+    paused_minutes: int = 5
+    """A worker paused (memory above its pause fraction) this long."""
+    scheduler_tick_seconds: float = 5.0
+    """The scheduler's longest event-loop tick above this (or the scheduler down) is unhealthy."""
+    scheduler_minutes: int = 5
+    gpu_idle_minutes: int = 60
+    """GPUs allocated to workers but under gpuIdlePercent busy (DCGM), this long: money."""
+    gpu_idle_percent: float = 5.0
+    restarts: int = 3
+    """More worker removals than this within restartWindowMinutes: a worker restarting in a loop."""
+    restart_window_minutes: int = 15
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """Metrics collection, the Cloud Monitoring dashboard and alerts (`monitoring`)."""
+
+    collection: str
+    """Omitted -> `gmp` when this stack creates GKE (Managed Prometheus on), `none` with existingCluster."""
+    prometheus_namespace: str = "monitoring"
+    """With collection `prometheus-operator`: the namespace of the Prometheus pods the NetworkPolicy admits."""
+    dashboard: bool = True
+    """Omitted -> a Cloud Monitoring dashboard and alert policies, for stacks that create GKE."""
+    notification_channels: tuple[str, ...] = ()
+    """Omitted -> alerts open incidents in Cloud Monitoring and notify nobody (no channel is created)."""
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 @dataclass(frozen=True)
@@ -222,6 +262,7 @@ class StackSettings:
     """A DaemonSet that pulls the worker image onto every GPU node as soon as it is Ready."""
     existing_cluster: ExistingClusterSettings | None = None
     """Omitted -> this stack creates the network, the GKE cluster and its pools."""
+    monitoring: MonitoringSettings = field(default_factory=lambda: MonitoringSettings(collection="gmp"))
     operator_chart: str = ""
     """The operator chart's folder or .tgz (air-gapped); empty -> the published chart repository."""
 
@@ -242,9 +283,17 @@ class StackSettings:
             max_nodes=1,
             spot=self.dask.scheduler_spot,
             disk_size_gb=100,
-            zones=(),
+            zones=self._scheduler_zones(),
             scheduler_only=True,
         )
+
+    def _scheduler_zones(self) -> tuple[str, ...]:
+        """On a regional cluster, the region's zones that offer the scheduler's GPU (a pool left to
+        the cluster's zones may sit where there is no L4); a zonal cluster's pool is in its zone."""
+        if not self.regional:
+            return ()
+        accelerator = SCHEDULER_GPU_MACHINE_TYPES[self.dask.scheduler_machine_type].accelerator or ""
+        return ACCELERATOR_ZONES.get(accelerator, {}).get(self.region, ())
 
     @property
     def regional(self) -> bool:
@@ -258,6 +307,12 @@ class StackSettings:
     def gke_driver_version(self) -> str:
         """The value every A100 pool sets for gpuDriverInstallationConfig.gpuDriverVersion."""
         return DRIVER_MODES[self.driver]
+
+    @property
+    def dcgm_metrics(self) -> bool:
+        """GKE's managed DCGM GPU metrics: with Managed Prometheus and a GKE-installed driver only.
+        With the driver DaemonSet (`driver: daemonset`) the stack declares none; the plan warns (GOTCHAS.md)."""
+        return self.existing_cluster is None and self.monitoring.collection == "gmp" and not self.uses_driver_daemonset
 
     @property
     def uses_driver_daemonset(self) -> bool:
@@ -446,8 +501,19 @@ TOP_KEYS = {
     "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "operatorChart",
     "protect", "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr",
     "masterCidr", "peeredCidrs", "gpuNodePools", "dask", "labels", "imageStreaming", "imagePrepuller", "existingCluster",
+    "monitoring",
 }  # fmt: skip
-EXISTING_KEYS = {"kubeconfig", "context", "systemPool"}
+MONITORING_KEYS = {"collection", "prometheusNamespace", "dashboard", "notificationChannels", "alerts"}
+ALERT_KEYS = {
+    "noGpuWorkerMinutes", "spilledBytes", "spillMinutes", "pausedMinutes", "schedulerTickSeconds", "schedulerMinutes",
+    "gpuIdleMinutes", "gpuIdlePercent", "restarts", "restartWindowMinutes",
+}  # fmt: skip
+# Cloud Monitoring notification channel ids, as `gcloud beta monitoring channels list` prints them.
+_CHANNEL = re.compile(r"^projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/notificationChannels/[0-9]+$")
+EXISTING_KEYS = {"context", "systemPool"}
+# What the program gives an existing cluster's Kubernetes provider as `kubeconfig`: empty, so the
+# provider loads the ambient kubeconfig and the state holds nothing of the machine that ran it.
+EXISTING_CLUSTER_KUBECONFIG = ""
 # Keys that only shape what this stack creates on GCP: with existingCluster, setting one is a mistake
 # (scalar keys with Pulumi.yaml defaults cannot be told apart from their default, so only these two).
 GKE_ONLY_KEYS = ("authorizedNetworks", "labels")
@@ -843,23 +909,69 @@ def _parse_existing(problems: _Problems, raw: Any) -> ExistingClusterSettings | 
     if value is None:
         return None
     if not isinstance(value, dict) or not value:
-        problems.add("existingCluster", value, "must be a map with kubeconfig (a file path), context, systemPool")
+        problems.add("existingCluster", value, "must be a map with context (required) and systemPool")
         return None
-    e = _Reader(problems, "existingCluster.", value, EXISTING_KEYS)
-    path = e.string("kubeconfig", required=True)
-    if "\n" in path or path.lstrip().startswith(("apiVersion", "{")):
+    if "kubeconfig" in value:
+        # Whatever the program hands the provider as `kubeconfig` is stored in state: a path
+        # there is this machine's, and another machine parses it as kubeconfig text.
         problems.add(
-            e.key("kubeconfig"),
-            path[:40] + "...",
-            "looks like kubeconfig contents; give the path of the file (credentials stay out of stack files)",
+            "existingCluster.kubeconfig",
+            value["kubeconfig"],
+            "is no longer read: the provider would store this machine's path in the stack's state; "
+            "set KUBECONFIG in the environment of `pulumi` and name the cluster with existingCluster.context",
         )
-    context = e.string("context") or None
+    e = _Reader(problems, "existingCluster.", {k: v for k, v in value.items() if k != "kubeconfig"}, EXISTING_KEYS)
+    context = e.string("context", required=True)
     system_pool = e.string("systemPool", SYSTEM_POOL_NAME)
     if not _GKE_NAME.match(system_pool):
         problems.add(
             e.key("systemPool"), system_pool, "is not a GKE node pool name (lowercase, digits, '-', at most 40)"
         )
-    return ExistingClusterSettings(kubeconfig=path, context=context, system_pool=system_pool)
+    return ExistingClusterSettings(context=context, system_pool=system_pool)
+
+
+def _parse_monitoring(problems: _Problems, raw: dict[str, Any], existing: bool) -> MonitoringSettings:
+    m = _Reader(problems, "monitoring.", raw, MONITORING_KEYS)
+    collection = m.choice("collection", MONITORING_COLLECTIONS, "none" if existing else "gmp")
+    namespace = m.string("prometheusNamespace", "monitoring")
+    if not _DNS_LABEL.match(namespace):
+        problems.add(m.key("prometheusNamespace"), namespace, "is not a Kubernetes namespace name")
+    dashboard = m.boolean("dashboard", not existing)
+    if dashboard and existing:
+        problems.add(
+            m.key("dashboard"),
+            True,
+            "needs a GCP project this stack owns; with existingCluster no dashboard or alert is declared: set false",
+        )
+    channels = m.strings("notificationChannels")
+    for i, channel in enumerate(channels):
+        if not _CHANNEL.match(channel):
+            problems.add(
+                f"{m.key('notificationChannels')}[{i}]",
+                channel,
+                "is not a notification channel id (projects/<project>/notificationChannels/<number>)",
+            )
+    a = _Reader(problems, "monitoring.alerts.", m.mapping("alerts"), ALERT_KEYS)
+    d = AlertSettings()
+    alerts = AlertSettings(
+        no_gpu_worker_minutes=a.integer("noGpuWorkerMinutes", d.no_gpu_worker_minutes, minimum=1),
+        spilled_bytes=a.integer("spilledBytes", d.spilled_bytes),
+        spill_minutes=a.integer("spillMinutes", d.spill_minutes, minimum=1),
+        paused_minutes=a.integer("pausedMinutes", d.paused_minutes, minimum=1),
+        scheduler_tick_seconds=a.number("schedulerTickSeconds", d.scheduler_tick_seconds),
+        scheduler_minutes=a.integer("schedulerMinutes", d.scheduler_minutes, minimum=1),
+        gpu_idle_minutes=a.integer("gpuIdleMinutes", d.gpu_idle_minutes, minimum=1),
+        gpu_idle_percent=a.number("gpuIdlePercent", d.gpu_idle_percent),
+        restarts=a.integer("restarts", d.restarts, minimum=1),
+        restart_window_minutes=a.integer("restartWindowMinutes", d.restart_window_minutes, minimum=1),
+    )
+    if dashboard and collection != "gmp":
+        problems.add(
+            m.key("collection"),
+            collection,
+            "must be gmp while monitoring.dashboard is true (the dashboard and alerts read Managed Prometheus)",
+        )
+    return MonitoringSettings(collection, namespace, dashboard, channels, alerts)
 
 
 def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings:
@@ -962,6 +1074,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         _check_scheduler_pool(problems, location or "", dask)
     _check_driver_fits_images(problems, driver, release_channel, dask)
     _check_clients_reach_the_vpc(problems, network, dask)
+    monitoring = _parse_monitoring(problems, r.mapping("monitoring"), existing is not None)
 
     if problems.items:
         raise SettingsError(problems.items)
@@ -984,5 +1097,6 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         image_streaming=image_streaming,
         image_prepuller=image_prepuller,
         existing_cluster=existing,
+        monitoring=monitoring,
         operator_chart=operator_chart,
     )

@@ -300,6 +300,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
             print(f"scheduler: {info['address']}")
             print(f"via: {conn.via}")
             print(f"dashboard: {conn.dashboard_command}")
+            if conn.outputs.get("monitoringDashboardUrl"):
+                # Cloud Monitoring (Managed Prometheus): no port-forward needed.
+                print(f"monitoring: {conn.outputs['monitoringDashboardUrl']}")
             print(f"workers: {len(workers)} ({gpus:g} GPU)")
     except ConnectError as err:
         console.print(f"[red bold]cannot connect:[/red bold] {escape(str(err))}", highlight=False, soft_wrap=True)
@@ -324,10 +327,10 @@ def unreachable_from_ci(stack: str) -> str | None:
     existing = load_config(stack).get("gpu-dask:existingCluster")
     if existing is None:
         return None
-    kubeconfig = json.loads(existing).get("kubeconfig")
+    context = json.loads(existing).get("context")
     return (
-        f"an existingCluster stack reaches its cluster through the kubeconfig file it names ({kubeconfig}), "
-        "which is on no CI runner; its offline plan still runs"
+        f"an existingCluster stack reaches its cluster through context {context} of the ambient kubeconfig "
+        "(KUBECONFIG), which no CI runner has; its offline plan still runs"
     )
 
 

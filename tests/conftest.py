@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import itertools
+import pickle
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -32,7 +35,7 @@ def settings_for(stack: str, **overrides: Any) -> StackSettings:
     return parse_settings(raw, project)
 
 
-_cache: dict[str, Recording] = {}
+_cache: dict[str, bytes] = {}  # stack -> its recording, pickled (a copy is one loads: 1 ms, deepcopy 12 ms)
 
 # Tiers (pyproject.toml registers them). A test with none of the slow markers is `fast`:
 # `make test-fast` runs only those, the edit loop; `make test` runs everything (CI).
@@ -54,8 +57,44 @@ def recorded() -> Callable[..., Recording]:
     def run(stack: str, overrides: dict[str, Any] | None = None) -> Recording:
         if overrides:
             return run_program(stack, overrides=copy.deepcopy(overrides))
-        if stack not in _cache:
-            _cache[stack] = run_program(stack)
-        return copy.deepcopy(_cache[stack])
+        return recording(stack)
 
     return run
+
+
+def recording(stack: str) -> Recording:
+    """The stack's program run under mocks, once per test session; each call hands out its own
+    copy (a test may edit it). For module-level fixtures and helpers that cannot take `recorded`."""
+    if stack not in _cache:
+        _cache[stack] = pickle.dumps(run_program(stack))
+    return pickle.loads(_cache[stack])
+
+
+# --- one local control plane per test session (control_plane tier) -------------------------------
+# As dask-kubernetes' own suite shares one kind cluster: tests that only need an API server, its
+# controllers and a namespace of their own take `shared_control_plane` + `control_plane_namespace`.
+# Tests that change what is cluster-wide (nodes, CRDs, the stack's fixed namespaces, the control
+# plane's own processes) keep a `ControlPlane()` of their own and say why.
+@pytest.fixture(scope="session")
+def shared_control_plane() -> Iterator[Any]:
+    """The session's local control plane (gpudask.local.cluster.controlplane.ControlPlane),
+    started on first use and stopped when the session ends."""
+    from gpudask.local.cluster.controlplane import ControlPlane
+
+    with ControlPlane() as cp:
+        yield cp
+
+
+_namespaces = itertools.count()
+
+
+@pytest.fixture
+def control_plane_namespace(shared_control_plane: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace in the shared control plane for this test, deleted after it (not waited
+    for: the next test gets a new name). The name says which test made it."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t{next(_namespaces)}-{slug}"
+    kube = shared_control_plane.kube()
+    kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    kube.request("DELETE", f"/api/v1/namespaces/{name}")

@@ -22,6 +22,9 @@ from gpudask.record.view import recorded_settings
 
 
 def _run(rec: Recording, transform: Any = None, then: Any = None) -> tuple[ApplyReport, Any]:
+    # A control plane of its own, not tests/conftest.py's shared one: a stack applies cluster-wide
+    # objects (CRDs, ClusterRoles, kwok nodes for its pools, its fixed namespaces), and (f) counts
+    # what is left in them.
     started = time.monotonic()
     with ControlPlane() as cp, stack_nodes(cp, rec):
         up = time.monotonic() - started

@@ -38,6 +38,7 @@ def test_the_real_scheduler_refuses_a_gpu_pod_beyond_the_pools_capacity(dev) -> 
     from gpudask.local.cluster.controlplane import ControlPlane
 
     started = time.monotonic()
+    # Its own control plane: the stack's kwok nodes are cluster-wide and stay until it stops.
     with ControlPlane() as cp, stack_nodes(cp, dev) as nodes:
         print(f"{len(nodes.names)} kwok nodes Ready in {nodes.ready_s:.1f} s")
         kube = cp.kube()

@@ -13,7 +13,7 @@ import copy
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -371,13 +371,30 @@ def _without_tls(stack: str) -> dict[str, Any]:
     return {"gpu-dask:dask": {**config["gpu-dask:dask"], "tls": False}}
 
 
-@pytest.mark.parametrize("variant", ["plan", "before-issue-10"])
+def without_prestop(step: Step) -> None:
+    """An apply transform: every worker container without its preStop hook (issue 24's second
+    breakage): the kubelet then goes straight to SIGTERM and the worker's results die with it."""
+    manifest = step.manifest
+    if manifest is None or manifest.get("kind") not in ("DaskCluster", "DaskWorkerGroup"):
+        return
+    for container in manifest["spec"]["worker"]["spec"]["containers"]:
+        container.pop("lifecycle", None)
+
+
+def _prestop_lines(rt: DaskRuntime) -> list[str]:
+    return [line for line in rt.kubelet.log if " deleted: " in line or ": preStop hook " in line]
+
+
+@pytest.mark.parametrize("variant", ["plan", "before-issue-10", "without-prestop"])
 def test_d_scaling_the_gpu_group_leaves_the_cpu_group_alone(tmp_path: Path, variant: str) -> None:
     """GPU workers hold results (as after a persisted dask-cudf frame); CPU workers are idle and
-    empty: exactly the workers a count-only retirement picks first (#914)."""
+    empty: exactly the workers a count-only retirement picks first (#914). The results the
+    retired GPU workers held survive only because the kubelet (stand-in) ran the rendered
+    preStop hook within the rendered grace: scattered data cannot be recomputed, so a worker
+    stopped without retiring loses it (issue 24)."""
     from distributed import Client, wait
 
-    transform = None if variant == "plan" else as_before_issue_10()
+    transform = {"plan": None, "before-issue-10": as_before_issue_10(), "without-prestop": without_prestop}[variant]
     PULL_S["worker"] = 0.0
     try:
         with fresh_stack("prod", tmp_path, transform, overrides=_without_tls("prod")) as (rec, rt):
@@ -394,6 +411,17 @@ def test_d_scaling_the_gpu_group_leaves_the_cpu_group_alone(tmp_path: Path, vari
                 up_s = time.monotonic() - began
                 held = client.map(lambda i: bytes(2_000_000) + bytes([i]), range(gpu_replicas), resources={"GPU": 1})
                 wait(held)
+                # One result on every GPU worker that only its worker has (no task can recompute it).
+                gpu_addresses = [
+                    a
+                    for a, w in client.scheduler_info(n_workers=-1)["workers"].items()
+                    if w["name"].startswith(f"{name}-default")
+                ]
+                scattered = [
+                    cast(Any, client.scatter(bytes(1_000_000) + address.encode(), workers=[address], broadcast=False))
+                    for address in gpu_addresses
+                ]
+                wait(scattered)
                 cpu_before, cpu_workers_before = rt.worker_deployments(cpu), _group_workers(client, cpu)
                 scale_began = time.monotonic()
                 patched = before_issue_10(body) if variant != "plan" else copy.deepcopy(body)
@@ -409,17 +437,41 @@ def test_d_scaling_the_gpu_group_leaves_the_cpu_group_alone(tmp_path: Path, vari
                 )
                 time.sleep(5)  # let a wrongly retired worker's Deployment go too
                 cpu_after, cpu_workers_after = rt.worker_deployments(cpu), _group_workers(client, cpu)
-                del held
+                rt.wait(
+                    "the deleted GPU workers' pods gone (their preStop and grace over)",
+                    lambda: (
+                        len([b for b in rt.kubelet.pods.values() if b.group == f"{name}-default"]) <= gpu_replicas - 2
+                    ),
+                    180,
+                )
+                # Data lost with its only worker is forgotten: its future is cancelled.
+                kept = [f for f in scattered if not f.cancelled()]
+                holders = cast(dict[str, Any], client.who_has(kept)) if kept else {}
+                survived = [f.key for f in kept if holders.get(f.key)]
+                del held, scattered
             print(
                 f"{variant}: {expected} workers up in {up_s:.0f} s; GPU group {gpu_replicas}->{gpu_replicas - 2} "
                 f"in {time.monotonic() - scale_began:.0f} s; CPU Deployments {cpu_before} -> {cpu_after}; "
                 f"CPU workers {cpu_workers_before} -> {cpu_workers_after}"
             )
             print("\n".join(scaling_log(rt)[-4:]))
+            print(
+                f"{variant}: results only a GPU worker held, still held after the scale-down: {len(survived)}/{gpu_replicas}"
+            )
+            print("\n".join(_prestop_lines(rt)))
     finally:
         PULL_S["worker"] = WORKER_PULL_S
     untouched = cpu_after == cpu_before and cpu_workers_after == cpu_workers_before
+    if variant == "without-prestop":
+        assert len(survived) < gpu_replicas, (
+            "the variant without the preStop hook kept every result: the scenario cannot see a worker stopped unretired"
+        )
+        return
     if variant == "plan":
         assert untouched, "scaling the GPU group retired CPU workers (dask/dask-kubernetes#914)"
+        assert len(survived) == gpu_replicas, (
+            f"only {len(survived)}/{gpu_replicas} results survived the scale-down: the retired GPU workers were not "
+            "retired through their preStop hook within their grace"
+        )
     else:
         assert not untouched, "the variant without issue 10's preload kept the CPU group: the scenario cannot see #914"

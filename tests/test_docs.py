@@ -56,3 +56,28 @@ def test_gotchas_entries_are_dated_and_sourced() -> None:
     for entry in entries:
         assert re.match(r"- \d{4}-\d{2}-\d{2}\. ", entry), entry
         assert entry.rstrip().endswith(")"), f"no source: {entry}"
+
+
+def test_gotchas_names_the_command_the_drift_job_runs() -> None:
+    """The drift job's `Us:` line in GOTCHAS says what drift.yml runs, not the earlier command."""
+    workflow = (PROJECT_DIR / ".github" / "workflows" / "drift.yml").read_text()
+    gotchas = (PROJECT_DIR / "GOTCHAS.md").read_text()
+    runs = re.findall(r"^\s*pulumi (preview|refresh) [^\n]*--expect-no-changes", workflow, flags=re.MULTILINE)
+    assert runs == ["preview"] and "--refresh" in workflow, runs
+    us_lines = [line for line in gotchas.splitlines() if line.strip().startswith("- Us:") and "drift job" in line]
+    assert us_lines, "GOTCHAS has no Us: line about the drift job"
+    for line in us_lines:
+        assert "refresh --preview-only" not in line, line
+
+
+def test_image_cache_doc_builds_the_image_the_stacks_run() -> None:
+    """A cache disk built from another tag than the pods' image is never used."""
+    import json
+
+    from gpudask.record.recorder import load_config
+    from tests.conftest import GKE_STACKS
+
+    doc = (PROJECT_DIR / "docs" / "image-cache.md").read_text()
+    (built,) = re.findall(r"^IMAGE=(\S+)", doc, flags=re.MULTILINE)
+    images = {json.loads(load_config(stack)["gpu-dask:dask"])["image"] for stack in GKE_STACKS}
+    assert built in images, (built, images)

@@ -18,23 +18,16 @@ from gpudask.plan import checks as recording_checks
 from gpudask.record.recorder import Recording
 from tests.conftest import settings_for
 
-UPSTREAM = Path(__file__).with_name("data") / "nvidia-driver-installer-cos-a4x.yaml"
+UPSTREAM = Path(__file__).with_name("data") / "nvidia-driver-installer-cos-preloaded-latest.yaml"
 Run = Callable[..., Recording]
 
-# Every field where our DaemonSet differs from the upstream copy, and why. Paths name list
-# items by their `name` (containers, volumes, env, mounts) or `key` (match expressions).
+# Every field where our DaemonSet differs from the upstream copy (the file ours follows, at
+# upstream HEAD), and why. Paths name list items by their `name` (containers, volumes, env,
+# mounts) or `key` (match expressions).
 DELIBERATE = {
-    # a4x-only: that sibling selects A4X machines; preloaded-latest (ours) selects every GPU node.
-    "spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
-    ".nodeSelectorTerms[0].matchExpressions[node.kubernetes.io/instance-type]": "a4x-only node selection",
-    # a4x-only: preloaded-latest uses the installer image GKE preloads on COS GPU nodes.
-    "spec.template.spec.initContainers[nvidia-driver-installer].image": "preloaded-latest's image, not a4x's",
     # Same behaviour in our own words (run for real below: skip when loaded, fail on a failed
     # install, chmod 755 after it).
     "spec.template.spec.initContainers[nvidia-driver-installer].command": "our wording of upstream's script",
-    # preloaded-latest has the partition-gpus init container (MIG partitions); the a4x sibling
-    # does not. Ours carries the digest of upstream revision a1b8720 (GOTCHAS.md).
-    "spec.template.spec.initContainers[partition-gpus]": "preloaded-latest's partitioner, absent from a4x",
     # Ours only: `pulumi up` must not wait for pods that only GPU nodes (possibly none) run.
     "metadata.annotations": "pulumi.com/skipAwait",
 }
@@ -82,7 +75,10 @@ def test_images_are_pinned_as_upstream_pins_them() -> None:
     spec = driver_spec.driver_daemonset()["spec"]["template"]["spec"]
     assert spec["containers"][0]["image"].startswith("gke.gcr.io/pause:3.8@sha256:")
     partition = next(c for c in spec["initContainers"] if c["name"] == "partition-gpus")
-    assert "@sha256:e226275da6c4" in partition["image"]
+    upstream = yaml.safe_load(UPSTREAM.read_text())["spec"]["template"]["spec"]
+    upstream_partition = next(c for c in upstream["initContainers"] if c["name"] == "partition-gpus")
+    assert partition["image"] == upstream_partition["image"]
+    assert "@sha256:de12f85ebfb4" in partition["image"]
 
 
 def _run_script(tmp_path: Path, lsmod_output: str, installer_rc: int) -> tuple[int, list[str]]:

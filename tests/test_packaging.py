@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import subprocess
 import sys
 import tomllib
 import zipfile
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -55,18 +57,28 @@ def _imports(paths: list[Path]) -> set[str]:
     return {m for m in modules if m.split(".")[0] not in own | sys.stdlib_module_names}
 
 
+@functools.cache
+def _packages_distributions() -> Mapping[str, list[str]]:
+    return metadata.packages_distributions()  # scans every installed distribution: once per run
+
+
+@functools.cache
+def _distribution_files(name: str) -> tuple[str, ...]:
+    return tuple(str(f) for f in metadata.files(name) or [])
+
+
 def _distributions(modules: set[str]) -> set[str]:
     """The installed distributions that provide these modules (a namespace package such as
     `google` is shared by several: the one holding the module's own folder is taken)."""
-    by_top = metadata.packages_distributions()
+    by_top = _packages_distributions()
     found = set()
     for module in modules:
         candidates = by_top.get(module.split(".")[0], [module])
         if len(candidates) > 1:
             folder = module.replace(".", "/") + "/"
-            candidates = [
-                d for d in candidates if any(str(f).startswith(folder) for f in metadata.files(d) or [])
-            ] or candidates
+            candidates = [d for d in candidates if any(f.startswith(folder) for f in _distribution_files(d))] or list(
+                candidates
+            )
         found |= {_name(d) for d in candidates}
     return found
 

@@ -21,6 +21,7 @@ from gpudask.local.rehearse import Rehearsal, rehearsal
 from gpudask.plan import checks as recording_checks
 from gpudask.record import dask_operator
 from gpudask.record.recorder import Recording, load_config, run_program
+from tests.conftest import recording
 
 from .conftest import STACKS, settings_for
 
@@ -137,7 +138,7 @@ def test_tls_stack_wires_certificates_into_pods_and_outputs(recorded: Run) -> No
 def test_without_the_explicit_address_the_operator_would_inject_tcp() -> None:
     """Why workers carry DASK_SCHEDULER_ADDRESS with TLS: the operator's builder fills in
     tcp:// when it is absent, which a require-encryption scheduler refuses."""
-    rec = run_program("prod")
+    rec = recording("prod")
     cluster = copy.deepcopy(_manifests(rec, "DaskCluster")[0])
     container = cluster["spec"]["worker"]["spec"]["containers"][0]
     container["env"] = [e for e in container["env"] if e["name"] != "DASK_SCHEDULER_ADDRESS"]
@@ -188,7 +189,7 @@ def _tls_outputs(running: Rehearsal, dev_outputs: dict[str, Any]) -> dict[str, A
 
 @pytest.mark.process
 def test_connect_uses_the_tls_outputs(tls_cluster: Rehearsal, tmp_path: Path) -> None:
-    outputs = _tls_outputs(tls_cluster, run_program("dev").outputs)
+    outputs = _tls_outputs(tls_cluster, recording("dev").outputs)
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
     with connect(outputs=path) as conn:
@@ -198,7 +199,7 @@ def test_connect_uses_the_tls_outputs(tls_cluster: Rehearsal, tmp_path: Path) ->
 
 @pytest.mark.process
 def test_tls_outputs_with_a_plain_address_are_refused(tls_cluster: Rehearsal) -> None:
-    outputs = _tls_outputs(tls_cluster, run_program("dev").outputs)
+    outputs = _tls_outputs(tls_cluster, recording("dev").outputs)
     outputs["schedulerAddress"] = outputs["schedulerAddress"].replace("tls://", "tcp://")
     with pytest.raises(ConnectError, match="is not a tls:// address, but the stack has TLS certificates"):
         stack_outputs(outputs=outputs)
@@ -206,3 +207,68 @@ def test_tls_outputs_with_a_plain_address_are_refused(tls_cluster: Rehearsal) ->
     outputs["schedulerAddress"] = tls_cluster.address
     with pytest.raises(ConnectError, match="lack tlsClientKeyPem"):
         stack_outputs(outputs=outputs)
+
+
+# --- who may reach what: every NetworkPolicy of the stack, evaluated --------------------------------
+def _admitted(
+    policies: list[dict[str, Any]], source_ns: str, source: dict[str, str], target: dict[str, str], port: int
+) -> bool:
+    """Whether NetworkPolicies admit a pod (namespace, labels) to a Dask pod's TCP `port`
+    (Kubernetes semantics: a selected pod takes the union of its policies' ingress rules;
+    a peer's namespaceSelector and podSelector must both match)."""
+    selecting = [p for p in policies if _selects(p["spec"]["podSelector"], target)]
+    assert selecting, "the default-deny policy selects every pod"
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress") or []:
+            if rule.get("ports") and port not in {p["port"] for p in rule["ports"]}:
+                continue
+            for peer in rule.get("from") or [{}]:
+                if "ipBlock" in peer:
+                    continue  # addresses outside the cluster: not pods
+                ns_selector = peer.get("namespaceSelector")
+                ns_ok = (
+                    _selects(ns_selector, {"kubernetes.io/metadata.name": source_ns})
+                    if ns_selector is not None
+                    else source_ns == policy["metadata"]["namespace"]
+                )
+                pod_ok = _selects(peer.get("podSelector") or {}, source)
+                if ns_ok and pod_ok:
+                    return True
+    return False
+
+
+COLLECTOR = ("gmp-system", {"app.kubernetes.io/name": "collector", "app": "managed-prometheus-collector"})
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_metrics_collector_reaches_exactly_the_metrics_ports_and_nothing_more(recorded: Run, stack: str) -> None:
+    s = settings_for(stack)
+    gmp = stack != "existing"
+    rec = recorded(stack) if gmp else recorded(stack, overrides={"gpu-dask:monitoring": {"collection": "gmp"}})
+    policies = _manifests(rec, "NetworkPolicy")
+    pods = [labels for labels, _ in _operator_pods(rec)]
+    scheduler = next(p for p in pods if p["dask.org/component"] == "scheduler")
+    workers = [p for p in pods if p["dask.org/component"] == "worker"]
+    ports = (8786, 8787, 8788, 9400, 443)
+
+    def reach(ns: str, labels: dict[str, str], target: dict[str, str]) -> set[int]:
+        return {port for port in ports if _admitted(policies, ns, labels, target, port)}
+
+    assert reach(*COLLECTOR, scheduler) == {8787}  # /metrics on the scheduler's HTTP server; never comms
+    assert all(reach(*COLLECTOR, w) == {8788} for w in workers)  # each worker's --dashboard-address
+    # Another pod of gmp-system (the operator, rule-evaluator...) and a collector-labelled pod in
+    # any other namespace get nothing.
+    for ns, labels in [
+        ("gmp-system", {"app.kubernetes.io/name": "rule-evaluator"}),
+        ("gmp-system", {}),
+        ("default", COLLECTOR[1]),
+        ("monitoring", {"app.kubernetes.io/name": "prometheus"}),
+    ]:
+        assert reach(ns, labels, scheduler) == set() and all(reach(ns, labels, w) == set() for w in workers)
+    # What was admitted before stays admitted: the operator's HTTP API, the cluster's own pods.
+    assert reach(OPERATOR_NAMESPACE, {}, scheduler) == {8787}
+    assert reach(s.dask.namespace, workers[0], scheduler) == set(ports)
+    # And without collection, the collector gets nothing at all.
+    off = recorded(stack, overrides={"gpu-dask:monitoring": {"collection": "none", "dashboard": False}})
+    policies = _manifests(off, "NetworkPolicy")
+    assert reach(*COLLECTOR, scheduler) == set() and all(reach(*COLLECTOR, w) == set() for w in workers)

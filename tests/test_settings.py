@@ -373,7 +373,7 @@ def test_peered_ranges_must_not_overlap_the_vpc() -> None:
 
 
 # --- existingCluster: deploy onto a cluster this stack does not own ----------------------------
-EXISTING = {"kubeconfig": "~/.kube/config", "systemPool": "default-pool"}
+EXISTING = {"context": "gke_p_us-central1-c_team", "systemPool": "default-pool"}
 
 
 def existing_problems(**overrides: Any) -> list[str]:
@@ -392,9 +392,9 @@ def test_existing_cluster_needs_no_project_and_no_authorized_networks() -> None:
 
 
 def test_existing_cluster_system_pool_defaults_to_system() -> None:
-    s = settings_for("existing", existingCluster={"kubeconfig": "/etc/kube/team.yaml"})
+    s = settings_for("existing", existingCluster={"context": "gke_p_us-central1-c_team"})
     assert s.system_pool == "system" and s.existing_cluster is not None
-    assert s.existing_cluster.context is None
+    assert s.existing_cluster.context == "gke_p_us-central1-c_team"
 
 
 def test_a_gke_stack_has_no_existing_cluster() -> None:
@@ -404,14 +404,15 @@ def test_a_gke_stack_has_no_existing_cluster() -> None:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"existingCluster": {"context": "x"}}, "existingCluster.kubeconfig: None is required"),
+        ({"existingCluster": {"systemPool": "default-pool"}}, "existingCluster.context: None is required"),
         (
-            {"existingCluster": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}},
-            "existingCluster.kubeconfig: 'apiVersion: v1\\nkind: Config\\n...' looks like kubeconfig contents",
+            {"existingCluster": {**EXISTING, "kubeconfig": "~/.kube/config"}},
+            "existingCluster.kubeconfig: '~/.kube/config' is no longer read: the provider would store this "
+            "machine's path in the stack's state; set KUBECONFIG in the environment",
         ),
         ({"existingCluster": {**EXISTING, "cluster": "x"}}, "existingCluster.cluster: 'x' is not a known key"),
         ({"existingCluster": {**EXISTING, "systemPool": "Bad_Pool"}}, "existingCluster.systemPool: 'Bad_Pool' is not"),
-        ({"existingCluster": "~/.kube/config"}, "existingCluster: '~/.kube/config' must be a map with kubeconfig"),
+        ({"existingCluster": "~/.kube/config"}, "existingCluster: '~/.kube/config' must be a map with context"),
         (
             {"authorizedNetworks": ["10.0.0.0/8"]},
             "authorizedNetworks: ['10.0.0.0/8'] has no effect with existingCluster",
@@ -443,3 +444,19 @@ def test_operator_chart_defaults_to_the_published_repository_and_refuses_machine
         with pytest.raises(SettingsError) as caught:
             parse_settings({**raw, "operatorChart": bad}, project)
         assert f"operatorChart: {bad!r} must be empty (the published repository) or a chart folder" in str(caught.value)
+
+
+def test_a_regional_clusters_scheduler_pool_sits_where_its_gpu_is() -> None:
+    """us-central1 has zones a, b, c and f; L4 (g2-standard-4) is offered in a, b and c only."""
+    s = settings_for("dev", location="us-central1")
+    assert s.regional and s.scheduler_pool is not None
+    assert s.scheduler_pool.zones == ("us-central1-a", "us-central1-b", "us-central1-c")
+    # A zonal cluster's pool stays in the cluster's zone.
+    zonal = settings_for("dev").scheduler_pool
+    assert zonal is not None and zonal.zones == ()
+
+
+def test_the_scheduler_pools_node_locations_reach_the_node_pool(recorded: Any) -> None:
+    rec = recorded("dev", overrides={"gpu-dask:location": "us-central1"})
+    pool = next(p for p in rec.of_type("gcp:container/nodePool:NodePool") if p.inputs["name"] == "scheduler")
+    assert pool.inputs["nodeLocations"] == ["us-central1-a", "us-central1-b", "us-central1-c"]

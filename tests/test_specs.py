@@ -7,7 +7,7 @@ from typing import Any, cast
 import pytest
 from google.cloud.container_v1 import types as gke
 
-from components import dask_spec, driver_spec, gke_spec, prepuller_spec, scheduler_endpoint_spec
+from components import catalog, dask_spec, driver_spec, gke_spec, prepuller_spec, scheduler_endpoint_spec
 from components.kubeconfig import kubeconfig
 from components.operator_spec import operator_values
 from components.settings import GpuPoolSettings, StackSettings
@@ -153,12 +153,9 @@ def test_the_scheduler_gets_its_own_small_gpu_by_default(stack: str) -> None:
     assert dask_spec.SCHEDULER_TOLERATION not in worker.get("tolerations", [])
 
 
-_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
-
-
 def _tolerates(tolerations: list[dict[str, Any]], taint: Any) -> bool:
     """Whether a pod with these tolerations may run on a node with this GKE node-pool taint."""
-    effect = _EFFECTS[taint["effect"]]
+    effect = catalog.TAINT_EFFECTS[taint["effect"]]
     for t in tolerations:
         if t.get("effect") not in (None, "", effect):
             continue
@@ -223,6 +220,7 @@ def test_driver_daemonset_matches_googles_cos_installer() -> None:
             "matchExpressions": [
                 {"key": "cloud.google.com/gke-accelerator", "operator": "Exists"},
                 {"key": "cloud.google.com/gke-gpu-driver-version", "operator": "DoesNotExist"},
+                {"key": "cloud.google.com/gke-confidential-nodes-instance-type", "operator": "DoesNotExist"},
             ]
         }
     ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import pytest
@@ -280,13 +279,16 @@ def test_existing_cluster_declares_no_gcp_resource(recorded: Run, stack: str) ->
 
 
 @pytest.mark.parametrize("stack", EXISTING_STACKS)
-def test_existing_cluster_provider_reads_the_kubeconfig_file(recorded: Run, stack: str) -> None:
+def test_existing_cluster_provider_uses_the_ambient_kubeconfig_and_the_stacks_context(
+    recorded: Run, stack: str
+) -> None:
     rec, s = recorded(stack), settings_for(stack)
     assert s.existing_cluster is not None
     (provider,) = rec.of_type("pulumi:providers:kubernetes")
     assert provider.name == "existing"
-    assert provider.inputs["kubeconfig"] == os.path.expanduser(s.existing_cluster.kubeconfig)
-    assert provider.inputs.get("context") == s.existing_cluster.context
+    # Empty, not absent: the SDK copies $KUBECONFIG (a path) into an absent kubeconfig.
+    assert provider.inputs["kubeconfig"] == ""
+    assert provider.inputs["context"] == s.existing_cluster.context
     assert provider.inputs["enableServerSideApply"] == "true"  # provider inputs travel as strings
     for obj in [*rec.of_type(RELEASE), *rec.of_type(DASK_CLUSTER), *rec.of_type(AUTOSCALER)]:
         assert obj.provider.startswith(provider.urn)
@@ -296,7 +298,7 @@ def test_existing_cluster_places_operator_and_scheduler_on_its_system_pool(recor
     rec = recorded(
         "existing",
         overrides={
-            "gpu-dask:existingCluster": {"kubeconfig": "/k/config", "systemPool": "cpu-pool"},
+            "gpu-dask:existingCluster": {"context": "gke_p_z_team", "systemPool": "cpu-pool"},
             "gpu-dask:dask": {
                 "name": "rapids",
                 "namespace": "dask-team",
@@ -310,7 +312,7 @@ def test_existing_cluster_places_operator_and_scheduler_on_its_system_pool(recor
     cluster = rec.one(DASK_CLUSTER).inputs["spec"]
     assert cluster["scheduler"]["spec"]["nodeSelector"] == selector
     assert rec.one(WORKER_GROUP).inputs["spec"]["worker"]["spec"]["nodeSelector"] == selector
-    assert "context" not in rec.one("pulumi:providers:kubernetes").inputs
+    assert rec.one("pulumi:providers:kubernetes").inputs["context"] == "gke_p_z_team"
 
 
 @pytest.mark.parametrize(("driver", "daemonsets"), [("daemonset", 1), ("gke-default", 0), ("gke-latest", 0)])

@@ -349,6 +349,29 @@ def test_cold_start_benchmark_meets_the_target() -> None:
     assert module["gpu_idle"](module["seed_plan"](0)) == 0
 
 
+def test_idle_gpu_cost_counts_every_gpu_pool(recorded: Run) -> None:
+    """Dev's always-on scheduler node has a GPU (spot L4): idle GPU cost is not $0 there."""
+    import runpy
+
+    module = runpy.run_path(str(Path(__file__).resolve().parent.parent / "benchmarks" / "cold_start.py"))
+    plan = planning.build_plan(recorded("dev"))
+    scheduler = next(c for c in plan.costs if c.pool == "scheduler")
+    assert scheduler.gpus == 1 and scheduler.idle_nodes == 1 and scheduler.idle_hourly > 0
+    assert module["gpu_idle"](plan) == pytest.approx(scheduler.idle_hourly)
+    assert module["worker_gpu_idle"](plan) == 0
+
+
+def test_readme_cold_start_table_is_what_the_plan_computes() -> None:
+    import runpy
+
+    module = runpy.run_path(str(Path(__file__).resolve().parent.parent / "benchmarks" / "cold_start.py"))
+    table, _ = module["rows"]()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    begin = readme.index("<!-- BEGIN COLD START")
+    block = readme[readme.index("\n", begin) + 1 : readme.index("<!-- END COLD START -->")].strip()
+    assert block == module["readme_table"](table), "README is stale: paste `python benchmarks/cold_start.py`'s table"
+
+
 def test_only_pools_a_gpu_worker_can_use_count(recorded: Run) -> None:
     """A small always-on GPU pool for the scheduler (say an L4) is not where the first A100 worker starts."""
     recs = copy.deepcopy(records(recorded("dev")))

@@ -16,7 +16,7 @@ import yaml
 
 from gpudask.plan import report as planning
 from gpudask.record.recorder import PROJECT_DIR, run_program, stacks
-from tests.conftest import EXISTING_STACKS, GKE_STACKS
+from tests.conftest import EXISTING_STACKS, GKE_STACKS, recording
 
 WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
@@ -106,7 +106,7 @@ def test_matrices_cover_exactly_the_stacks_in_stacks_dir() -> None:
             assert "dev" not in covered
             covered = ["dev", *covered]
         # The offline plan covers every stack; the cloud jobs the stacks whose cluster CI reaches
-        # (an existingCluster stack's kubeconfig file is on no runner).
+        # (no runner has a kubeconfig with an existingCluster stack's context).
         wanted = STACK_FILES if (workflow, job) == ("pull-request", "plan") else sorted(GKE_STACKS)
         assert sorted(covered) == wanted, (workflow, job)
 
@@ -123,7 +123,7 @@ def test_stacks_left_out_of_the_cloud_jobs_are_named_with_the_reason() -> None:
     assert json.loads(done.stdout) == GKE_STACKS
     assert EXISTING_STACKS, "the example existingCluster stack is what this is about"
     for stack in EXISTING_STACKS:
-        assert f"left out {stack}: an existingCluster stack reaches its cluster through the kubeconfig" in done.stderr
+        assert f"left out {stack}: an existingCluster stack reaches its cluster through context " in done.stderr
 
 
 def test_the_offline_part_needs_no_secrets_and_cloud_jobs_are_gated() -> None:
@@ -176,8 +176,6 @@ def test_cloud_jobs_reach_the_control_plane_through_the_dns_endpoint() -> None:
     credentials as application-default credentials (what the kubeconfig's plugin reads)."""
     import yaml as _yaml
 
-    from gpudask.record.recorder import run_program
-
     jobs = _jobs()
     for key in CLOUD_JOBS:
         job = jobs[key]
@@ -191,9 +189,9 @@ def test_cloud_jobs_reach_the_control_plane_through_the_dns_endpoint() -> None:
     for path in FILES:
         assert "GKE's DNS-based endpoint" in path.read_text(), path.name
     # Only stacks that create their cluster export a kubeconfig; an existingCluster stack
-    # reaches its cluster through the kubeconfig file it names.
+    # reaches its cluster through a context of the ambient kubeconfig.
     for stack in GKE_STACKS:
-        rec = run_program(stack)
+        rec = recording(stack)
         config = _yaml.safe_load(rec.outputs["kubeconfig"])
         assert config["clusters"][0]["cluster"]["server"].endswith(".gke.goog"), stack
         assert config["users"][0]["user"]["exec"]["args"] == ["--use_application_default_credentials"], stack
@@ -209,7 +207,7 @@ def test_preview_comments_and_fails_on_policy_violations() -> None:
 # --- what the plan job posts --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def dev_plan() -> planning.Plan:
-    return planning.build_plan(run_program("dev"))
+    return planning.build_plan(recording("dev"))
 
 
 def test_comment_shows_a_pool_max_nodes_change(dev_plan: planning.Plan) -> None:

@@ -42,11 +42,50 @@ STRUCTURED: dict[str, Key] = {
         "deploy onto a cluster you already have (below)",
         default="omitted: this stack creates the network, cluster and pools",
     ),
+    "monitoring": Key("metrics collection, the Cloud Monitoring dashboard and alerts (below)", default="see below"),
+}
+
+MONITORING: dict[str, Key] = {
+    "collection": Key(
+        f"{' / '.join(s.MONITORING_COLLECTIONS)}: Managed Prometheus `PodMonitoring`s, Prometheus-operator "
+        "`PodMonitor`s, or nothing; the scheduler (8787) and every worker group (8788) at `/metrics`, and a "
+        "NetworkPolicy admitting only that collector to those ports",
+        default="`gmp` when the stack creates GKE (Managed Prometheus on); `none` with `existingCluster`",
+    ),
+    "prometheusNamespace": Key("with `prometheus-operator`: the namespace of the Prometheus pods admitted"),
+    "dashboard": Key(
+        "a Cloud Monitoring dashboard and alert policies (PromQL on Managed Prometheus); needs `collection: gmp` "
+        "and a stack that creates GKE",
+        default="`true`; `false` with `existingCluster`",
+    ),
+    "notificationChannels": Key(
+        "notification channel ids (`projects/<p>/notificationChannels/<n>`) every alert notifies; none is created",
+        default="none: alerts open incidents, notify nobody",
+    ),
+    "alerts": Key("alert thresholds (below)", default="see below"),
+}
+
+ALERTS: dict[str, Key] = {
+    "noGpuWorkerMinutes": Key(
+        "work queued or waiting for a GPU while no GPU worker is up, this long (stockout, quota)"
+    ),
+    "spilledBytes": Key("a worker holding more than this spilled to disk"),
+    "spillMinutes": Key("... for this long"),
+    "pausedMinutes": Key("a worker paused (memory above its pause fraction) this long"),
+    "schedulerTickSeconds": Key("the scheduler's longest event-loop tick above this, or the scheduler down"),
+    "schedulerMinutes": Key("... for this long"),
+    "gpuIdleMinutes": Key("GPUs held by workers but under `gpuIdlePercent` busy (DCGM), this long"),
+    "gpuIdlePercent": Key("GPU utilisation counted as idle"),
+    "restarts": Key("more workers leaving than this within `restartWindowMinutes`: a restart loop"),
+    "restartWindowMinutes": Key("the restart window"),
 }
 
 EXISTING: dict[str, Key] = {
-    "kubeconfig": Key("path of the kubeconfig file (`~` expanded); inline contents are refused", required=True),
-    "context": Key("kubeconfig context", default="the kubeconfig's current-context"),
+    "context": Key(
+        "kubeconfig context of the cluster, looked up in the ambient kubeconfig (`KUBECONFIG`, else "
+        "`~/.kube/config`); `kubeconfig` (a path) is refused: it would be stored in state",
+        required=True,
+    ),
     "systemPool": Key(
         "GKE pool name of the on-demand CPU pool for the operator, the scheduler and CPU workers",
         default="`system`",
@@ -153,6 +192,8 @@ SECTIONS: tuple[tuple[str, dict[str, Key], set[str]], ...] = (
     ("dask.workerGroups.<group>", GROUP, s.GROUP_KEYS),
     ("dask.autoscale", AUTOSCALE, {"minimum", "maximum"}),
     ("existingCluster", EXISTING, s.EXISTING_KEYS),
+    ("monitoring", MONITORING, s.MONITORING_KEYS),
+    ("monitoring.alerts", ALERTS, s.ALERT_KEYS),
 )
 
 
@@ -192,6 +233,8 @@ def _parsed_defaults() -> dict[str, dict[str, Any]]:
         "dask.workerGroups.<group>": vars(extended.worker_groups["extra"]),
         "dask.autoscale": vars(autoscale) if autoscale else {},
         "existingCluster": {},
+        "monitoring": vars(parsed.monitoring),
+        "monitoring.alerts": vars(parsed.monitoring.alerts),
     }
     return {section: dict(values) for section, values in fields.items()}
 

@@ -18,17 +18,18 @@ from components.catalog import (
     GPU_RESOURCE,
     GPU_TAINT_EFFECT,
     GPU_TAINT_VALUE,
+    TAINT_EFFECTS,
     gpu_pod_capacity,
     node_overhead,
 )
+from components.security_spec import is_collector_peer
 from components.settings import StackSettings
 from gpudask.record.dask_operator import created_objects, dask_clusters
 from gpudask.record.recorder import Recorded, Recording
-from gpudask.record.view import RELEASE, kubernetes_manifests, recorded_settings
+from gpudask.record.resource_types import CLUSTER, NODE_POOL, RELEASE
+from gpudask.record.view import kubernetes_manifests, recorded_settings
 from gpudask.upstream import schemas as upstream_schemas
 
-NODE_POOL = "gcp:container/nodePool:NodePool"
-CLUSTER = "gcp:container/cluster:Cluster"
 DASK_KINDS = ("DaskCluster", "DaskWorkerGroup", "DaskAutoscaler", "DaskJob")
 
 
@@ -66,7 +67,9 @@ def schema_findings(rec: Recording) -> list[Finding]:
     findings = []
     for r, manifest in kubernetes_manifests(rec):
         check = (
-            upstream_schemas.crd_findings if manifest["kind"] in DASK_KINDS else upstream_schemas.kubernetes_findings
+            upstream_schemas.crd_findings
+            if manifest["kind"] in upstream_schemas.CRD_KINDS
+            else upstream_schemas.kubernetes_findings
         )
         findings += [Finding(_label(r, manifest), *_split(f)) for f in check(manifest)]
     return findings
@@ -173,9 +176,6 @@ class NodeModel:
     max_nodes: int
 
 
-_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
-
-
 def existing_node_models(settings: StackSettings) -> list[NodeModel]:
     """The pools of a cluster the stack does not own, as its gpuNodePools and system* keys describe them."""
     models = [
@@ -225,7 +225,7 @@ def node_models(rec: Recording) -> list[NodeModel]:
             continue
         labels = {"cloud.google.com/gke-nodepool": p.inputs.get("name", ""), **(config.get("labels") or {})}
         taints = [
-            {"key": t["key"], "value": t.get("value", ""), "effect": _EFFECTS.get(t["effect"], t["effect"])}
+            {"key": t["key"], "value": t.get("value", ""), "effect": TAINT_EFFECTS.get(t["effect"], t["effect"])}
             for t in config.get("taints") or []
         ]
         accelerators = config.get("guestAccelerators") or []
@@ -440,7 +440,7 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
     return findings
 
 
-# --- what a real Dask cluster would break (issue 10) -----------------------------------------
+# --- what a real Dask cluster would break ------------------------------------------------
 OPERATOR_NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 DASHBOARD_PORT = 8787
 
@@ -524,6 +524,8 @@ def dask_findings(rec: Recording) -> list[Finding]:
                     )
                     if "podSelector" in peer and "namespaceSelector" not in peer:
                         continue  # the Dask namespace's own pods
+                    if is_collector_peer(peer):
+                        continue  # the metrics collector: /metrics is on 8787 (components/monitoring_spec.py)
                     if namespace != OPERATOR_NAMESPACE:
                         findings.append(
                             Finding(
@@ -546,7 +548,7 @@ STREAMING_API = "containerfilesystem.googleapis.com"
 
 def prerequisite_findings(rec: Recording) -> list[Finding]:
     """Image streaming needs the Container File System API and, for a custom node service
-    account, serviceUsageConsumer (terraform-google-kubernetes-engine#2251, PR #2262)."""
+    account, serviceUsageConsumer (https://github.com/terraform-google-modules/terraform-google-kubernetes-engine/issues/2251, https://github.com/terraform-google-modules/terraform-google-kubernetes-engine/pull/2262)."""
     members = {
         (r.inputs.get("project"), r.inputs.get("member"))
         for r in rec.of_type(IAM_MEMBER)
@@ -632,6 +634,27 @@ def driver_findings(rec: Recording) -> list[Finding]:
     return findings
 
 
+def monitoring_findings(rec: Recording) -> list[Finding]:
+    """GPU metrics: a cluster with Managed Prometheus but no managed DCGM (the driver DaemonSet
+    mode) leaves the dashboard's GPU tiles and the GPU-idle alert without data: said, not silent."""
+    findings = []
+    for cluster in rec.of_type(CLUSTER):
+        config = cluster.inputs.get("monitoringConfig") or {}
+        prometheus = (config.get("managedPrometheus") or {}).get("enabled")
+        if prometheus and "DCGM" not in (config.get("enableComponents") or []):
+            findings.append(
+                Finding(
+                    _label(cluster),
+                    "monitoringConfig.enableComponents",
+                    "no DCGM GPU metrics: GKE's managed DCGM is declared only where GKE installs the driver "
+                    "(driver: gke-default or gke-latest), and this stack uses the driver DaemonSet; the "
+                    "dashboard's GPU tiles and the GPU-idle alert stay empty (GOTCHAS.md)",
+                    WARNING,
+                )
+            )
+    return findings
+
+
 def all_findings(rec: Recording) -> list[Finding]:
     return [
         *schema_findings(rec),
@@ -642,4 +665,5 @@ def all_findings(rec: Recording) -> list[Finding]:
         *dask_findings(rec),
         *driver_findings(rec),
         *prerequisite_findings(rec),
+        *monitoring_findings(rec),
     ]

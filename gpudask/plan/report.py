@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components import monitoring_spec
 from gpudask.plan import checks as recording_checks
 from gpudask.plan import quotas, tfplan
 from gpudask.plan import timeline as timing
@@ -51,6 +53,10 @@ class PoolCost:
     """One node's boot disk, per hour."""
     unpriced: str = ""
     """What prices.yaml lacks for this pool (priced as 0); empty when fully priced."""
+    gpus: int = 0
+    """GPUs per node (any type: the A100 workers' and the scheduler's small one)."""
+    secondary_disk_hourly: float = 0.0
+    """One node's secondary boot disk (image cache), per hour; 0 without one."""
 
     @property
     def machine_hourly(self) -> float:
@@ -58,8 +64,8 @@ class PoolCost:
 
     @property
     def hourly(self) -> float:
-        """One node: machine (with its GPUs) plus boot disk."""
-        return self.machine_hourly + self.disk_hourly
+        """One node: machine (with its GPUs) plus boot disk and any secondary boot disk."""
+        return self.machine_hourly + self.disk_hourly + self.secondary_disk_hourly
 
     @property
     def idle_hourly(self) -> float:
@@ -68,6 +74,18 @@ class PoolCost:
     @property
     def max_hourly(self) -> float:
         return self.hourly * self.max_nodes
+
+
+@dataclass
+class ExtraCost:
+    """A cost outside the node pools: Cloud NAT, the internal load balancer's forwarding rule."""
+
+    item: str
+    idle_hourly: float
+    max_hourly: float
+    per_cold_node: float = 0.0
+    """A one-off charge each time a GPU node starts cold (NAT processing of the image pull)."""
+    basis: str = ""
 
 
 @dataclass
@@ -81,6 +99,9 @@ class Plan:
     prices_note: str = ""
     quotas: list[dict[str, Any]] = field(default_factory=list)
     engine: str = ENGINE_MOCKS
+    extras: list[ExtraCost] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Managed Prometheus samples and their price (metrics_cost); empty when nothing is scraped by GMP."""
 
     @property
     def engine_note(self) -> str:
@@ -107,12 +128,17 @@ class Plan:
 
     @property
     def idle_hourly(self) -> float:
-        """What runs when nobody works: each pool's idle nodes with their disks, plus the fee."""
-        return self.cluster_fee_hour + sum(c.idle_hourly for c in self.costs)
+        """What runs when nobody works: each pool's idle nodes with their disks, the fee, NAT and load balancer."""
+        return self.cluster_fee_hour + sum(c.idle_hourly for c in self.costs) + sum(e.idle_hourly for e in self.extras)
 
     @property
     def max_hourly(self) -> float:
-        return self.cluster_fee_hour + sum(c.max_hourly for c in self.costs)
+        return self.cluster_fee_hour + sum(c.max_hourly for c in self.costs) + sum(e.max_hourly for e in self.extras)
+
+    @property
+    def per_cold_node(self) -> float:
+        """The one-off charge of one GPU node starting cold (NAT processing of its image pull)."""
+        return sum(e.per_cold_node for e in self.extras)
 
     @property
     def timeline(self) -> timing.Timeline:
@@ -133,9 +159,12 @@ class Plan:
                     for c in self.costs
                 ],
                 "clusterFeeHour": self.cluster_fee_hour,
+                "extras": [asdict(e) for e in self.extras],
+                "perColdNode": round(self.per_cold_node, 3),
                 "idleHourly": round(self.idle_hourly, 3),
                 "maxHourly": round(self.max_hourly, 3),
                 "note": self.prices_note,
+                "managedPrometheus": self.metrics,
             },
         }
 
@@ -255,6 +284,10 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
         disk_month = prices["per_disk_gb_month"].get(disk_type)
         if disk_month is None:
             missing.append(disk_type)
+        secondary = 0.0
+        if config.get("secondaryBootDisks"):
+            per_gb = prices["per_disk_gb_month"][prices["secondary_boot_disk_type"]]
+            secondary = len(config["secondaryBootDisks"]) * prices["secondary_boot_disk_gb"] * per_gb
         scaling = p.inputs.get("autoscaling") or {}
         name = p.inputs.get("name", p.name)
         costs.append(
@@ -271,6 +304,8 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
                 disk_size_gb=disk_gb,
                 disk_hourly=round((disk_month or 0.0) * disk_gb / float(prices["hours_per_month"]), 4),
                 unpriced=", ".join(missing),
+                gpus=sum(int(acc.get("count", 0)) for acc in accelerators),
+                secondary_disk_hourly=round(secondary / float(prices["hours_per_month"]), 4),
             )
         )
     note = f"{prices['region']} list prices of {prices['date']} ({PRICES_FILE.relative_to(PROJECT_DIR)}); estimates"
@@ -280,6 +315,69 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
     return costs, float(prices["cluster_fee_hour"]), note
 
 
+def extra_costs(rec: Recording, costs: list[PoolCost]) -> list[ExtraCost]:
+    """Cloud NAT (per VM using it, its IP, and the image each cold GPU node pulls through it) and
+    one forwarding rule per internal LoadBalancer Service, from prices.yaml."""
+    prices = yaml.safe_load(PRICES_FILE.read_text())
+    extras = []
+    if rec.of_type("gcp:compute/routerNat:RouterNat"):
+        nat = prices["nat"]
+
+        def gateway(nodes: int) -> float:
+            return min(nodes * nat["per_vm_hour"], nat["max_hour"]) + nat["per_ip_hour"]
+
+        idle = sum(c.idle_nodes for c in costs)
+        full = sum(c.max_nodes for c in costs)
+        extras.append(
+            ExtraCost(
+                "Cloud NAT",
+                round(gateway(idle), 4),
+                round(gateway(full), 4),
+                round(prices["cold_node_pull_gib"] * nat["per_gib"], 3),
+                f"${nat['per_vm_hour']}/h per node (capped ${nat['max_hour']}/h) + ${nat['per_ip_hour']}/h IP; "
+                f"${nat['per_gib']}/GiB: ~{prices['cold_node_pull_gib']} GiB image per cold GPU node",
+            )
+        )
+    services = [
+        m
+        for _, m in recording_checks.kubernetes_manifests(rec)
+        if m.get("kind") == "Service" and (m.get("spec") or {}).get("type") == "LoadBalancer"
+    ]
+    if services:
+        rules = len(services) * prices["forwarding_rule_hour"]
+        extras.append(
+            ExtraCost(
+                "internal load balancer",
+                rules,
+                rules,
+                0.0,
+                f"{len(services)} forwarding rule(s) at ${prices['forwarding_rule_hour']}/h; "
+                f"${prices['lb_per_gib']}/GiB processed (client traffic, not modeled)",
+            )
+        )
+    return extras
+
+
+def metrics_cost(rec: Recording) -> dict[str, Any]:
+    """Managed Prometheus samples of the stack's PodMonitorings, idle and at full scale, priced per
+    million samples (prices.yaml). Estimates: series per target from components/monitoring_spec.py."""
+    manifests = [m for _, m in recording_checks.kubernetes_manifests(rec)]
+    if not any(m["kind"] == "PodMonitoring" for m in manifests):
+        return {}
+    replicas = [
+        int(m["spec"]["worker"]["replicas"]) for m in manifests if m["kind"] in ("DaskCluster", "DaskWorkerGroup")
+    ]
+    autoscalers = [m for m in manifests if m["kind"] == "DaskAutoscaler"]
+    idle = sum(replicas)
+    full = idle + sum(int(a["spec"]["maximum"]) - int(a["spec"]["minimum"]) for a in autoscalers)
+    per_million = float(yaml.safe_load(PRICES_FILE.read_text())["managed_prometheus_per_million_samples"])
+    out: dict[str, Any] = {"perMillionSamples": per_million, "scrapeIntervalS": monitoring_spec.SCRAPE_INTERVAL_S}
+    for key, workers in (("idle", idle), ("max", full)):
+        samples = monitoring_spec.samples_per_hour(workers)
+        out[key] = {"workers": workers, "samplesPerHour": samples, "hourly": round(samples / 1e6 * per_million, 4)}
+    return out
+
+
 def build_plan(rec: Recording) -> Plan:
     outputs = {k: (SECRET if k in rec.secret_outputs else v) for k, v in rec.outputs.items()}
     costs, fee, note = price(rec)
@@ -287,10 +385,27 @@ def build_plan(rec: Recording) -> Plan:
         {"resource": f.resource, "path": f.path, "reason": f.reason, "severity": f.severity}
         for f in recording_checks.all_findings(rec)
     ]
-    return Plan(rec.stack, resource_records(rec), outputs, findings, costs, fee, note, quotas.needed(rec))
+    plan = Plan(rec.stack, resource_records(rec), outputs, findings, costs, fee, note, quotas.needed(rec))
+    plan.extras = extra_costs(rec, costs)
+    plan.metrics = metrics_cost(rec)
+    return plan
 
 
 # --- rendering -----------------------------------------------------------------------------
+def _metrics_lines(plan: Plan) -> list[str]:
+    m = plan.metrics
+    if not m:
+        return []
+    return [
+        "",
+        f"Managed Prometheus (not in the totals above): the PodMonitorings ingest ~{m['idle']['samplesPerHour']:,} "
+        f"samples/h idle ({m['idle']['workers']} workers), ~{m['max']['samplesPerHour']:,} at full scale "
+        f"({m['max']['workers']}): ${m['idle']['hourly']:.4f}/h idle, ${m['max']['hourly']:.4f}/h at full scale "
+        f"(${m['perMillionSamples']}/million samples, every {m['scrapeIntervalS']} s; estimates). GKE's system and "
+        "DCGM metrics are not counted.",
+    ]
+
+
 def _manifest_name(index: int, manifest: dict[str, Any]) -> str:
     meta = manifest.get("metadata") or {}
     return (
@@ -395,10 +510,14 @@ def summary_markdown(plan: Plan) -> str:
         )
     lines += [
         f"| cluster fee | | | | | | {plan.cluster_fee_hour:.2f} | {plan.cluster_fee_hour:.2f} |",
+        *[f"| {e.item} | | | | | {e.basis} | {e.idle_hourly:.3f} | {e.max_hourly:.3f} |" for e in plan.extras],
+        "",
+        f"Each GPU node that starts cold also costs ${plan.per_cold_node:.2f} once (NAT processing of its image pull).",
         "",
         f"**Idle: ${plan.idle_hourly:.2f}/h** (what runs when nobody works: replicas no autoscaler owns, "
         f"the scheduler and operator, every pool's minimum, boot disks, the cluster fee); "
         f"at full scale ${plan.max_hourly:.2f}/h. {plan.prices_note}.",
+        *_metrics_lines(plan),
         "",
         "## Quotas needed at full scale",
         "",
@@ -434,8 +553,8 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def change_kind(resource: dict[str, Any], path: str) -> str:
-    """What changing `path` (under `inputs`) does: replace, node-roll, update, or ignored."""
+def change_kind(resource: dict[str, Any], path: str, old: Any = None, new: Any = None) -> str:
+    """What changing `path` (under `inputs`) from `old` to `new` does: replace, node-roll, update, or ignored."""
     plain = path.replace("[", ".").split(".")
     dotted = ".".join(p.rstrip("]") for p in plain if not p.rstrip("]").isdigit())
 
@@ -446,7 +565,7 @@ def change_kind(resource: dict[str, Any], path: str) -> str:
         return "ignored"
     if covered(resource["options"]["replaceOnChanges"]):
         return "replace"
-    return replacement_kind(resource["type"], dotted)
+    return replacement_kind(resource["type"], dotted, old, new)
 
 
 _VERBS = {"replace": "🔁 replace", "node-roll": "🔄 update, GKE recreates every node of", "update": "✏️ update"}
@@ -529,10 +648,15 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
         for path in sorted(a.keys() | b.keys()):
             if a.get(path) != b.get(path):
                 field_path = path.split(".", 1)[1] if "." in path else path
-                kind = change_kind(new[key], field_path) if path.startswith("inputs.") else "update"
+                kind = (
+                    change_kind(new[key], field_path, a.get(path), b.get(path))
+                    if path.startswith("inputs.")
+                    else "update"
+                )
                 rows.append((path, a.get(path), b.get(path), kind))
         if rows:
             changed[key] = rows
+    _cascade_replacements(old, new, pairs, changed)
     line = timing.diff_line(timing.timeline(base["resources"]), timing.timeline(head["resources"]))
     return Diff(
         base["stack"],
@@ -543,6 +667,41 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> Diff:
         line,
         renamed,
     )
+
+
+def _cascade_replacements(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    pairs: dict[str, str],
+    changed: dict[str, list[tuple[str, Any, Any, str]]],
+) -> None:
+    """A replaced resource gets a new id: each resource that depends on it and holds that id in a
+    ForceNew field (the cluster's `subnetwork` after a subnet replacement) is replaced too, as
+    the engine's preview shows it (the field becomes unknown, and unknown ForceNew replaces)."""
+
+    def replaced() -> set[str]:
+        return {k for k, rows in changed.items() if any(row[3] == "replace" for row in rows)}
+
+    done: set[str] = set()
+    while todo := replaced() - done:
+        for gone_key in sorted(todo):
+            done.add(gone_key)
+            name = (old.get(pairs.get(gone_key, gone_key)) or new[gone_key])["inputs"].get("name")
+            if not isinstance(name, str) or not name:
+                continue
+            for key in sorted(pairs):
+                if gone_key not in new[key].get("dependencies", []):
+                    continue
+                for path, value in _flatten({"inputs": new[key]["inputs"]}).items():
+                    field = path.split(".", 1)[1]
+                    if (
+                        isinstance(value, str)
+                        and re.search(rf"/{re.escape(name)}$", value)
+                        and change_kind(new[key], field) == "replace"
+                    ):
+                        row = (path, value, f"(the new id of {gone_key})", "replace")
+                        if row not in changed.setdefault(key, []):
+                            changed[key].append(row)
 
 
 # --- pull request comment ------------------------------------------------------------------

@@ -25,10 +25,9 @@ from components.driver_spec import NAME as DRIVER_DAEMONSET_NAME
 from components.gke_spec import IMAGE_CACHE_MODE
 from components.prepuller_spec import COMPONENT as PREPULLER_COMPONENT
 from components.prepuller_spec import COMPONENT_LABEL
+from gpudask.record.resource_types import CLUSTER, NODE_POOL
 
 DURATIONS_FILE = Path(__file__).with_name("durations.yaml")
-NODE_POOL = "gcp:container/nodePool:NodePool"
-CLUSTER = "gcp:container/cluster:Cluster"
 DAEMONSET = "kubernetes:apps/v1:DaemonSet"
 DASK_CLUSTER = "kubernetes:kubernetes.dask.org/v1:DaskCluster"
 DASK_AUTOSCALER = "kubernetes:kubernetes.dask.org/v1:DaskAutoscaler"

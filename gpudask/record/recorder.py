@@ -23,6 +23,7 @@ import pulumi
 import yaml
 
 from gpudask.record import pulumi_internals as sdk
+from gpudask.record.resource_types import CLUSTER, NODE_POOL, RELEASE
 
 sdk.require_compatible_sdk()
 
@@ -150,7 +151,7 @@ _FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMOCK\n-----END CERTIF
 def _computed(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     state = dict(inputs)
     project = inputs.get("project", "mock-project")
-    if type_ == "gcp:container/cluster:Cluster":
+    if type_ == CLUSTER:
         dns = {**(inputs.get("controlPlaneEndpointsConfig") or {}).get("dnsEndpointConfig", {})}
         if dns:  # GKE's format: gke-<hash>-<project number>.<location>.gke.goog
             dns["endpoint"] = f"gke-0123456789abcdef0123456789abcdef-123456789012.{inputs.get('location')}.gke.goog"
@@ -165,7 +166,7 @@ def _computed(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
         email = f"{inputs.get('accountId')}@{project}.iam.gserviceaccount.com"
         state.update(email=email, member=f"serviceAccount:{email}", uniqueId="100000000000000000001")
         return f"projects/{project}/serviceAccounts/{email}", state
-    if type_ == "gcp:container/nodePool:NodePool":
+    if type_ == NODE_POOL:
         return f"{inputs.get('cluster')}/nodePools/{inputs.get('name')}", state
     if type_ == "gcp:compute/address:Address":
         # GCP picks a free address in the subnet when none is asked for.
@@ -176,7 +177,7 @@ def _computed(type_: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
             "selfLink", f"https://www.googleapis.com/compute/v1/projects/{project}/{kind}/{inputs.get('name')}"
         )
         return f"projects/{project}/{kind}/{inputs.get('name')}", state
-    if type_ == "kubernetes:helm.sh/v3:Release":
+    if type_ == RELEASE:
         state["status"] = {
             "name": inputs.get("name"),
             "namespace": inputs.get("namespace"),

@@ -10,8 +10,7 @@ from typing import Any
 
 from components.settings import TOP_KEYS, StackSettings, parse_settings
 from gpudask.record.recorder import Recorded, Recording
-
-RELEASE = "kubernetes:helm.sh/v3:Release"
+from gpudask.record.resource_types import RELEASE
 
 
 def recorded_settings(rec: Recording) -> StackSettings:

@@ -43,6 +43,7 @@ _KNOWN_KEYS = {
     "require",
     "main_from_module",
     "schema_version",
+    "tags",
 }
 
 
@@ -69,6 +70,8 @@ class Program:
     main_from_module: tuple[str, ...] = ()
     # For a Pulumi provider: the release its schema-embed.json carries (the provider's generate.go).
     schema_version: str = ""
+    # Go build tags (`go build -tags`), e.g. Prometheus' remove_all_sd.
+    tags: tuple[str, ...] = ()
 
     @property
     def local_module(self) -> str:
@@ -91,7 +94,7 @@ class Program:
 
     def recipe(self) -> dict[str, object]:
         """Everything that decides the build output: a change to any of it means a rebuild."""
-        return {
+        recipe: dict[str, object] = {
             "module": self.module,
             "version": self.version,
             "go": self.go,
@@ -103,6 +106,9 @@ class Program:
             "main_from_module": list(self.main_from_module),
             "schema_version": self.schema_version,
         }
+        if self.tags:  # only when set: the recipes (and caches) of programs without tags stay as they were
+            recipe["tags"] = list(self.tags)
+        return recipe
 
     def recipe_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.recipe(), sort_keys=True).encode()).hexdigest()[:16]
@@ -154,7 +160,7 @@ def load_programs(path: Path = VERSIONS_FILE) -> dict[str, Program]:
         if not isinstance(binaries, dict) or not binaries or not all(isinstance(v, str) for v in binaries.values()):
             problems.append(f"{name}.binaries: {binaries!r} must map binary name -> package path, at least one")
             binaries = {}
-        for key in ("ldflags", "version_args"):
+        for key in ("ldflags", "version_args", "tags"):
             value = spec.get(key, [])
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 problems.append(f"{name}.{key}: {value!r} must be a list of strings")
@@ -192,6 +198,7 @@ def load_programs(path: Path = VERSIONS_FILE) -> dict[str, Program]:
             require=dict(spec.get("require", {})),
             main_from_module=tuple(main_from_module),
             schema_version=schema_version,
+            tags=tuple(spec.get("tags", [])),
         )
     seen: dict[str, str] = {}
     for program in programs.values():
@@ -320,6 +327,8 @@ def build_program(
         ldflags = " ".join(("-s", "-w", *program.ldflags))
         for binary in sorted(program.binaries):
             argv = [str(go), "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(staging / binary)]
+            if program.tags:
+                argv.append(f"-tags={','.join(program.tags)}")
             argv.append(program.package(binary))
             if log:
                 log(f"{program.key}: go build {program.package(binary)}")

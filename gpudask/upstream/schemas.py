@@ -36,6 +36,10 @@ CRD_FILES = {
     "DaskAutoscaler": "daskautoscaler.yaml",
     "DaskJob": "daskjob.yaml",
 }
+# CRDs not shipped by any installed package: the upstream file, unmodified below a header that
+# says where and when it was taken from.
+VENDORED_CRDS = {"PodMonitoring": Path(__file__).parent / "gmp_podmonitorings_crd.yaml"}
+CRD_KINDS = (*CRD_FILES, *VENDORED_CRDS)
 
 
 def _path(parts: Any) -> str:
@@ -76,8 +80,9 @@ def kubernetes_findings(manifest: dict[str, Any], version: str = KUBERNETES_VERS
 
 @functools.cache
 def crd_schema(kind: str) -> dict[str, Any]:
-    """The operator CRD's openAPIV3Schema for `kind`, strict: unknown fields are errors."""
-    crd = yaml.load((CHART_DIR / "crds" / CRD_FILES[kind]).read_text(), Loader=_YAML_LOADER)
+    """The CRD's openAPIV3Schema for `kind` (its first served version), strict: unknown fields are errors."""
+    path = VENDORED_CRDS[kind] if kind in VENDORED_CRDS else CHART_DIR / "crds" / CRD_FILES[kind]
+    crd = yaml.load(path.read_text(), Loader=_YAML_LOADER)
     version = next(v for v in crd["spec"]["versions"] if v.get("served", True))
     schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
     # The API server itself handles the envelope; CRD schemas leave it out.
@@ -106,10 +111,10 @@ def _strict(schema: Any) -> Any:
 
 
 def crd_findings(manifest: dict[str, Any]) -> list[str]:
-    """Every violation of the operator's CRD schema, each with its field path."""
+    """Every violation of the CRD schema of the manifest's kind, each with its field path."""
     kind = manifest.get("kind", "")
-    if kind not in CRD_FILES:
-        return [f"kind: {kind!r} is not a dask-kubernetes custom resource"]
+    if kind not in CRD_KINDS:
+        return [f"kind: {kind!r} is not a custom resource with a known CRD; known: {', '.join(CRD_KINDS)}"]
     validator = jsonschema.Draft7Validator(crd_schema(kind))
     findings = []
     for err in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path))):

@@ -32,10 +32,10 @@ import yaml
 from gpudask.local.cluster.controlplane import ControlPlane
 from gpudask.local.cluster.kube import ApiError, describe
 from gpudask.record.recorder import Recorded, Recording
+from gpudask.record.resource_types import RELEASE
 from gpudask.record.view import kubernetes_manifests
 from gpudask.upstream import programs as upstream
 
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 FIELD_MANAGER = "pulumi-kubernetes"
 CHART_FOLDER = ("operator", "deployment", "helm", "dask-kubernetes-operator")
 
@@ -104,7 +104,7 @@ def steps(rec: Recording) -> list[Step]:
     found: dict[str, Step] = {}
     for recorded, manifest in kubernetes_manifests(rec):
         found[recorded.urn] = Step(recorded, whole_numbers(manifest))
-    for recorded in rec.of_type(RELEASE_TYPE):
+    for recorded in rec.of_type(RELEASE):
         found[recorded.urn] = Step(recorded, None)
     children: dict[str, list[str]] = {}
     for urn, resource in rec.resources.items():

@@ -35,15 +35,13 @@ from components.settings import StackSettings
 from gpudask.local import procs
 from gpudask.local.cluster.controlplane import ControlPlane
 from gpudask.record.recorder import Recording
+from gpudask.record.resource_types import CLUSTER, NODE_POOL
 from gpudask.record.view import recorded_settings
 from gpudask.upstream import programs as upstream
 
-NODE_POOL_TYPE = "gcp:container/nodePool:NodePool"
-CLUSTER_TYPE = "gcp:container/cluster:Cluster"
 KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 STAGES_FILE = Path(__file__).with_name("kwok-stages.yaml")
 MAX_PODS_PER_NODE = 110  # GKE Standard's default
-_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
 
 
 class NodesError(RuntimeError):
@@ -126,14 +124,14 @@ def existing_cluster_pools(settings: StackSettings) -> list[Pool]:
 def pools(rec: Recording) -> list[Pool]:
     """The stack's node pools, read from its recording (or, for an `existingCluster` stack, from
     its settings); every unknown machine type is reported at once."""
-    if not rec.of_type(NODE_POOL_TYPE) and rec.config.get("gpu-dask:existingCluster"):
+    if not rec.of_type(NODE_POOL) and rec.config.get("gpu-dask:existingCluster"):
         return existing_cluster_pools(recorded_settings(rec))
     known = machine_types()
     problems: list[str] = []
     found: list[Pool] = []
-    clusters = rec.of_type(CLUSTER_TYPE)
+    clusters = rec.of_type(CLUSTER)
     cluster_location = str(clusters[0].inputs.get("location", "")) if clusters else ""
-    for recorded in rec.of_type(NODE_POOL_TYPE):
+    for recorded in rec.of_type(NODE_POOL):
         inputs = recorded.inputs
         name = str(inputs.get("name") or recorded.name)
         config = inputs.get("nodeConfig") or {}
@@ -166,7 +164,11 @@ def pools(rec: Recording) -> list[Pool]:
                 disk_gb=int(config.get("diskSizeGb") or 100),
                 labels={str(k): str(v) for k, v in (config.get("labels") or {}).items()},
                 taints=tuple(
-                    {"key": t["key"], "value": t.get("value", ""), "effect": _EFFECTS.get(t["effect"], t["effect"])}
+                    {
+                        "key": t["key"],
+                        "value": t.get("value", ""),
+                        "effect": catalog.TAINT_EFFECTS.get(t["effect"], t["effect"]),
+                    }
                     for t in config.get("taints") or []
                 ),
                 accelerator=str(accelerators[0]["type"]) if accelerators else None,
@@ -389,7 +391,7 @@ def stack_nodes(
     process_backed_namespaces: tuple[str, ...] = (),
 ) -> Iterator[Nodes]:
     """Start kwok and register the nodes of every pool of the recorded stack; kwok stops with the control plane."""
-    clusters = rec.of_type(CLUSTER_TYPE)
+    clusters = rec.of_type(CLUSTER)
     cluster_name = str(clusters[0].inputs.get("name", "gke")) if clusters else _existing_cluster_name(rec)
     version = cp.version()["gitVersion"]
     objects = node_objects(pools(rec), cluster_name, version, count)

@@ -1,0 +1,163 @@
+"""Metrics collection: PodMonitorings that select exactly the pods the operator builds, on the
+port each serves /metrics on, valid against the upstream GMP CRD."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import dask.config
+import pytest
+from distributed.cli import dask_scheduler
+
+from components import monitoring_spec
+from gpudask.plan import checks as recording_checks
+from gpudask.record import dask_operator
+from gpudask.record.recorder import Recording, load_config
+from gpudask.upstream import schemas as upstream_schemas
+
+from .conftest import EXISTING_STACKS, GKE_STACKS, STACKS, settings_for
+
+Run = Callable[..., Recording]
+
+
+def _manifests(rec: Recording, kind: str) -> list[dict[str, Any]]:
+    return [m for _, m in recording_checks.kubernetes_manifests(rec) if m["kind"] == kind]
+
+
+def _operator_pods(rec: Recording) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    cluster = _manifests(rec, "DaskCluster")[0]
+    groups = _manifests(rec, "DaskWorkerGroup")
+    return [
+        (o["spec"]["template"]["metadata"]["labels"], o["spec"]["template"]["spec"])
+        for o in dask_operator.created_objects(cluster, groups)
+        if o["kind"] == "Deployment"
+    ]
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+def _http_port(pod: dict[str, Any]) -> int:
+    """Where the pod's Dask HTTP server listens: `--dashboard-address` when given, else the CLI's default."""
+    args = pod["containers"][0].get("args") or []
+    if "--dashboard-address" in args:
+        address = args[args.index("--dashboard-address") + 1]
+    else:
+        assert args[:2] == ["dask", "scheduler"], args
+        address = next(p.default for p in dask_scheduler.main.params if p.name == "dashboard_address")
+    return int(str(address).rsplit(":", 1)[-1])
+
+
+def _routes(pod: dict[str, Any], component: str) -> list[str]:
+    env = {e["name"]: e.get("value") for e in pod["containers"][0].get("env") or []}
+    key = f"DASK_DISTRIBUTED__{component.upper()}__HTTP__ROUTES"
+    if key in env:
+        return dask.config.collect_env({key: env[key]})["distributed"][component]["http"]["routes"]
+    return dask.config.get(f"distributed.{component}.http.routes")
+
+
+@pytest.mark.parametrize("stack", GKE_STACKS)
+def test_gke_stacks_scrape_the_scheduler_and_every_worker_group_on_their_metrics_ports(
+    recorded: Run, stack: str
+) -> None:
+    rec, s = recorded(stack), settings_for(stack)
+    monitors = _manifests(rec, "PodMonitoring")
+    pods = _operator_pods(rec)
+    groups = {labels.get("dask.org/workergroup-name") or "scheduler" for labels, _ in pods}
+    assert len(monitors) == len(groups) == 2 + len(s.dask.worker_groups)
+    # Every pod is scraped by exactly one monitor: none is missed, none counted twice.
+    assert [sum(_selects(m["spec"]["selector"], labels) for m in monitors) for labels, _ in pods] == [1] * len(pods)
+    for monitor in monitors:
+        spec = monitor["spec"]
+        chosen = [(labels, pod) for labels, pod in pods if _selects(spec["selector"], labels)]
+        assert chosen, monitor["metadata"]["name"]
+        for labels, pod in chosen:
+            component = labels["dask.org/component"]
+            [endpoint] = spec["endpoints"]
+            assert endpoint["port"] == _http_port(pod)
+            declared = {p["containerPort"] for p in pod["containers"][0]["ports"] if p["name"] == "http-dashboard"}
+            assert declared == {endpoint["port"]}
+            assert endpoint["path"] == "/metrics"
+            assert f"distributed.http.{component}.prometheus" in _routes(pod, component)
+        assert monitor["metadata"]["namespace"] == s.dask.namespace
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_pod_monitoring_is_valid_against_the_upstream_crd(recorded: Run, stack: str) -> None:
+    for monitor in _manifests(recorded(stack), "PodMonitoring"):
+        assert upstream_schemas.crd_findings(monitor) == []
+
+
+def test_the_crd_check_catches_what_the_api_server_would_refuse_or_drop() -> None:
+    s = settings_for("prod")
+    good = monitoring_spec.pod_monitoring(s.dask, monitoring_spec.scrape_targets(s.dask)[0])
+    assert upstream_schemas.crd_findings(good) == []
+    no_interval = copy.deepcopy(good)
+    del no_interval["spec"]["endpoints"][0]["interval"]
+    misspelt = copy.deepcopy(good)
+    misspelt["spec"]["endpoints"][0]["paht"] = "/metrics"
+    bad_metadata = copy.deepcopy(good)
+    bad_metadata["spec"]["targetLabels"]["metadata"] = ["pod", "hostname"]
+    findings = {
+        "no interval": upstream_schemas.crd_findings(no_interval),
+        "misspelt": upstream_schemas.crd_findings(misspelt),
+        "bad metadata": upstream_schemas.crd_findings(bad_metadata),
+    }
+    assert all(findings.values()), findings
+    assert "'interval' is a required property" in findings["no interval"][0]
+    assert "unknown field" in findings["misspelt"][0]
+
+
+def test_the_vendored_crd_says_where_it_comes_from() -> None:
+    header = upstream_schemas.VENDORED_CRDS["PodMonitoring"].read_text().split("apiVersion:", 1)[0]
+    assert "GoogleCloudPlatform/prometheus-engine" in header and "retrieved 2026-12-03" in header
+    assert "2ffde4ec7b7e4ca1da4e32f36b692945b78a60e4" in header
+
+
+@pytest.mark.parametrize("stack", EXISTING_STACKS)
+def test_existing_cluster_stacks_scrape_nothing_unless_asked(recorded: Run, stack: str) -> None:
+    rec = recorded(stack)
+    assert _manifests(rec, "PodMonitoring") == [] and _manifests(rec, "PodMonitor") == []
+    asked = recorded(stack, overrides={"gpu-dask:monitoring": {"collection": "prometheus-operator"}})
+    monitors = _manifests(asked, "PodMonitor")
+    assert {m["metadata"]["name"] for m in monitors} == {
+        t.job for t in monitoring_spec.scrape_targets(settings_for(stack).dask)
+    }
+    assert all(m["spec"]["podMetricsEndpoints"][0]["port"] == "http-dashboard" for m in monitors)
+
+
+def test_stack_files_do_not_set_monitoring_yet() -> None:
+    # Defaults: GMP for stacks that create GKE, nothing for existing clusters (README).
+    assert all("gpu-dask:monitoring" not in load_config(s) for s in STACKS), json.dumps(STACKS)
+
+
+def test_bad_monitoring_config_is_refused_with_every_problem_at_once() -> None:
+    from components.settings import SettingsError
+
+    with pytest.raises(SettingsError) as err:
+        settings_for(
+            "dev",
+            monitoring={
+                "collection": "datadog",
+                "notificationChannels": ["email-me"],
+                "alerts": {"noGpuWorkerMinutes": 0, "spillMinuts": 3},
+                "dashbord": True,
+            },
+        )
+    text = str(err.value)
+    for expected in (
+        "monitoring.collection: 'datadog' is not allowed; one of gmp, prometheus-operator, none",
+        "monitoring.notificationChannels[0]: 'email-me' is not a notification channel id",
+        "monitoring.alerts.noGpuWorkerMinutes: 0 must be an integer >= 1",
+        "monitoring.alerts.spillMinuts: 3 is not a known key",
+        "monitoring.dashbord: True is not a known key",
+    ):
+        assert expected in text, text
+    with pytest.raises(SettingsError, match=r"monitoring.dashboard: True needs a GCP project this stack owns"):
+        settings_for(EXISTING_STACKS[0], monitoring={"dashboard": True, "collection": "gmp"})
+    with pytest.raises(SettingsError, match=r"monitoring.collection: 'none' must be gmp while monitoring.dashboard"):
+        settings_for("dev", monitoring={"collection": "none"})
