@@ -112,10 +112,12 @@ def test_the_crd_check_catches_what_the_api_server_would_refuse_or_drop() -> Non
     assert "unknown field" in findings["misspelt"][0]
 
 
-def test_the_vendored_crd_says_where_it_comes_from() -> None:
+def test_the_vendored_crds_say_where_they_come_from() -> None:
     header = upstream_schemas.VENDORED_CRDS["PodMonitoring"].read_text().split("apiVersion:", 1)[0]
     assert "GoogleCloudPlatform/prometheus-engine" in header and "retrieved 2026-12-03" in header
     assert "2ffde4ec7b7e4ca1da4e32f36b692945b78a60e4" in header
+    header = upstream_schemas.VENDORED_CRDS["PodMonitor"].read_text().split("apiVersion:", 1)[0]
+    assert "prometheus-operator/prometheus-operator" in header and "6adcebc5076c34f4f55f8f5f7b1e528929373ac7" in header
 
 
 @pytest.mark.parametrize("stack", EXISTING_STACKS)
@@ -128,6 +130,22 @@ def test_existing_cluster_stacks_scrape_nothing_unless_asked(recorded: Run, stac
         t.job for t in monitoring_spec.scrape_targets(settings_for(stack).dask)
     }
     assert all(m["spec"]["podMetricsEndpoints"][0]["port"] == "http-dashboard" for m in monitors)
+    # Valid against the vendored prometheus-operator CRD, and the plan finds nothing new.
+    assert all(upstream_schemas.crd_findings(m) == [] for m in monitors)
+    errors = [f for f in recording_checks.all_findings(asked) if f.severity == recording_checks.ERROR]
+    assert errors == []
+    policies = [m for m in _manifests(asked, "NetworkPolicy") if "-metrics-" in m["metadata"]["name"]]
+    peers = [p for m in policies for rule in m["spec"]["ingress"] for p in rule["from"]]
+    assert (
+        peers
+        == [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+            }
+        ]
+        * 2
+    )
 
 
 def test_stack_files_do_not_set_monitoring_yet() -> None:
