@@ -92,6 +92,9 @@ class GkeCluster(pulumi.ComponentResource):
             account_id=f"{args.cluster_name}-nodes",
             display_name=f"GKE nodes of {args.cluster_name} (gpu-dask)",
             project=args.project,
+            # docs/deploy.md creates it first, to grant the deploy identity actAs on this account
+            # only (not project-wide); the stack then adopts it instead of failing with 409.
+            create_ignore_already_exists=True,
             opts=child,
         )
         member = self.node_service_account.email.apply(lambda email: f"serviceAccount:{email}")

@@ -283,9 +283,17 @@ class StackSettings:
             max_nodes=1,
             spot=self.dask.scheduler_spot,
             disk_size_gb=100,
-            zones=(),
+            zones=self._scheduler_zones(),
             scheduler_only=True,
         )
+
+    def _scheduler_zones(self) -> tuple[str, ...]:
+        """On a regional cluster, the region's zones that offer the scheduler's GPU (a pool left to
+        the cluster's zones may sit where there is no L4); a zonal cluster's pool is in its zone."""
+        if not self.regional:
+            return ()
+        accelerator = SCHEDULER_GPU_MACHINE_TYPES[self.dask.scheduler_machine_type].accelerator or ""
+        return ACCELERATOR_ZONES.get(accelerator, {}).get(self.region, ())
 
     @property
     def regional(self) -> bool:

@@ -57,11 +57,17 @@ def recorded() -> Callable[..., Recording]:
     def run(stack: str, overrides: dict[str, Any] | None = None) -> Recording:
         if overrides:
             return run_program(stack, overrides=copy.deepcopy(overrides))
-        if stack not in _cache:
-            _cache[stack] = pickle.dumps(run_program(stack))
-        return pickle.loads(_cache[stack])
+        return recording(stack)
 
     return run
+
+
+def recording(stack: str) -> Recording:
+    """The stack's program run under mocks, once per test session; each call hands out its own
+    copy (a test may edit it). For module-level fixtures and helpers that cannot take `recorded`."""
+    if stack not in _cache:
+        _cache[stack] = pickle.dumps(run_program(stack))
+    return pickle.loads(_cache[stack])
 
 
 # --- one local control plane per test session (control_plane tier) -------------------------------

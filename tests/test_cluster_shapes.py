@@ -10,16 +10,17 @@ from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES
 from gpudask.local.cluster.apply import steps
 from gpudask.local.cluster.nodes import NodesError, node_objects, pools
 from gpudask.record.recorder import run_program
+from tests.conftest import recording
 
 
 @pytest.fixture(scope="module")
 def dev():
-    return run_program("dev")
+    return recording("dev")
 
 
 @pytest.fixture(scope="module")
 def prod():
-    return run_program("prod")
+    return recording("prod")
 
 
 def _by_pool(objects: list[dict]) -> dict[str, list[dict]]:
@@ -100,7 +101,7 @@ def test_unknown_machine_types_are_all_named(dev) -> None:
 
 
 def test_steps_follow_pulumis_dependency_order() -> None:
-    order = [s.what for s in steps(run_program("prod"))]
+    order = [s.what for s in steps(recording("prod"))]
     assert order.index("Namespace/dask-operator") < order.index("helm release dask-operator/dask-kubernetes-operator")
     assert order.index("helm release dask-operator/dask-kubernetes-operator") < order.index("DaskCluster/dask/rapids")
     assert order.index("Secret/dask/rapids-tls") < order.index("DaskCluster/dask/rapids")
@@ -109,6 +110,6 @@ def test_steps_follow_pulumis_dependency_order() -> None:
 
 
 def test_recorded_floats_go_out_as_integers() -> None:
-    policy = next(s for s in steps(run_program("prod")) if s.what == "NetworkPolicy/dask/rapids-scheduler-clients")
+    policy = next(s for s in steps(recording("prod")) if s.what == "NetworkPolicy/dask/rapids-scheduler-clients")
     ports = [p["port"] for rule in copy.deepcopy(policy.manifest or {})["spec"]["ingress"] for p in rule["ports"]]
     assert ports and all(type(p) is int for p in ports)

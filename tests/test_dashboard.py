@@ -121,3 +121,13 @@ def test_the_plan_prices_managed_prometheus_samples_for_dev_and_prod(recorded: R
     assert report.metrics_cost(recorded("existing")) == {}  # nothing scraped by GMP there
     summary = report.summary_markdown(report.build_plan(recorded("prod")))
     assert "~67,200 samples/h idle (6 workers)" in summary
+
+
+def test_readme_sample_figures_are_the_plans(recorded: Run) -> None:
+    from gpudask.plan import report
+    from gpudask.record.recorder import PROJECT_DIR
+
+    readme = (PROJECT_DIR / "README.md").read_text()
+    prod, dev = report.metrics_cost(recorded("prod")), report.metrics_cost(recorded("dev"))
+    assert f"Prod: ~{prod['idle']['samplesPerHour']:,} samples/h, ${prod['idle']['hourly']:.4f}/h" in readme
+    assert f"dev: ~{dev['idle']['samplesPerHour']:,} idle,\n~{dev['max']['samplesPerHour']:,} at full scale" in readme

@@ -208,6 +208,17 @@ def test_every_dask_dashboard_query_returns_data(healthy: Scraped, record_proper
     }
 
 
+def test_series_per_target_stay_within_the_plans_estimates(healthy: Scraped) -> None:
+    """The plan prices samples from monitoring_spec's per-target estimates: they must hold here."""
+    counts = {
+        r["metric"]["job"]: float(r["value"][1])
+        for r in healthy.query('count by (job) ({__name__=~".+", __name__!~"up|scrape_.*"})')
+    }
+    print("series per job:", counts)
+    assert counts["rapids-scheduler"] <= monitoring_spec.SCHEDULER_SERIES_ESTIMATE
+    assert counts["rapids-default-workers"] <= monitoring_spec.WORKER_SERIES_ESTIMATE
+
+
 def _by_key(key: str) -> dashboard_spec.Query:
     return next(q for q in dashboard_spec.dashboard_queries(_dev_settings().dask) if q.key == key)
 

@@ -112,10 +112,12 @@ def test_the_crd_check_catches_what_the_api_server_would_refuse_or_drop() -> Non
     assert "unknown field" in findings["misspelt"][0]
 
 
-def test_the_vendored_crd_says_where_it_comes_from() -> None:
+def test_the_vendored_crds_say_where_they_come_from() -> None:
     header = upstream_schemas.VENDORED_CRDS["PodMonitoring"].read_text().split("apiVersion:", 1)[0]
     assert "GoogleCloudPlatform/prometheus-engine" in header and "retrieved 2026-12-03" in header
     assert "2ffde4ec7b7e4ca1da4e32f36b692945b78a60e4" in header
+    header = upstream_schemas.VENDORED_CRDS["PodMonitor"].read_text().split("apiVersion:", 1)[0]
+    assert "prometheus-operator/prometheus-operator" in header and "6adcebc5076c34f4f55f8f5f7b1e528929373ac7" in header
 
 
 @pytest.mark.parametrize("stack", EXISTING_STACKS)
@@ -128,6 +130,22 @@ def test_existing_cluster_stacks_scrape_nothing_unless_asked(recorded: Run, stac
         t.job for t in monitoring_spec.scrape_targets(settings_for(stack).dask)
     }
     assert all(m["spec"]["podMetricsEndpoints"][0]["port"] == "http-dashboard" for m in monitors)
+    # Valid against the vendored prometheus-operator CRD, and the plan finds nothing new.
+    assert all(upstream_schemas.crd_findings(m) == [] for m in monitors)
+    errors = [f for f in recording_checks.all_findings(asked) if f.severity == recording_checks.ERROR]
+    assert errors == []
+    policies = [m for m in _manifests(asked, "NetworkPolicy") if "-metrics-" in m["metadata"]["name"]]
+    peers = [p for m in policies for rule in m["spec"]["ingress"] for p in rule["from"]]
+    assert (
+        peers
+        == [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+            }
+        ]
+        * 2
+    )
 
 
 def test_stack_files_do_not_set_monitoring_yet() -> None:
@@ -161,3 +179,51 @@ def test_bad_monitoring_config_is_refused_with_every_problem_at_once() -> None:
         settings_for(EXISTING_STACKS[0], monitoring={"dashboard": True, "collection": "gmp"})
     with pytest.raises(SettingsError, match=r"monitoring.collection: 'none' must be gmp while monitoring.dashboard"):
         settings_for("dev", monitoring={"collection": "none"})
+
+
+@pytest.mark.control_plane
+def test_pod_monitorings_and_collector_policies_apply_on_the_pinned_api_server() -> None:
+    """The real API server (upstream/versions.toml) takes the vendored CRD and prod's objects, and
+    refuses what only the CRD's CEL rules catch (jsonschema does not evaluate them). A control plane
+    of its own: a CRD is cluster-wide."""
+    import yaml
+
+    from components import security_spec
+    from gpudask.local import procs
+    from gpudask.local.cluster.controlplane import ControlPlane
+    from gpudask.local.cluster.kube import ApiError
+    from gpudask.record.recorder import run_program
+
+    rec, s = run_program("prod"), settings_for("prod")
+    wanted = [m for m in _manifests(rec, "PodMonitoring")]
+    wanted += [m for m in _manifests(rec, "NetworkPolicy") if "-metrics-" in m["metadata"]["name"]]
+    assert len(wanted) == 2 + 1 + len(s.dask.worker_groups) + 1  # 3 monitors, 2 collector policies
+    with ControlPlane(timeout=120) as cp:
+        kube = cp.kube()
+        crd = yaml.safe_load(upstream_schemas.VENDORED_CRDS["PodMonitoring"].read_text())
+        kube.apply(crd, "gpu-dask-test")
+
+        def established() -> bool:
+            got = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}")
+            return any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in (got.get("status") or {}).get("conditions") or []
+            )
+
+        assert procs.wait_for(established, 60), "the PodMonitoring CRD was not Established within 60 s"
+        kube.apply(security_spec.namespace(s.dask), "gpu-dask-test")
+        for manifest in wanted:
+            kube.apply(manifest, "gpu-dask-test")
+        stored = {m["metadata"]["name"]: m for m in kube.list(monitoring_spec.GMP_API_VERSION, "PodMonitoring", "dask")}
+        assert sorted(stored) == sorted(m["metadata"]["name"] for m in wanted if m["kind"] == "PodMonitoring")
+        assert stored["rapids-scheduler"]["spec"]["endpoints"] == [
+            {"interval": "30s", "path": "/metrics", "port": 8787}
+        ]
+        protected = copy.deepcopy(wanted[0])
+        protected["metadata"]["name"] = "relabels-namespace"
+        protected["spec"]["targetLabels"]["fromPod"] = [{"from": "dask.org/cluster-name", "to": "namespace"}]
+        assert upstream_schemas.crd_findings(protected) == []  # jsonschema cannot see it
+        with pytest.raises(ApiError) as refused:
+            kube.apply(protected, "gpu-dask-test")
+        assert refused.value.status == 422
+        assert 'cannot relabel onto protected label "namespace"' in refused.value.message

@@ -240,7 +240,8 @@ def test_cost_table_prices_pools_and_idle(recorded: Run) -> None:
     # The scheduler's spot L4 node (g2-standard-4, 100 GB pd-ssd) runs whenever the cluster does.
     assert costs["scheduler"].idle_nodes == 1
     scheduler_node = 0.28 + 100 * 0.17 / 730
-    assert plan.idle_hourly == pytest.approx(0.10 + 0.134 + 100 * 0.10 / 730 + scheduler_node, abs=0.001)
+    nat = 2 * 0.0014 + 0.005  # Cloud NAT: 2 idle nodes use the gateway, plus its IP
+    assert plan.idle_hourly == pytest.approx(0.10 + 0.134 + 100 * 0.10 / 730 + scheduler_node + nat, abs=0.001)
 
 
 def test_prod_idle_and_full_cost_recomputed_by_hand(recorded: Run) -> None:
@@ -253,11 +254,12 @@ def test_prod_idle_and_full_cost_recomputed_by_hand(recorded: Run) -> None:
     gpu_node = 2 * 3.67 + 300 * 0.17 / 730
     system_node = 0.268 + 100 * 0.10 / 730
     scheduler_node = 0.71 + 100 * 0.17 / 730  # on-demand L4 (g2-standard-4), always up
-    idle = 2 * gpu_node + 1 * system_node + scheduler_node + 0.10
-    full = 4 * gpu_node + 3 * system_node + scheduler_node + 0.10
+    ilb = 0.025  # the scheduler's internal load balancer: one forwarding rule
+    idle = 2 * gpu_node + 1 * system_node + scheduler_node + 0.10 + (4 * 0.0014 + 0.005) + ilb
+    full = 4 * gpu_node + 3 * system_node + scheduler_node + 0.10 + (8 * 0.0014 + 0.005) + ilb
     costs = {c.pool: c for c in plan.costs}
     assert (costs["a100"].idle_nodes, costs["system"].idle_nodes) == (2, 1)
-    assert plan.idle_hourly == pytest.approx(idle, abs=0.001)  # 15.20 $/h, not 7.71 (min nodes, no disks)
+    assert plan.idle_hourly == pytest.approx(idle, abs=0.001)
     assert plan.max_hourly == pytest.approx(full, abs=0.001)
 
 
@@ -359,3 +361,27 @@ def test_existing_cluster_scheduler_on_a_pool_too_small_is_found(recorded: Run) 
     dask = {"name": "rapids", "namespace": "dask-team", "schedulerCpu": 8, "schedulerGpu": False}
     rec = recorded("existing", overrides={"gpu-dask:dask": dask, "gpu-dask:systemMachineType": "e2-standard-2"})
     assert any("fits no node pool" in f and "default-pool" in f for f in findings(rec)), findings(rec)
+
+
+def test_nat_load_balancer_and_secondary_disks_are_priced(recorded: Run) -> None:
+    """Prices from gpudask/plan/prices.yaml (Cloud NAT and load balancing pricing pages, read 2026-12-03)."""
+    prod = planning.build_plan(recorded("prod"))
+    extras = {e.item: e for e in prod.extras}
+    assert set(extras) == {"Cloud NAT", "internal load balancer"}
+    assert extras["internal load balancer"].idle_hourly == pytest.approx(0.025)
+    # Each cold GPU node pulls the ~14 GiB image through NAT at $0.045/GiB.
+    assert prod.per_cold_node == pytest.approx(14 * 0.045)
+    assert "internal load balancer" not in {e.item for e in planning.build_plan(recorded("dev")).extras}
+    pools = {
+        "a100": {
+            "machineType": "a2-highgpu-1g",
+            "minNodes": 0,
+            "maxNodes": 2,
+            "spot": True,
+            "secondaryBootDiskImage": "projects/gpu-dask-dev/global/images/rapids-cache",
+        }
+    }
+    cached = planning.build_plan(recorded("dev", overrides={"gpu-dask:gpuNodePools": pools}))
+    a100 = next(c for c in cached.costs if c.pool == "a100")
+    assert a100.secondary_disk_hourly == pytest.approx(50 * 0.10 / 730, abs=1e-4)
+    assert a100.hourly == pytest.approx(a100.machine_hourly + a100.disk_hourly + a100.secondary_disk_hourly)

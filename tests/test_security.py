@@ -21,6 +21,7 @@ from gpudask.local.rehearse import Rehearsal, rehearsal
 from gpudask.plan import checks as recording_checks
 from gpudask.record import dask_operator
 from gpudask.record.recorder import Recording, load_config, run_program
+from tests.conftest import recording
 
 from .conftest import STACKS, settings_for
 
@@ -137,7 +138,7 @@ def test_tls_stack_wires_certificates_into_pods_and_outputs(recorded: Run) -> No
 def test_without_the_explicit_address_the_operator_would_inject_tcp() -> None:
     """Why workers carry DASK_SCHEDULER_ADDRESS with TLS: the operator's builder fills in
     tcp:// when it is absent, which a require-encryption scheduler refuses."""
-    rec = run_program("prod")
+    rec = recording("prod")
     cluster = copy.deepcopy(_manifests(rec, "DaskCluster")[0])
     container = cluster["spec"]["worker"]["spec"]["containers"][0]
     container["env"] = [e for e in container["env"] if e["name"] != "DASK_SCHEDULER_ADDRESS"]
@@ -188,7 +189,7 @@ def _tls_outputs(running: Rehearsal, dev_outputs: dict[str, Any]) -> dict[str, A
 
 @pytest.mark.process
 def test_connect_uses_the_tls_outputs(tls_cluster: Rehearsal, tmp_path: Path) -> None:
-    outputs = _tls_outputs(tls_cluster, run_program("dev").outputs)
+    outputs = _tls_outputs(tls_cluster, recording("dev").outputs)
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
     with connect(outputs=path) as conn:
@@ -198,7 +199,7 @@ def test_connect_uses_the_tls_outputs(tls_cluster: Rehearsal, tmp_path: Path) ->
 
 @pytest.mark.process
 def test_tls_outputs_with_a_plain_address_are_refused(tls_cluster: Rehearsal) -> None:
-    outputs = _tls_outputs(tls_cluster, run_program("dev").outputs)
+    outputs = _tls_outputs(tls_cluster, recording("dev").outputs)
     outputs["schedulerAddress"] = outputs["schedulerAddress"].replace("tls://", "tcp://")
     with pytest.raises(ConnectError, match="is not a tls:// address, but the stack has TLS certificates"):
         stack_outputs(outputs=outputs)

@@ -444,3 +444,19 @@ def test_operator_chart_defaults_to_the_published_repository_and_refuses_machine
         with pytest.raises(SettingsError) as caught:
             parse_settings({**raw, "operatorChart": bad}, project)
         assert f"operatorChart: {bad!r} must be empty (the published repository) or a chart folder" in str(caught.value)
+
+
+def test_a_regional_clusters_scheduler_pool_sits_where_its_gpu_is() -> None:
+    """us-central1 has zones a, b, c and f; L4 (g2-standard-4) is offered in a, b and c only."""
+    s = settings_for("dev", location="us-central1")
+    assert s.regional and s.scheduler_pool is not None
+    assert s.scheduler_pool.zones == ("us-central1-a", "us-central1-b", "us-central1-c")
+    # A zonal cluster's pool stays in the cluster's zone.
+    zonal = settings_for("dev").scheduler_pool
+    assert zonal is not None and zonal.zones == ()
+
+
+def test_the_scheduler_pools_node_locations_reach_the_node_pool(recorded: Any) -> None:
+    rec = recorded("dev", overrides={"gpu-dask:location": "us-central1"})
+    pool = next(p for p in rec.of_type("gcp:container/nodePool:NodePool") if p.inputs["name"] == "scheduler")
+    assert pool.inputs["nodeLocations"] == ["us-central1-a", "us-central1-b", "us-central1-c"]

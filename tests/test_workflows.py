@@ -16,7 +16,7 @@ import yaml
 
 from gpudask.plan import report as planning
 from gpudask.record.recorder import PROJECT_DIR, run_program, stacks
-from tests.conftest import EXISTING_STACKS, GKE_STACKS
+from tests.conftest import EXISTING_STACKS, GKE_STACKS, recording
 
 WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
@@ -176,8 +176,6 @@ def test_cloud_jobs_reach_the_control_plane_through_the_dns_endpoint() -> None:
     credentials as application-default credentials (what the kubeconfig's plugin reads)."""
     import yaml as _yaml
 
-    from gpudask.record.recorder import run_program
-
     jobs = _jobs()
     for key in CLOUD_JOBS:
         job = jobs[key]
@@ -193,7 +191,7 @@ def test_cloud_jobs_reach_the_control_plane_through_the_dns_endpoint() -> None:
     # Only stacks that create their cluster export a kubeconfig; an existingCluster stack
     # reaches its cluster through a context of the ambient kubeconfig.
     for stack in GKE_STACKS:
-        rec = run_program(stack)
+        rec = recording(stack)
         config = _yaml.safe_load(rec.outputs["kubeconfig"])
         assert config["clusters"][0]["cluster"]["server"].endswith(".gke.goog"), stack
         assert config["users"][0]["user"]["exec"]["args"] == ["--use_application_default_credentials"], stack
@@ -209,7 +207,7 @@ def test_preview_comments_and_fails_on_policy_violations() -> None:
 # --- what the plan job posts --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def dev_plan() -> planning.Plan:
-    return planning.build_plan(run_program("dev"))
+    return planning.build_plan(recording("dev"))
 
 
 def test_comment_shows_a_pool_max_nodes_change(dev_plan: planning.Plan) -> None:

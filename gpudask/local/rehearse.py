@@ -11,7 +11,6 @@ operator injects, and `dask-cuda-worker` -> `dask worker` where no GPU is usable
 from __future__ import annotations
 
 import contextlib
-import datetime
 import itertools
 import os
 import shutil
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from components.catalog import GPU_RESOURCE
-from gpudask.local import procs
+from gpudask.local import pki, procs
 from gpudask.local.procs import LOOPBACK, free_port, port_open
 from gpudask.record.dask_operator import created_objects, dask_clusters
 from gpudask.record.recorder import Recording
@@ -329,62 +328,22 @@ TLS_ROLES = ("scheduler", "worker", "client")
 
 def write_tls_files(folder: Path) -> dict[str, Path]:
     """A private CA and scheduler/worker/client certificates, as the stack's Secret holds them
-    (`ca.pem`, `<role>.pem`, `<role>-key.pem`); the stack's own come from pulumi-tls."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
+    (`ca.pem`, `<role>.pem`, `<role>-key.pem`); the stack's own come from pulumi-tls. Made by the
+    one local CA (`pki.Authority`), whose key is deleted once they are signed: the folder holds
+    what the Secret would, nothing more."""
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC)
-
-    def name(common_name: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-    def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        path.write_bytes(pem)
-        path.chmod(0o600)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("gpu-dask rehearsal CA"))
-        .issuer_name(name("gpu-dask rehearsal CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    files = {"ca": folder / "ca.pem"}
-    files["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    for role in TLS_ROLES:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name(f"rehearsal-{role}"))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.DNSName(LOOPBACK)]), critical=False
-            )
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                critical=False,
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        files[role] = folder / f"{role}.pem"
-        files[role].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        files[f"{role}-key"] = folder / f"{role}-key.pem"
-        write_key(files[f"{role}-key"], key)
+    workdir = Path(tempfile.mkdtemp(prefix="gpudask-rehearsal-ca-"))
+    try:
+        ca = pki.Authority(workdir, name="gpu-dask rehearsal CA")
+        files = {"ca": folder / "ca.pem"}
+        shutil.copyfile(ca.cert, files["ca"])
+        for role in TLS_ROLES:
+            pair = ca.issue(role, f"rehearsal-{role}", hosts=("localhost", LOOPBACK), server=True, client=True)
+            files[role], files[f"{role}-key"] = folder / f"{role}.pem", folder / f"{role}-key.pem"
+            shutil.move(pair.cert, files[role])
+            shutil.move(pair.key, files[f"{role}-key"])  # a rename: keeps the key's 0600
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     return files
 
 

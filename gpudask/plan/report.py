@@ -56,6 +56,8 @@ class PoolCost:
     """What prices.yaml lacks for this pool (priced as 0); empty when fully priced."""
     gpus: int = 0
     """GPUs per node (any type: the A100 workers' and the scheduler's small one)."""
+    secondary_disk_hourly: float = 0.0
+    """One node's secondary boot disk (image cache), per hour; 0 without one."""
 
     @property
     def machine_hourly(self) -> float:
@@ -63,8 +65,8 @@ class PoolCost:
 
     @property
     def hourly(self) -> float:
-        """One node: machine (with its GPUs) plus boot disk."""
-        return self.machine_hourly + self.disk_hourly
+        """One node: machine (with its GPUs) plus boot disk and any secondary boot disk."""
+        return self.machine_hourly + self.disk_hourly + self.secondary_disk_hourly
 
     @property
     def idle_hourly(self) -> float:
@@ -73,6 +75,18 @@ class PoolCost:
     @property
     def max_hourly(self) -> float:
         return self.hourly * self.max_nodes
+
+
+@dataclass
+class ExtraCost:
+    """A cost outside the node pools: Cloud NAT, the internal load balancer's forwarding rule."""
+
+    item: str
+    idle_hourly: float
+    max_hourly: float
+    per_cold_node: float = 0.0
+    """A one-off charge each time a GPU node starts cold (NAT processing of the image pull)."""
+    basis: str = ""
 
 
 @dataclass
@@ -86,6 +100,7 @@ class Plan:
     prices_note: str = ""
     quotas: list[dict[str, Any]] = field(default_factory=list)
     engine: str = ENGINE_MOCKS
+    extras: list[ExtraCost] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     """Managed Prometheus samples and their price (metrics_cost); empty when nothing is scraped by GMP."""
 
@@ -114,12 +129,17 @@ class Plan:
 
     @property
     def idle_hourly(self) -> float:
-        """What runs when nobody works: each pool's idle nodes with their disks, plus the fee."""
-        return self.cluster_fee_hour + sum(c.idle_hourly for c in self.costs)
+        """What runs when nobody works: each pool's idle nodes with their disks, the fee, NAT and load balancer."""
+        return self.cluster_fee_hour + sum(c.idle_hourly for c in self.costs) + sum(e.idle_hourly for e in self.extras)
 
     @property
     def max_hourly(self) -> float:
-        return self.cluster_fee_hour + sum(c.max_hourly for c in self.costs)
+        return self.cluster_fee_hour + sum(c.max_hourly for c in self.costs) + sum(e.max_hourly for e in self.extras)
+
+    @property
+    def per_cold_node(self) -> float:
+        """The one-off charge of one GPU node starting cold (NAT processing of its image pull)."""
+        return sum(e.per_cold_node for e in self.extras)
 
     @property
     def timeline(self) -> timing.Timeline:
@@ -140,6 +160,8 @@ class Plan:
                     for c in self.costs
                 ],
                 "clusterFeeHour": self.cluster_fee_hour,
+                "extras": [asdict(e) for e in self.extras],
+                "perColdNode": round(self.per_cold_node, 3),
                 "idleHourly": round(self.idle_hourly, 3),
                 "maxHourly": round(self.max_hourly, 3),
                 "note": self.prices_note,
@@ -263,6 +285,10 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
         disk_month = prices["per_disk_gb_month"].get(disk_type)
         if disk_month is None:
             missing.append(disk_type)
+        secondary = 0.0
+        if config.get("secondaryBootDisks"):
+            per_gb = prices["per_disk_gb_month"][prices["secondary_boot_disk_type"]]
+            secondary = len(config["secondaryBootDisks"]) * prices["secondary_boot_disk_gb"] * per_gb
         scaling = p.inputs.get("autoscaling") or {}
         name = p.inputs.get("name", p.name)
         costs.append(
@@ -280,6 +306,7 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
                 disk_hourly=round((disk_month or 0.0) * disk_gb / float(prices["hours_per_month"]), 4),
                 unpriced=", ".join(missing),
                 gpus=sum(int(acc.get("count", 0)) for acc in accelerators),
+                secondary_disk_hourly=round(secondary / float(prices["hours_per_month"]), 4),
             )
         )
     note = f"{prices['region']} list prices of {prices['date']} ({PRICES_FILE.relative_to(PROJECT_DIR)}); estimates"
@@ -287,6 +314,49 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
         # existingCluster: the cluster and its nodes are someone else's bill.
         return costs, 0.0, "no GKE cluster or pool is declared (existingCluster): their cost is not this stack's"
     return costs, float(prices["cluster_fee_hour"]), note
+
+
+def extra_costs(rec: Recording, costs: list[PoolCost]) -> list[ExtraCost]:
+    """Cloud NAT (per VM using it, its IP, and the image each cold GPU node pulls through it) and
+    one forwarding rule per internal LoadBalancer Service, from prices.yaml."""
+    prices = yaml.safe_load(PRICES_FILE.read_text())
+    extras = []
+    if rec.of_type("gcp:compute/routerNat:RouterNat"):
+        nat = prices["nat"]
+
+        def gateway(nodes: int) -> float:
+            return min(nodes * nat["per_vm_hour"], nat["max_hour"]) + nat["per_ip_hour"]
+
+        idle = sum(c.idle_nodes for c in costs)
+        full = sum(c.max_nodes for c in costs)
+        extras.append(
+            ExtraCost(
+                "Cloud NAT",
+                round(gateway(idle), 4),
+                round(gateway(full), 4),
+                round(prices["cold_node_pull_gib"] * nat["per_gib"], 3),
+                f"${nat['per_vm_hour']}/h per node (capped ${nat['max_hour']}/h) + ${nat['per_ip_hour']}/h IP; "
+                f"${nat['per_gib']}/GiB: ~{prices['cold_node_pull_gib']} GiB image per cold GPU node",
+            )
+        )
+    services = [
+        m
+        for _, m in recording_checks.kubernetes_manifests(rec)
+        if m.get("kind") == "Service" and (m.get("spec") or {}).get("type") == "LoadBalancer"
+    ]
+    if services:
+        rules = len(services) * prices["forwarding_rule_hour"]
+        extras.append(
+            ExtraCost(
+                "internal load balancer",
+                rules,
+                rules,
+                0.0,
+                f"{len(services)} forwarding rule(s) at ${prices['forwarding_rule_hour']}/h; "
+                f"${prices['lb_per_gib']}/GiB processed (client traffic, not modeled)",
+            )
+        )
+    return extras
 
 
 def metrics_cost(rec: Recording) -> dict[str, Any]:
@@ -317,6 +387,7 @@ def build_plan(rec: Recording) -> Plan:
         for f in recording_checks.all_findings(rec)
     ]
     plan = Plan(rec.stack, resource_records(rec), outputs, findings, costs, fee, note, quotas.needed(rec))
+    plan.extras = extra_costs(rec, costs)
     plan.metrics = metrics_cost(rec)
     return plan
 
@@ -440,6 +511,9 @@ def summary_markdown(plan: Plan) -> str:
         )
     lines += [
         f"| cluster fee | | | | | | {plan.cluster_fee_hour:.2f} | {plan.cluster_fee_hour:.2f} |",
+        *[f"| {e.item} | | | | | {e.basis} | {e.idle_hourly:.3f} | {e.max_hourly:.3f} |" for e in plan.extras],
+        "",
+        f"Each GPU node that starts cold also costs ${plan.per_cold_node:.2f} once (NAT processing of its image pull).",
         "",
         f"**Idle: ${plan.idle_hourly:.2f}/h** (what runs when nobody works: replicas no autoscaler owns, "
         f"the scheduler and operator, every pool's minimum, boot disks, the cluster fee); "

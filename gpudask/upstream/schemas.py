@@ -38,7 +38,10 @@ CRD_FILES = {
 }
 # CRDs not shipped by any installed package: the upstream file, unmodified below a header that
 # says where and when it was taken from.
-VENDORED_CRDS = {"PodMonitoring": Path(__file__).parent / "gmp_podmonitorings_crd.yaml"}
+VENDORED_CRDS = {
+    "PodMonitoring": Path(__file__).parent / "gmp_podmonitorings_crd.yaml",
+    "PodMonitor": Path(__file__).parent / "prometheus_operator_podmonitors_crd.yaml",
+}
 CRD_KINDS = (*CRD_FILES, *VENDORED_CRDS)
 
 
