@@ -257,8 +257,11 @@ def test_scaling_with_the_seeds_client_then_up_without_and_with_refresh(stack_on
     group = kube.get(kube.path("kubernetes.dask.org/v1", "DaskWorkerGroup", f"{name}-default", namespace))
     assert group["spec"]["worker"]["replicas"] == 1
     # kopf's finalizer holds the deletion until the operator has handled it.
-    autoscaler_obj = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskAutoscaler"}
-    autoscaler_obj["metadata"] = {"name": name, "namespace": namespace}
+    autoscaler_obj: dict[str, Any] = {
+        "apiVersion": "kubernetes.dask.org/v1",
+        "kind": "DaskAutoscaler",
+        "metadata": {"name": name, "namespace": namespace},
+    }
     deadline = time.monotonic() + 60
     while kube.exists(autoscaler_obj) and time.monotonic() < deadline:
         time.sleep(0.5)

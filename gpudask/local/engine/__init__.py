@@ -366,32 +366,6 @@ def load_balancer_stand_in(kube: Any, interval: float = 0.5) -> Iterator[None]:
         thread.join(timeout=5)
 
 
-MANAGED_CRDS_MANAGER = "gke-managed-crds-stand-in"
-
-
-def install_managed_crds(kube: Any, timeout: float = 60.0) -> list[str]:
-    """The CRDs GKE's managed add-ons install (Managed Prometheus' PodMonitoring), from the upstream files
-    kept in gpudask/upstream/: a stand-in for the add-on, which a local control plane does not have."""
-    from gpudask.upstream.schemas import VENDORED_CRDS
-
-    names = []
-    for path in VENDORED_CRDS.values():
-        crd = yaml.safe_load(path.read_text())
-        kube.apply(crd, MANAGED_CRDS_MANAGER)
-        names.append(crd["metadata"]["name"])
-    deadline = time.monotonic() + timeout
-    for name in names:
-        crd_path = kube.path("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
-        while not any(
-            c.get("type") == "Established" and c.get("status") == "True"
-            for c in (kube.get(crd_path).get("status") or {}).get("conditions") or []
-        ):
-            if time.monotonic() > deadline:
-                raise EngineError(f"CRD {name} not Established {timeout:.0f} s after it was applied")
-            time.sleep(0.2)
-    return names
-
-
 @dataclass
 class StackUp:
     engine: Engine
@@ -421,9 +395,11 @@ def stack_up(
 
     say = log or (lambda _line: None)
     engine = Engine(stack or rec.stack, cp.kubeconfig, work, checkout=checkout)
+    from gpudask.local.cluster.managed import install_managed_crds
+
     kube = cp.kube()
     for crd in install_managed_crds(kube):
-        engine.notes.append(f"CRD {crd}: installed as GKE's managed add-on would (stand-in)")
+        engine.notes.append(f"CRD {crd}: installed as the cluster's monitoring add-on would (stand-in)")
     with load_balancer_stand_in(kube):
         process = engine.start("up", config=config, **flags)
         say(f"pulumi up {engine.stack} (CLI {cli_version()}, pulumi-resource-kubernetes {provider_version()})")
