@@ -7,7 +7,12 @@ which group is being scaled, so it may answer with another group's idle worker, 
 Deployment the operator then deletes (https://github.com/dask/dask-kubernetes/issues/914); and it never names a worker
 that has not connected yet, so that worker's Deployment (and its GPU node) stays (https://github.com/dask/dask-kubernetes/issues/817).
 
-This preload makes both count-only paths fail. The operator then takes its last path: it
+This preload makes both of the operator's count-only paths fail (the HTTP handler's call and
+the RPC handler); a user's own `client.retire_workers(n=...)` (the scheduler's
+`retire_workers` calling `workers_to_close` itself) is untouched. With the stack's operator
+plugin (components/operator_plugin.py) the operator never takes these paths: it chooses the
+group's own workers and retires them by address. The preload stays for an operator without
+the plugin (an existing cluster's own). The operator then takes its last path: it
 deletes `n` of the scaled group's own Deployments, chosen by the `dask.org/workergroup-name`
 label. Each deleted worker leaves gracefully through its preStop hook
 (`components/worker_prestop.py`), which asks the scheduler to retire it by name, so its data
@@ -21,6 +26,7 @@ as a module (distributed.preloading), so the RAPIDS image needs nothing extra in
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 REFUSAL = (
@@ -29,15 +35,32 @@ REFUSAL = (
 )
 
 
+HTTP_HANDLER_MODULE = "distributed.http.scheduler.api"  # RetireWorkersHandler.post calls workers_to_close(n=...)
+
+
+def _called_by_the_http_api() -> bool:
+    caller = sys._getframe(2)  # workers_to_close's caller
+    return caller.f_globals.get("__name__") == HTTP_HANDLER_MODULE
+
+
 def dask_setup(scheduler: Any) -> None:
     original = scheduler.workers_to_close
 
-    def workers_to_close(*args: Any, n: int | None = None, **kwargs: Any) -> Any:
-        if n:
-            logging.getLogger("distributed.scheduler").info(REFUSAL)
-            raise RuntimeError(REFUSAL)
-        return original(*args, **kwargs)
+    def refuse() -> None:
+        logging.getLogger("distributed.scheduler").info(REFUSAL)
+        raise RuntimeError(REFUSAL)
 
-    # The HTTP API handler calls the attribute; the RPC table holds the bound method.
+    def workers_to_close(*args: Any, n: int | None = None, **kwargs: Any) -> Any:
+        # The attribute is called by the HTTP API handler (the operator) and by the scheduler's
+        # own retire_workers(n=...) (a user's client): refuse only the first.
+        if n and _called_by_the_http_api():
+            refuse()
+        return original(*args, n=n, **kwargs)
+
+    def workers_to_close_rpc(*args: Any, n: int | None = None, **kwargs: Any) -> Any:
+        if n:  # the operator's RPC fallback asks by count
+            refuse()
+        return original(*args, n=n, **kwargs)
+
     scheduler.workers_to_close = workers_to_close
-    scheduler.handlers["workers_to_close"] = workers_to_close
+    scheduler.handlers["workers_to_close"] = workers_to_close_rpc

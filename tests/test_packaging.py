@@ -24,7 +24,9 @@ EXTRAS: dict[str, list[str]] = PYPROJECT["project"]["optional-dependencies"]
 # Dask and the operator's client: clients must run the cluster's (the image's) Dask.
 DASK_FAMILY = {"dask", "distributed", "dask-kubernetes", "rapids-dask-dependency"}
 # Imported only where the RAPIDS image provides them (a GPU host); never installed by us.
-FROM_THE_IMAGE = {"cupy", "cudf"}
+# cupy, cudf: the RAPIDS image; kopf, aiohttp: the operator image, where components/operator_plugin.py runs
+# (dask-kubernetes depends on both, so the venv has them for the plugin's tests).
+FROM_THE_IMAGE = {"cupy", "cudf", "kopf", "aiohttp"}
 
 
 def _name(requirement: str) -> str:
