@@ -43,18 +43,23 @@ def declare(
     on_cluster = pulumi.ResourceOptions(providers=[provider])
     if settings.uses_driver_daemonset:
         NvidiaDriverInstaller("nvidia-driver", on_cluster)
-    operator = DaskOperator(
-        "dask-operator",
-        DaskOperatorArgs(
-            version=settings.operator_version, node_pool=settings.system_pool, chart=settings.operator_chart
-        ),
-        on_cluster,
+    # existingCluster.installOperator: false -> the host cluster's operator (and CRDs) serve us.
+    operator = (
+        DaskOperator(
+            "dask-operator",
+            DaskOperatorArgs(
+                version=settings.operator_version, node_pool=settings.system_pool, chart=settings.operator_chart
+            ),
+            on_cluster,
+        )
+        if settings.installs_operator
+        else None
     )
     dask = GpuDaskCluster(
         "dask",
         GpuDaskClusterArgs(settings.dask, tls_issuer=tls_issuer, internal_address=internal_address),
         # The operator (and its CRDs) only: GPU nodes arrive on their own when workers are pending.
-        pulumi.ResourceOptions(providers=[provider], depends_on=[operator.release]),
+        pulumi.ResourceOptions(providers=[provider], depends_on=[operator.release] if operator else []),
     )
     if settings.monitoring.collection != "none":
         # In the Dask namespace; the collector reaches /metrics once its policies exist.

@@ -197,6 +197,9 @@ class ExistingClusterSettings:
     the provider gets this name and an empty `kubeconfig`."""
     system_pool: str
     """Omitted -> `system`: the CPU pool (GKE `cloud.google.com/gke-nodepool` label) of the operator and scheduler."""
+    install_operator: bool = True
+    """False -> the cluster already runs the Dask operator (its CRDs and ClusterRole are its owner's):
+    the stack installs no Helm release and creates only namespaced objects and Dask resources."""
 
 
 MONITORING_COLLECTIONS = ("gmp", "prometheus-operator", "none")
@@ -294,6 +297,11 @@ class StackSettings:
             return ()
         accelerator = SCHEDULER_GPU_MACHINE_TYPES[self.dask.scheduler_machine_type].accelerator or ""
         return ACCELERATOR_ZONES.get(accelerator, {}).get(self.region, ())
+
+    @property
+    def installs_operator(self) -> bool:
+        """The stack installs the Dask operator chart (always on a cluster it creates)."""
+        return self.existing_cluster is None or self.existing_cluster.install_operator
 
     @property
     def regional(self) -> bool:
@@ -510,7 +518,7 @@ ALERT_KEYS = {
 }  # fmt: skip
 # Cloud Monitoring notification channel ids, as `gcloud beta monitoring channels list` prints them.
 _CHANNEL = re.compile(r"^projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/notificationChannels/[0-9]+$")
-EXISTING_KEYS = {"context", "systemPool"}
+EXISTING_KEYS = {"context", "systemPool", "installOperator"}
 # What the program gives an existing cluster's Kubernetes provider as `kubeconfig`: empty, so the
 # provider loads the ambient kubeconfig and the state holds nothing of the machine that ran it.
 EXISTING_CLUSTER_KUBECONFIG = ""
@@ -927,7 +935,9 @@ def _parse_existing(problems: _Problems, raw: Any) -> ExistingClusterSettings | 
         problems.add(
             e.key("systemPool"), system_pool, "is not a GKE node pool name (lowercase, digits, '-', at most 40)"
         )
-    return ExistingClusterSettings(context=context, system_pool=system_pool)
+    return ExistingClusterSettings(
+        context=context, system_pool=system_pool, install_operator=e.boolean("installOperator", True)
+    )
 
 
 def _parse_monitoring(problems: _Problems, raw: dict[str, Any], existing: bool) -> MonitoringSettings:

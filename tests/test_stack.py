@@ -320,3 +320,22 @@ def test_existing_cluster_installs_the_driver_only_with_daemonset(recorded: Run,
     rec = recorded("existing", overrides={"gpu-dask:driver": driver})
     assert len(rec.of_type(DAEMONSET)) == daemonsets
     assert rec.of_type(NODE_POOL) == []
+
+
+def test_existing_cluster_can_use_the_operator_it_already_runs(recorded: Run) -> None:
+    """existingCluster.installOperator: false -> no Helm release (no CRDs, ClusterRole or release
+    ownership fight with the host's operator); the Dask resources still go in."""
+    rec = recorded(
+        "existing",
+        overrides={
+            "gpu-dask:existingCluster": {
+                "context": "gke_my-project_us-central1-c_team-cluster",
+                "systemPool": "default-pool",
+                "installOperator": False,
+            }
+        },
+    )
+    assert rec.of_type(RELEASE) == []
+    cluster = rec.one(DASK_CLUSTER)
+    assert not [d for d in cluster.dependencies if "helm.sh" in d or "DaskOperator" in d]
+    assert recorded("existing").of_type(RELEASE), "the default still installs the operator"

@@ -90,6 +90,10 @@ EXISTING: dict[str, Key] = {
         "GKE pool name of the on-demand CPU pool for the operator, the scheduler and CPU workers",
         default="`system`",
     ),
+    "installOperator": Key(
+        "false: the cluster already runs the Dask operator; no Helm release, CRDs or ClusterRole are installed",
+        default="`true`",
+    ),
 }
 
 POOL: dict[str, Key] = {
