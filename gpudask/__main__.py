@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,6 +19,9 @@ from rich.table import Table
 from components.catalog import GPU_RESOURCE
 from gpudask.plan import report as planning
 from gpudask.record.recorder import PROJECT_DIR, ProgramFailed, Recording, load_config, run_program, stacks
+
+if TYPE_CHECKING:
+    from gpudask.local.cluster.runtime import DaskRuntime
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_PROGRAM_FAILED = 0, 1, 2
 
@@ -223,6 +227,8 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
             problems = [f"{what}: {message}" for what, message in report.failures] + placement.problems + dask_problems
             rss = cp.rss_mb()
             print(f"memory: {sum(rss.values()):.0f} MiB RSS ({', '.join(f'{k} {v:.0f}' for k, v in rss.items())})")
+            if args.serve:
+                _serve_cluster(rec, runtime, console)
     except (ControlPlaneError, NodesError, upstream.UpstreamError) as err:
         console.print(f"[red bold]control plane failed:[/red bold] {escape(str(err))}", highlight=False, soft_wrap=True)
         return EXIT_PROGRAM_FAILED
@@ -234,6 +240,31 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
         return EXIT_FINDINGS
     console.print("[green]everything that should run runs[/green]")
     return EXIT_CLEAN
+
+
+def _serve_cluster(rec: Recording, runtime: DaskRuntime, console: Console) -> None:
+    """Keep the control plane, the operator and the Dask processes up until Ctrl-C / SIGTERM,
+    after saying how to reach them (the seeds' own commands work against them)."""
+    from gpudask.local.rehearse import dask_cluster_and_groups
+
+    cluster, _ = dask_cluster_and_groups(rec)
+    name = cluster["metadata"]["name"]
+    print(f"kubeconfig: {runtime.cp.kubeconfig}", flush=True)
+    print(f"scheduler: {runtime.scheduler_address(name)}", flush=True)
+    if runtime.tls_dir is not None and (runtime.tls_dir / "client.pem").exists():
+        folder = runtime.tls_dir
+        print(f"tls: ca={folder / 'ca.pem'} cert={folder / 'client.pem'} key={folder / 'client-key.pem'}", flush=True)
+    print(f"try: KUBECONFIG=... kubectl get all -n {runtime.namespace} -l dask.org/cluster-name={name}", flush=True)
+    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        console.print("serving until Ctrl-C / SIGTERM")
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        console.print("stopping the control plane, the operator and the Dask processes")
+        _STOPPED_BY_SIGNAL.set()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
@@ -394,7 +425,12 @@ def main(argv: list[str] | None = None) -> int:
         "rehearse", help="run the stack's scheduler and workers as local processes, then a smoke workload"
     )
     r.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
-    r.add_argument("--serve", action="store_true", help="keep the cluster up until Ctrl-C / SIGTERM")
+    r.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the cluster up until Ctrl-C / SIGTERM (with --cluster: the control plane, operator and Dask "
+        "processes; prints kubeconfig: and scheduler: lines)",
+    )
     r.add_argument("--timeout", type=float, default=120.0, help="seconds for the cluster to start (default 120)")
     r.add_argument(
         "--cluster",

@@ -86,3 +86,47 @@ def test_rehearse_cluster_exits_1_when_the_scheduler_fits_no_node(
     assert code == 1
     assert "problem(s)" in captured.err
     assert "rapids-scheduler-" in captured.err and "not running Ready (Pending)" in captured.err
+
+
+def test_serve_keeps_the_cluster_up_until_ctrl_c_and_says_how_to_reach_it(tmp_path: Path) -> None:
+    """`--cluster --serve` (issue 21, point 7): before, `--serve` was ignored with `--cluster` and the
+    command applied, checked and stopped. Now the scheduler answers a client while it serves, and
+    SIGINT stops everything."""
+    import os
+    import signal
+
+    from distributed import Client
+
+    out = (tmp_path / "stdout").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gpudask", "rehearse", "dev", "--cluster", "--serve"],
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline, lines = time.monotonic() + 420, {}
+        while not {"kubeconfig", "scheduler"} <= set(lines):
+            assert proc.poll() is None, (
+                f"exited {proc.returncode} instead of serving:\n{(tmp_path / 'stdout').read_text()[-3000:]}"
+            )
+            assert time.monotonic() < deadline, "no kubeconfig:/scheduler: lines within 420 s"
+            time.sleep(1)
+            for line in (tmp_path / "stdout").read_text().splitlines():
+                key, _, value = line.partition(": ")
+                if key in ("kubeconfig", "scheduler") and value:
+                    lines[key] = value.strip()
+        assert Path(lines["kubeconfig"]).is_file()
+        with Client(lines["scheduler"], timeout=30) as client:
+            assert client.submit(sum, [1, 2]).result(timeout=30) == 3
+        time.sleep(3)
+        assert proc.poll() is None, "stopped while serving"
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        out.close()
+    assert "stopping the control plane" in (tmp_path / "stdout").read_text()
