@@ -222,7 +222,14 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
     # kubelet kill it, and every result and task with it. Liveness now gives a busy scheduler
     # SCHEDULER_LIVENESS_GRACE_S before a restart; readiness only gates the Service.
     health = {"httpGet": {"port": "http-dashboard", "path": "/health"}}
-    container["readinessProbe"] = {**health, "initialDelaySeconds": 5, "periodSeconds": 10, "timeoutSeconds": 5}
+    # Readiness gates the Service: with a 5 s timeout a busy scheduler left it, and new clients
+    # and workers were refused while it was merely busy. Upstream's make_cluster_spec waits 300 s.
+    container["readinessProbe"] = {
+        **health,
+        "initialDelaySeconds": 5,
+        "periodSeconds": 10,
+        "timeoutSeconds": SCHEDULER_LIVENESS_GRACE_S,
+    }
     container["livenessProbe"] = {
         **health,
         "initialDelaySeconds": 60,

@@ -200,6 +200,9 @@ class ExistingClusterSettings:
     install_operator: bool = True
     """False -> the cluster already runs the Dask operator (its CRDs and ClusterRole are its owner's):
     the stack installs no Helm release and creates only namespaced objects and Dask resources."""
+    network_policies_enforced: bool = False
+    """True -> the stack's owner says the host cluster enforces NetworkPolicies (Dataplane V2 or
+    Calico); nothing here can check it, so the plan warns while it is false and TLS is off."""
 
 
 MONITORING_COLLECTIONS = ("gmp", "prometheus-operator", "none")
@@ -518,7 +521,7 @@ ALERT_KEYS = {
 }  # fmt: skip
 # Cloud Monitoring notification channel ids, as `gcloud beta monitoring channels list` prints them.
 _CHANNEL = re.compile(r"^projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/notificationChannels/[0-9]+$")
-EXISTING_KEYS = {"context", "systemPool", "installOperator"}
+EXISTING_KEYS = {"context", "systemPool", "installOperator", "networkPoliciesEnforced"}
 # What the program gives an existing cluster's Kubernetes provider as `kubeconfig`: empty, so the
 # provider loads the ambient kubeconfig and the state holds nothing of the machine that ran it.
 EXISTING_CLUSTER_KUBECONFIG = ""
@@ -936,7 +939,10 @@ def _parse_existing(problems: _Problems, raw: Any) -> ExistingClusterSettings | 
             e.key("systemPool"), system_pool, "is not a GKE node pool name (lowercase, digits, '-', at most 40)"
         )
     return ExistingClusterSettings(
-        context=context, system_pool=system_pool, install_operator=e.boolean("installOperator", True)
+        context=context,
+        system_pool=system_pool,
+        install_operator=e.boolean("installOperator", True),
+        network_policies_enforced=e.boolean("networkPoliciesEnforced", False),
     )
 
 

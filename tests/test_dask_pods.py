@@ -118,6 +118,9 @@ def test_a_busy_scheduler_is_neither_killed_nor_evicted(stack: str) -> None:
     liveness = pod["spec"]["containers"][0]["livenessProbe"]
     # Deserializing a large graph can block the event loop for minutes.
     assert _tolerated_block_s(liveness) >= 240, liveness
+    # ... nor taken out of its Service (new clients and workers refused) while busy (issue 21, point 7).
+    readiness = pod["spec"]["containers"][0]["readinessProbe"]
+    assert _tolerated_block_s(readiness) >= 240, readiness
     assert pod["metadata"]["annotations"][dask_spec.SAFE_TO_EVICT_ANNOTATION] == "false"
     pdb = security_spec.scheduler_disruption_budget(s.dask)
     assert pdb["spec"]["maxUnavailable"] == 0

@@ -38,7 +38,10 @@ def test_shipped_stacks_plan_without_errors(recorded: Run, stack: str) -> None:
     if stack == "existing":
         # On a cluster it does not own the stack creates no scheduler GPU pool: the stack file
         # says schedulerGpu: false, and the plan says what that costs, as a warning.
-        assert len(warnings) == 1 and "the scheduler has no GPU" in warnings[0], warnings
+        # TLS is off there and nothing shows the host enforces NetworkPolicies: said, as a warning.
+        assert len(warnings) == 2, warnings
+        assert any("the scheduler has no GPU" in w for w in warnings), warnings
+        assert any("enforces NetworkPolicies" in w for w in warnings), warnings
     elif stack == "prod":
         # Prod installs the driver with Google's DaemonSet: no managed DCGM, said (tests/test_dashboard.py).
         assert len(warnings) == 1 and "no DCGM GPU metrics" in warnings[0], warnings
@@ -53,10 +56,10 @@ def test_a_cpu_scheduler_is_a_warning_that_fails_only_a_strict_plan(
     monkeypatch.setattr("gpudask.__main__.run_program", lambda stack: rec)
     assert main(["plan", "existing", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "1 warning(s), not failing the plan" in out and "the scheduler has no GPU" in out
+    assert "2 warning(s), not failing the plan" in out and "the scheduler has no GPU" in out
     plan_json = json.loads((tmp_path / "plan.json").read_text())
-    assert [f["severity"] for f in plan_json["findings"]] == ["warning"]
-    assert "⚠️ 1 warning(s)" in (tmp_path / "comment.md").read_text()
+    assert [f["severity"] for f in plan_json["findings"]] == ["warning", "warning"]
+    assert "⚠️ 2 warning(s)" in (tmp_path / "comment.md").read_text()
     assert "❌" not in (tmp_path / "comment.md").read_text().split("\n", 4)[3]  # the verdict line
     assert main(["plan", "existing", "--out", str(tmp_path), "--strict"]) == 1
     assert main(["plan", "existing", "--out", str(tmp_path), "--json"]) == 0
@@ -67,10 +70,10 @@ def test_an_error_fails_the_plan_next_to_a_warning(recorded: Run) -> None:
     assert not plan.fails() and plan.fails(strict=True)
     plan.findings.append({"resource": "x", "path": "spec", "reason": "broken", "severity": "error"})
     plan.findings.append({"resource": "y", "path": "spec", "reason": "from an older plan.json"})  # no severity
-    assert plan.fails() and len(plan.errors) == 2 and len(plan.warnings) == 1
-    assert plan.verdict() == "❌ 2 error(s), ⚠️ 1 warning(s)"
+    assert plan.fails() and len(plan.errors) == 2 and len(plan.warnings) == 2
+    assert plan.verdict() == "❌ 2 error(s), ⚠️ 2 warning(s)"
     lines = planning.finding_lines(plan)
-    assert [line.split(" ", 2)[1] for line in lines] == ["error", "error", "warning"]
+    assert [line.split(" ", 2)[1] for line in lines] == ["error", "error", "warning", "warning"]
 
 
 def test_typo_in_a_dask_cluster_field_is_found(recorded: Run) -> None:
@@ -385,3 +388,19 @@ def test_nat_load_balancer_and_secondary_disks_are_priced(recorded: Run) -> None
     a100 = next(c for c in cached.costs if c.pool == "a100")
     assert a100.secondary_disk_hourly == pytest.approx(50 * 0.10 / 730, abs=1e-4)
     assert a100.hourly == pytest.approx(a100.machine_hourly + a100.disk_hourly + a100.secondary_disk_hourly)
+
+
+def test_existing_cluster_without_tls_warns_until_policies_are_said_to_be_enforced(recorded: Run) -> None:
+    def warned(overrides: dict[str, object] | None = None) -> bool:
+        found = recording_checks.all_findings(
+            recorded("existing", overrides=overrides) if overrides else recorded("existing")
+        )
+        return any("enforces NetworkPolicies" in str(f) for f in found)
+
+    existing = {"context": "gke_my-project_us-central1-c_team-cluster", "systemPool": "default-pool"}
+    assert warned()
+    assert not warned({"gpu-dask:existingCluster": {**existing, "networkPoliciesEnforced": True}})
+    assert not warned(
+        {"gpu-dask:dask": {"name": "rapids", "namespace": "dask-team", "schedulerGpu": False, "tls": True}}
+    )
+    assert not any("enforces NetworkPolicies" in str(f) for f in recording_checks.all_findings(recorded("dev")))

@@ -94,6 +94,10 @@ EXISTING: dict[str, Key] = {
         "false: the cluster already runs the Dask operator; no Helm release, CRDs or ClusterRole are installed",
         default="`true`",
     ),
+    "networkPoliciesEnforced": Key(
+        "true once the cluster enforces NetworkPolicies (Dataplane V2, Calico); while false with TLS off the plan warns",
+        default="`false`",
+    ),
 }
 
 POOL: dict[str, Key] = {

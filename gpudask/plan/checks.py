@@ -655,8 +655,28 @@ def monitoring_findings(rec: Recording) -> list[Finding]:
     return findings
 
 
+def host_cluster_findings(rec: Recording) -> list[Finding]:
+    """existingCluster: the stack's NetworkPolicies guard the scheduler only if the host cluster
+    enforces them, which nothing here can see; with TLS off nothing else does."""
+    settings = recorded_settings(rec)
+    existing = settings.existing_cluster
+    if existing is None or settings.dask.tls or existing.network_policies_enforced:
+        return []
+    return [
+        Finding(
+            "existingCluster",
+            "networkPoliciesEnforced",
+            "nothing shows that this cluster enforces NetworkPolicies and dask.tls is off: any pod of the cluster "
+            "may reach the scheduler (which runs the code it is sent); set dask.tls: true, or "
+            "existingCluster.networkPoliciesEnforced: true once the cluster enforces them (Dataplane V2, Calico)",
+            WARNING,
+        )
+    ]
+
+
 def all_findings(rec: Recording) -> list[Finding]:
     return [
+        *host_cluster_findings(rec),
         *schema_findings(rec),
         *operator_findings(rec),
         *helm_findings(rec),
