@@ -57,7 +57,7 @@ def stack_on_control_plane(tmp_path: Path) -> Iterator[Any]:
     """`bring_up(stack)`: a fresh control plane with the stack's nodes, and the stack up by the real engine."""
     opened: list[Any] = []
 
-    def bring_up(stack: str, rec: Recording | None = None) -> tuple[ControlPlane, engine.StackUp]:
+    def bring_up(stack: str, rec: Recording | None = None, **flags: Any) -> tuple[ControlPlane, engine.StackUp]:
         rec = rec or run_program(stack)
         began = time.monotonic()
         cp = ControlPlane().__enter__()
@@ -65,7 +65,7 @@ def stack_on_control_plane(tmp_path: Path) -> Iterator[Any]:
         nodes = stack_nodes(cp, rec, process_backed_namespaces=(dask_namespace(rec),))
         nodes.__enter__()
         opened.append(nodes)
-        up = engine.stack_up(cp, rec, tmp_path / stack, log=print)
+        up = engine.stack_up(cp, rec, tmp_path / stack, log=print, **flags)
         state = up.__enter__()
         opened.append(up)
         print(f"{stack}: control plane, nodes and up in {time.monotonic() - began:.1f} s")
@@ -298,3 +298,54 @@ def test_the_cli_refuses_a_stack_file_that_misses_a_key_pulumi_yaml_requires(tmp
     print(f"before issue 25: {refused.error[:300]}")
     assert not refused.ok
     assert "Stack 'existing' is missing configuration value 'authorizedNetworks'" in refused.error + refused.output
+
+
+@pytest.mark.parametrize("variant", ["as-declared", "read_operator_service_as_before"])
+def test_prods_internal_address_is_the_stacks_own_and_survives_a_dask_cluster_replacement(
+    variant: str, stack_on_control_plane: Any
+) -> None:
+    """prod's client endpoint is a Service of the stack's own on the reserved address (stood in): `up` exports
+    that address, and a DaskCluster replacement (an image bump) leaves the Service and the address alone.
+    Broken variant `read_operator_service_as_before`: the read of the operator's Service the stack made before."""
+    hooks = [] if variant == "as-declared" else [f"tests.engine_variants:{variant}"]
+    cp, state = stack_on_control_plane("prod", hooks=hooks)
+    up = state.result
+    print(
+        f"prod ({variant}): up ok={up.ok} {up.summary}",
+        [line for line in up.output.splitlines() if "error" in line.lower()][:4],
+    )
+    # The defect, whichever way the race goes: the engine fails the read (the operator has not made the
+    # Service yet: what a first `pulumi up` of prod did) or the stack reads an object the operator owns
+    # and replaces with every DaskCluster. The stack as declared does neither.
+    reads = up.ops("read")
+    if variant != "as-declared":
+        assert not up.ok or reads, "the read of the operator's Service went unnoticed"
+        if not up.ok:
+            assert "resource 'dask/rapids-scheduler' does not exist" in up.output
+        return
+    assert reads == [], reads
+    assert up.ok, up.failure()
+    assert up.outputs["internalLoadBalancerIp"] == engine.STAND_IN_INTERNAL_ADDRESS
+    kube = cp.kube()
+    namespace = up.outputs["daskNamespace"]
+    service_path = kube.path("v1", "Service", f"{up.outputs['daskClusterName']}-scheduler-ilb", namespace)
+    before = kube.get(service_path)
+    assert before["spec"]["loadBalancerIP"] == engine.STAND_IN_INTERNAL_ADDRESS
+    bump = _image_bump(state.engine)
+    replaced = state.engine.run("up", config=bump)
+    assert replaced.ok, replaced.failure()
+    ops = {s["urn"].rsplit("::", 1)[-1]: s["op"] for s in replaced.steps if s["op"] != "same"}
+    print(f"prod image bump: up {replaced.seconds:.1f} s {replaced.summary}: {ops}")
+    assert "dask-scheduler-ilb" not in ops and ops.get("dask-cluster") in {"replace", "create-replacement"}
+    after = kube.get(service_path)
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert replaced.outputs["internalLoadBalancerIp"] == up.outputs["internalLoadBalancerIp"]
+    # The same Service selects the new cluster's scheduler pod.
+    selector = ",".join(f"{k}={v}" for k, v in after["spec"]["selector"].items())
+    deadline = time.monotonic() + 120
+    pods = kube.list("v1", "Pod", namespace, labelSelector=selector)
+    while time.monotonic() < deadline and not any(p["metadata"].get("deletionTimestamp") is None for p in pods):
+        time.sleep(1)
+        pods = kube.list("v1", "Pod", namespace, labelSelector=selector)
+    images = {c["image"] for p in pods if not p["metadata"].get("deletionTimestamp") for c in p["spec"]["containers"]}
+    assert bump["gpu-dask:dask"]["image"] in images, images
