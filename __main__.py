@@ -10,11 +10,9 @@ from components.cluster import GkeCluster, GkeClusterArgs
 from components.dashboard import DaskDashboard, DaskDashboardArgs
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
 from components.network import Network, NetworkArgs
-from components.settings import EXISTING_CLUSTER_KUBECONFIG, TOP_KEYS, GpuPoolSettings, parse_settings
+from components.settings import EXISTING_CLUSTER_KUBECONFIG, GpuPoolSettings
 
-config = pulumi.Config()
-# Raises SettingsError listing every problem before any resource is declared.
-settings = parse_settings({key: config.get(key) for key in TOP_KEYS}, project=pulumi.Config("gcp").get("project"))
+settings = kubernetes_half.settings_from_config()
 
 gke: GkeCluster | None = None
 # The scheduler's internal load balancer address, reserved in the stack's subnet (GKE stacks).

@@ -2,7 +2,7 @@
 the driver mode needs it), the Dask operator, the RAPIDS DaskCluster and the image prepuller.
 
 `__main__.py` calls `declare` with the provider of the GKE cluster it creates, or of an existing
-cluster; `gpudask.engine` calls it with the provider of a local control plane, so the real Pulumi
+cluster; `gpudask.local.engine` calls it with the provider of a local control plane, so the real Pulumi
 engine and the Kubernetes provider judge exactly these objects. Top-level resources, declared in
 the order and with the names they always had (their URNs do not depend on who calls).
 """
@@ -19,7 +19,13 @@ from components.metrics import DaskMetrics, DaskMetricsArgs
 from components.operator import DaskOperator, DaskOperatorArgs
 from components.prepuller import ImagePrepuller, ImagePrepullerArgs
 from components.prepuller_spec import worker_images
-from components.settings import StackSettings
+from components.settings import TOP_KEYS, StackSettings, parse_settings
+
+
+def settings_from_config() -> StackSettings:
+    """The stack config, read once; raises SettingsError listing every problem before any resource is declared."""
+    config = pulumi.Config()
+    return parse_settings({key: config.get(key) for key in TOP_KEYS}, project=pulumi.Config("gcp").get("project"))
 
 
 def declare(

@@ -156,12 +156,14 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
 
 
 def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
-    """Scenario (a) on a real local control plane: apply the stack, report what Kubernetes did with it."""
-    from gpudask.local.cluster.apply import ApplyReport
+    """The stack's Kubernetes half up by the real Pulumi engine on a local control plane; what Kubernetes did with it."""
+    import tempfile
+
+    from gpudask.local import engine
     from gpudask.local.cluster.controlplane import ControlPlane, ControlPlaneError
-    from gpudask.local.cluster.nodes import Nodes, NodesError
+    from gpudask.local.cluster.nodes import NodesError, stack_nodes
     from gpudask.local.cluster.observe import settle, stack_namespaces
-    from gpudask.local.cluster.runtime import print_runtime, settle_dask, stack_cluster
+    from gpudask.local.cluster.runtime import dask_namespace, print_runtime, settle_dask
     from gpudask.upstream import programs as upstream
 
     console = Console(stderr=True)
@@ -170,68 +172,82 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
         return EXIT_PROGRAM_FAILED
     started = time.monotonic()
     problems: list[str] = []
-
-    def print_applied(cp: ControlPlane, nodes: Nodes, report: ApplyReport) -> None:
-        """What ran and what the API server said, printed before the operator starts."""
-        version = cp.version()
-        programs = upstream.load_programs()
-        print(f"kube-apiserver /version: {version['gitVersion']} ({version['goVersion']}, {version['platform']})")
-        for name in ("etcd", "kwok", "helm"):
-            print(f"{name}: {programs[name].module}@{programs[name].version}")
-        print(f"control plane ready in {cp.timings['ready_s']:.1f} s at {cp.server}")
-        print(f"nodes ({len(nodes.names)}, Ready in {nodes.ready_s:.1f} s):")
-        for node in nodes.objects:
-            labels = node["metadata"]["labels"]
-            alloc = node["status"]["allocatable"]
-            gpus = alloc.get(GPU_RESOURCE, "0")
-            print(
-                f"  {node['metadata']['name']}: pool {labels['cloud.google.com/gke-nodepool']}, "
-                f"{labels['node.kubernetes.io/instance-type']}, allocatable cpu {alloc['cpu']} "
-                f"memory {alloc['memory']} gpu {gpus}" + (", spot" if labels.get("cloud.google.com/gke-spot") else "")
-            )
-        print(f"applied {len(report.outcomes)} objects in Pulumi's order ({report.seconds:.1f} s):")
-        for outcome in report.outcomes:
-            mark = "ok" if outcome.ok else "REFUSED"
-            print(f"  {mark} {outcome.what} ({outcome.seconds:.2f} s){'' if outcome.ok else ': ' + outcome.message}")
-            for warning in outcome.warnings:
-                print(f"    warning: {warning}")
-        for note in report.notes:
-            print(f"  note: {note}")
+    log = lambda line: console.print(line, markup=False, highlight=False)  # noqa: E731
 
     try:
-        with stack_cluster(
-            rec, log=lambda line: console.print(line, markup=False, highlight=False), on_applied=print_applied
-        ) as (runtime, report):
-            cp = runtime.cp
-            dask_s, dask_problems = settle_dask(runtime, args.timeout)
-            placement = settle(cp.kube(), rec, timeout=args.timeout)
-            print(f"pods ({placement.seconds:.1f} s to settle):")
-            for place in placement.pods:
-                print(f"  {place.line}")
-            print(f"Dask pods backed by processes ({dask_s:.1f} s until Ready):")
-            print_runtime(runtime)
-            events = [
-                e
-                for ns in stack_namespaces(rec)
-                for e in cp.kube().list("v1", "Event", ns)
-                if e.get("source", {}).get("component") not in ("default-scheduler",)
-                and e.get("reportingComponent") not in ("default-scheduler",)
-            ]
-            if events:
-                print("events (controllers and the operator):")
-                for e in events:
-                    obj = e.get("involvedObject") or {}
-                    print(
-                        f"  {obj.get('kind')}/{obj.get('namespace')}/{obj.get('name')}: {e.get('reason')}: {e.get('message')}"
-                    )
-            problems = [f"{what}: {message}" for what, message in report.failures] + placement.problems + dask_problems
-            rss = cp.rss_mb()
-            print(f"memory: {sum(rss.values()):.0f} MiB RSS ({', '.join(f'{k} {v:.0f}' for k, v in rss.items())})")
-            if args.serve:
-                _serve_cluster(rec, runtime, console)
+        with (
+            tempfile.TemporaryDirectory(prefix="gpudask-engine-") as work,
+            ControlPlane(log=log) as cp,
+            stack_nodes(cp, rec, process_backed_namespaces=(dask_namespace(rec),)) as nodes,
+        ):
+            version = cp.version()
+            programs = upstream.load_programs()
+            print(f"kube-apiserver /version: {version['gitVersion']} ({version['goVersion']}, {version['platform']})")
+            for name in ("etcd", "kwok", "helm", "pulumi", "pulumi-kubernetes"):
+                print(f"{name}: {programs[name].module}@{programs[name].version}")
+            print(f"control plane ready in {cp.timings['ready_s']:.1f} s at {cp.server}")
+            print(f"nodes ({len(nodes.names)}, Ready in {nodes.ready_s:.1f} s):")
+            for node in nodes.objects:
+                labels = node["metadata"]["labels"]
+                alloc = node["status"]["allocatable"]
+                gpus = alloc.get(GPU_RESOURCE, "0")
+                print(
+                    f"  {node['metadata']['name']}: pool {labels['cloud.google.com/gke-nodepool']}, "
+                    f"{labels['node.kubernetes.io/instance-type']}, allocatable cpu {alloc['cpu']} "
+                    f"memory {alloc['memory']} gpu {gpus}"
+                    + (", spot" if labels.get("cloud.google.com/gke-spot") else "")
+                )
+            with engine.stack_up(cp, rec, Path(work), timeout=args.engine_timeout, log=log) as up:
+                result = up.result
+                print(
+                    f"pulumi up (the real engine: CLI {engine.cli_version()}, pulumi-resource-kubernetes "
+                    f"{engine.provider_version()}): {'ok' if result.ok else 'FAILED'} in {result.seconds:.1f} s, "
+                    f"{result.summary}"
+                )
+                for step in result.steps:
+                    if step["type"] != "pulumi:pulumi:Stack":
+                        print(f"  {step['op']} {step['urn'].rsplit('::', 1)[-1]} ({step['type']})")
+                for note in up.engine.notes:
+                    print(f"  note: {note}")
+                for stand_in in result.outputs.get("engineStandIns", []):
+                    print(f"  stand-in: {stand_in}")
+                if not result.ok:
+                    problems.append(result.failure())
+                for key in ("schedulerAddress", "dashboardUrl", "internalLoadBalancerIp"):
+                    if key in result.outputs:
+                        print(f"output {key}: {result.outputs[key]}")
+                runtime = up.runtime
+                dask_s, dask_problems = settle_dask(runtime, args.timeout)
+                placement = settle(cp.kube(), rec, timeout=args.timeout)
+                print(f"pods ({placement.seconds:.1f} s to settle):")
+                for place in placement.pods:
+                    print(f"  {place.line}")
+                print(f"Dask pods backed by processes ({dask_s:.1f} s until Ready):")
+                print_runtime(runtime)
+                events = [
+                    e
+                    for ns in stack_namespaces(rec)
+                    for e in cp.kube().list("v1", "Event", ns)
+                    if e.get("source", {}).get("component") not in ("default-scheduler",)
+                    and e.get("reportingComponent") not in ("default-scheduler",)
+                ]
+                if events:
+                    print("events (controllers and the operator):")
+                    for e in events:
+                        obj = e.get("involvedObject") or {}
+                        print(
+                            f"  {obj.get('kind')}/{obj.get('namespace')}/{obj.get('name')}: {e.get('reason')}: {e.get('message')}"
+                        )
+                problems += placement.problems + dask_problems
+                rss = cp.rss_mb()
+                print(f"memory: {sum(rss.values()):.0f} MiB RSS ({', '.join(f'{k} {v:.0f}' for k, v in rss.items())})")
+                if args.serve:
+                    _serve_cluster(rec, runtime, console)
     except (ControlPlaneError, NodesError, upstream.UpstreamError) as err:
         console.print(f"[red bold]control plane failed:[/red bold] {escape(str(err))}", highlight=False, soft_wrap=True)
         return EXIT_PROGRAM_FAILED
+    except engine.EngineError as err:
+        problems.append(str(err))
     print(f"total {time.monotonic() - started:.1f} s, everything stopped")
     if problems:
         console.print(f"[red bold]{len(problems)} problem(s):[/red bold]")
@@ -240,6 +256,24 @@ def cmd_rehearse_cluster(args: argparse.Namespace) -> int:
         return EXIT_FINDINGS
     console.print("[green]everything that should run runs[/green]")
     return EXIT_CLEAN
+
+
+def cmd_engine_diff(args: argparse.Namespace) -> int:
+    """engine.md: the provider's own verdicts for this checkout's Kubernetes half against the base's."""
+    from gpudask.local.cluster.controlplane import ControlPlaneError
+    from gpudask.local.engine import EngineError
+    from gpudask.local.engine.diff import engine_diff
+    from gpudask.upstream import programs as upstream
+
+    console = Console(stderr=True)
+    log = lambda line: console.print(line, markup=False, highlight=False)  # noqa: E731
+    try:
+        _base, preview = engine_diff(args.stack, args.base, args.out, log=log, timeout=args.timeout)
+    except (ControlPlaneError, EngineError, upstream.UpstreamError) as err:
+        console.print(f"[red bold]engine diff failed:[/red bold] {escape(str(err))}", highlight=False, soft_wrap=True)
+        return EXIT_PROGRAM_FAILED
+    print((args.out / "engine.md").read_text())
+    return EXIT_CLEAN if preview.ok else EXIT_FINDINGS
 
 
 def _serve_cluster(rec: Recording, runtime: DaskRuntime, console: Console) -> None:
@@ -435,9 +469,22 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "--cluster",
         action="store_true",
-        help="apply the stack to a real local Kubernetes control plane (etcd, API server, scheduler, kwok nodes)",
+        help="`pulumi up` of the stack's Kubernetes half by the real engine onto a local Kubernetes control plane "
+        "(etcd, API server, scheduler, kwok nodes), the operator and Dask pods as local processes",
+    )
+    r.add_argument(
+        "--engine-timeout", type=float, default=600.0, help="seconds `pulumi up` may take with --cluster (default 600)"
     )
     r.set_defaults(func=cmd_rehearse)
+    e = sub.add_parser(
+        "engine-diff",
+        help="the real engine's preview of the Kubernetes half against the base branch's, deployed on a local control plane",
+    )
+    e.add_argument("stack", help=f"stack name ({', '.join(stacks())})")
+    e.add_argument("--base", type=Path, help="a checkout of the base branch (omitted: preview from an empty state)")
+    e.add_argument("--out", type=Path, required=True, help="folder for engine.md and engine.json")
+    e.add_argument("--timeout", type=float, default=600.0, help="seconds each engine operation may take (default 600)")
+    e.set_defaults(func=cmd_engine_diff)
     c = sub.add_parser("connect", help="connect a client to a deployed stack's DaskCluster and report it")
     c.add_argument("stack", nargs="?", help="stack name, read with `pulumi stack output` (or give --outputs)")
     c.add_argument("--outputs", help="a saved `pulumi stack output --json --show-secrets` file")

@@ -336,7 +336,9 @@ def test_the_plan_says_which_engine_judged_it(recorded: Run) -> None:
     plan = planning.build_plan(recorded("dev"))
     engine = plan.to_json()["engine"]
     assert engine["name"] == planning.ENGINE_MOCKS
-    assert "no Pulumi engine or provider" in engine["note"]
+    # Both judges named: mocks for the GCP half, the real engine for the Kubernetes half.
+    assert "pulumi.runtime.Mocks" in engine["note"] and "the GCP half" in engine["note"]
+    assert "the Kubernetes half is judged by the real engine and provider in `gpudask engine-diff`" in engine["note"]
     assert f"Judged by {plan.engine_note}." in planning.pr_comment(plan, None)
     assert f"Judged by: {plan.engine_note}." in planning.summary_markdown(plan)
 

@@ -1,6 +1,7 @@
 """`python -m gpudask rehearse <stack> --cluster`: what a user runs before `pulumi up` (issue 12, point 8).
 
-Marked `control_plane`: the pinned control plane, kwok, helm, the chart's operator and real Dask
+Marked `control_plane` and `real_pulumi`: the pinned control plane, kwok, the real Pulumi engine and
+Kubernetes provider (`up` of the stack's Kubernetes half, issue 20), the chart's operator and real Dask
 processes. The command exits 0 only when everything that should run runs; the broken variant (the
 scheduler's toleration dropped, so it fits no node) must make it exit 1 and say why.
 """
@@ -10,15 +11,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gpudask.local.cluster.apply import Step
+from gpudask.local import engine
 from gpudask.upstream import programs as upstream
 
-pytestmark = pytest.mark.control_plane
+pytestmark = [pytest.mark.control_plane, pytest.mark.real_pulumi]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -48,6 +49,13 @@ def test_rehearse_cluster_reports_what_ran_and_exits_0(stack: str) -> None:
     assert f"kube-apiserver /version: {pin} " in out  # the API server's own answer, not our pin file
     for expected in EXPECTED[stack]:
         assert expected in out
+    # Applied by the real engine, not by our own code.
+    assert (
+        f"pulumi up (the real engine: CLI {engine.cli_version()}, pulumi-resource-kubernetes {engine.provider_version()}): ok"
+        in out
+    )
+    assert "create dask-operator-release (kubernetes:helm.sh/v3:Release)" in out
+    assert "create dask-cluster (kubernetes:kubernetes.dask.org/v1:DaskCluster)" in out
     assert "operator: kopf run -m dask_kubernetes.operator.controller as ServiceAccount" in out
     # The operator posts no Events (kopf's posting.loggers is off, GOTCHAS.md): its log lines are
     # shown as log lines, never counted as events.
@@ -57,29 +65,19 @@ def test_rehearse_cluster_reports_what_ran_and_exits_0(stack: str) -> None:
     assert "everything that should run runs" in done.stderr
 
 
-def _drop_scheduler_tolerations(step: Step) -> None:
-    if step.manifest is not None and step.manifest.get("kind") == "DaskCluster":
-        step.manifest["spec"]["scheduler"]["spec"].pop("tolerations", None)
-
-
 def test_rehearse_cluster_exits_1_when_the_scheduler_fits_no_node(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Broken variant `drop_scheduler_tolerations` (tests/engine_variants.py), applied by the engine."""
     from gpudask import __main__ as cli
-    from gpudask.local.cluster import runtime
 
-    real = runtime.tls_stand_ins
+    real_start = engine.Engine.start
 
-    def broken(folder: Path) -> Callable[[Step], None]:
-        stand_ins = real(folder)
+    def start(self: engine.Engine, op: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("variants", ["tests.engine_variants:drop_scheduler_tolerations"])
+        return real_start(self, op, **kwargs)
 
-        def transform(step: Step) -> None:
-            stand_ins(step)
-            _drop_scheduler_tolerations(step)
-
-        return transform
-
-    monkeypatch.setattr(runtime, "tls_stand_ins", broken)
+    monkeypatch.setattr(engine.Engine, "start", start)
     code = cli.main(["rehearse", "dev", "--cluster", "--timeout", "30"])
     captured = capsys.readouterr()
     print(captured.out[-3000:], captured.err[-3000:], sep="\n")

@@ -27,8 +27,9 @@ SECRET = "[secret]"
 ENGINE_MOCKS = "mocks"
 ENGINE_NOTES = {
     ENGINE_MOCKS: (
-        "mocks only: the program ran under pulumi.runtime.Mocks and gpudask's own checks judged it; "
-        "no Pulumi engine or provider checked inputs, awaited resources or decided replace vs update"
+        "mocks: the program ran under pulumi.runtime.Mocks and gpudask's own checks judged it (the GCP half: "
+        "its provider cannot be built here, so no engine or provider checks it offline); the Kubernetes half is "
+        "judged by the real engine and provider in `gpudask engine-diff` and `rehearse --cluster`"
     ),
 }
 
