@@ -29,7 +29,10 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recording, 
     rec = run_program("prod")
     began = time.monotonic()
     with stack_cluster(rec, tmp_path_factory.mktemp("prod")) as (runtime, report):
-        assert not report.failures, report.failures
+        # PodMonitoring (issue 23) is a GKE-managed CRD (monitoring.googleapis.com) the local control
+        # plane does not serve; nothing a client does depends on it. Every other refusal fails.
+        refused = [(what, message) for what, message in report.failures if not what.startswith("PodMonitoring/")]
+        assert not refused, refused
         runtime.wait(
             "prod's scheduler pod Ready",
             lambda: any(b.component == "scheduler" and b.ready for b in runtime.kubelet.pods.values()),
