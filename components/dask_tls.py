@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -88,11 +89,7 @@ class DaskTls(pulumi.ComponentResource):
 
         self.secret = k8s.core.v1.Secret(
             f"{name}-secret",
-            metadata={
-                "name": security_spec.tls_secret_name(args.dask_cluster),
-                "namespace": args.namespace,
-                "labels": security_spec.LABELS,
-            },
+            metadata=cast(Any, security_spec.tls_secret_metadata(args.dask_cluster, args.namespace)),
             type="Opaque",
             string_data={
                 "ca.pem": ca.cert_pem,

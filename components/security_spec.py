@@ -170,6 +170,15 @@ def tls_secret_name(dask_cluster: str) -> str:
     return f"{dask_cluster}-tls"
 
 
+# What the scheduler and workers mount from the TLS Secret (DaskTls and the real-engine stand-in both write it).
+TLS_SECRET_KEYS = ("ca.pem", "scheduler.pem", "scheduler-key.pem", "worker.pem", "worker-key.pem")
+
+
+def tls_secret_metadata(dask_cluster: str, namespace: str) -> dict[str, Any]:
+    """Name, namespace and labels of the TLS Secret of `dask_cluster`."""
+    return {"name": tls_secret_name(dask_cluster), "namespace": namespace, "labels": LABELS}
+
+
 def certificate_specs(dask_cluster: str, namespace: str) -> dict[str, CertSpec]:
     """Scheduler, worker and client certificates of DaskCluster `dask_cluster` in `namespace`
     (distributed checks the CA, not host names)."""

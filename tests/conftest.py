@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from components.settings import TOP_KEYS, StackSettings, parse_settings
+from gpudask.record import dask_operator
 from gpudask.record.recorder import Recording, load_config, run_program, stacks
+from gpudask.record.view import kubernetes_manifests
 
 STACKS = stacks()
 PROJECT = "gpu-dask"
@@ -98,3 +100,24 @@ def control_plane_namespace(shared_control_plane: Any, request: pytest.FixtureRe
     kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     yield name
     kube.request("DELETE", f"/api/v1/namespaces/{name}")
+
+
+def manifests_of(rec: Recording, kind: str) -> list[dict[str, Any]]:
+    """The recorded stack's Kubernetes manifests of one kind."""
+    return [m for _, m in kubernetes_manifests(rec) if m["kind"] == kind]
+
+
+def operator_pods(rec: Recording) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    """(labels, pod spec) of every Deployment the operator would create for the stack."""
+    cluster = manifests_of(rec, "DaskCluster")[0]
+    groups = manifests_of(rec, "DaskWorkerGroup")
+    return [
+        (obj["spec"]["template"]["metadata"]["labels"], obj["spec"]["template"]["spec"])
+        for obj in dask_operator.created_objects(cluster, groups)
+        if obj["kind"] == "Deployment"
+    ]
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a label selector's matchLabels select `labels`."""
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())

@@ -14,31 +14,12 @@ from distributed.cli import dask_scheduler
 
 from components import monitoring_spec
 from gpudask.plan import checks as recording_checks
-from gpudask.record import dask_operator
 from gpudask.record.recorder import Recording, load_config
 from gpudask.upstream import schemas as upstream_schemas
 
-from .conftest import EXISTING_STACKS, GKE_STACKS, STACKS, settings_for
+from .conftest import EXISTING_STACKS, GKE_STACKS, STACKS, manifests_of, operator_pods, selects, settings_for
 
 Run = Callable[..., Recording]
-
-
-def _manifests(rec: Recording, kind: str) -> list[dict[str, Any]]:
-    return [m for _, m in recording_checks.kubernetes_manifests(rec) if m["kind"] == kind]
-
-
-def _operator_pods(rec: Recording) -> list[tuple[dict[str, str], dict[str, Any]]]:
-    cluster = _manifests(rec, "DaskCluster")[0]
-    groups = _manifests(rec, "DaskWorkerGroup")
-    return [
-        (o["spec"]["template"]["metadata"]["labels"], o["spec"]["template"]["spec"])
-        for o in dask_operator.created_objects(cluster, groups)
-        if o["kind"] == "Deployment"
-    ]
-
-
-def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
 
 
 def _http_port(pod: dict[str, Any]) -> int:
@@ -65,15 +46,15 @@ def test_gke_stacks_scrape_the_scheduler_and_every_worker_group_on_their_metrics
     recorded: Run, stack: str
 ) -> None:
     rec, s = recorded(stack), settings_for(stack)
-    monitors = _manifests(rec, "PodMonitoring")
-    pods = _operator_pods(rec)
+    monitors = manifests_of(rec, "PodMonitoring")
+    pods = operator_pods(rec)
     groups = {labels.get("dask.org/workergroup-name") or "scheduler" for labels, _ in pods}
     assert len(monitors) == len(groups) == 2 + len(s.dask.worker_groups)
     # Every pod is scraped by exactly one monitor: none is missed, none counted twice.
-    assert [sum(_selects(m["spec"]["selector"], labels) for m in monitors) for labels, _ in pods] == [1] * len(pods)
+    assert [sum(selects(m["spec"]["selector"], labels) for m in monitors) for labels, _ in pods] == [1] * len(pods)
     for monitor in monitors:
         spec = monitor["spec"]
-        chosen = [(labels, pod) for labels, pod in pods if _selects(spec["selector"], labels)]
+        chosen = [(labels, pod) for labels, pod in pods if selects(spec["selector"], labels)]
         assert chosen, monitor["metadata"]["name"]
         for labels, pod in chosen:
             component = labels["dask.org/component"]
@@ -88,7 +69,7 @@ def test_gke_stacks_scrape_the_scheduler_and_every_worker_group_on_their_metrics
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_pod_monitoring_is_valid_against_the_upstream_crd(recorded: Run, stack: str) -> None:
-    for monitor in _manifests(recorded(stack), "PodMonitoring"):
+    for monitor in manifests_of(recorded(stack), "PodMonitoring"):
         assert upstream_schemas.crd_findings(monitor) == []
 
 
@@ -123,9 +104,9 @@ def test_the_vendored_crds_say_where_they_come_from() -> None:
 @pytest.mark.parametrize("stack", EXISTING_STACKS)
 def test_existing_cluster_stacks_scrape_nothing_unless_asked(recorded: Run, stack: str) -> None:
     rec = recorded(stack)
-    assert _manifests(rec, "PodMonitoring") == [] and _manifests(rec, "PodMonitor") == []
+    assert manifests_of(rec, "PodMonitoring") == [] and manifests_of(rec, "PodMonitor") == []
     asked = recorded(stack, overrides={"gpu-dask:monitoring": {"collection": "prometheus-operator"}})
-    monitors = _manifests(asked, "PodMonitor")
+    monitors = manifests_of(asked, "PodMonitor")
     assert {m["metadata"]["name"] for m in monitors} == {
         t.job for t in monitoring_spec.scrape_targets(settings_for(stack).dask)
     }
@@ -134,7 +115,7 @@ def test_existing_cluster_stacks_scrape_nothing_unless_asked(recorded: Run, stac
     assert all(upstream_schemas.crd_findings(m) == [] for m in monitors)
     errors = [f for f in recording_checks.all_findings(asked) if f.severity == recording_checks.ERROR]
     assert errors == []
-    policies = [m for m in _manifests(asked, "NetworkPolicy") if "-metrics-" in m["metadata"]["name"]]
+    policies = [m for m in manifests_of(asked, "NetworkPolicy") if "-metrics-" in m["metadata"]["name"]]
     peers = [p for m in policies for rule in m["spec"]["ingress"] for p in rule["from"]]
     assert (
         peers
@@ -195,8 +176,8 @@ def test_pod_monitorings_and_collector_policies_apply_on_the_pinned_api_server()
     from gpudask.record.recorder import run_program
 
     rec, s = run_program("prod"), settings_for("prod")
-    wanted = [m for m in _manifests(rec, "PodMonitoring")]
-    wanted += [m for m in _manifests(rec, "NetworkPolicy") if "-metrics-" in m["metadata"]["name"]]
+    wanted = [m for m in manifests_of(rec, "PodMonitoring")]
+    wanted += [m for m in manifests_of(rec, "NetworkPolicy") if "-metrics-" in m["metadata"]["name"]]
     assert len(wanted) == 2 + 1 + len(s.dask.worker_groups) + 1  # 3 monitors, 2 collector policies
     with ControlPlane(timeout=120) as cp:
         kube = cp.kube()

@@ -18,41 +18,21 @@ from components import security_spec
 from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
 from gpudask.client.connect import ConnectError, connect, stack_outputs
 from gpudask.local.rehearse import Rehearsal, rehearsal
-from gpudask.plan import checks as recording_checks
 from gpudask.record import dask_operator
 from gpudask.record.recorder import Recording, load_config, run_program
 from tests.conftest import recording
 
-from .conftest import STACKS, settings_for
+from .conftest import STACKS, manifests_of, operator_pods, selects, settings_for
 
 Run = Callable[..., Recording]
-
-
-def _manifests(rec: Recording, kind: str) -> list[dict[str, Any]]:
-    return [m for _, m in recording_checks.kubernetes_manifests(rec) if m["kind"] == kind]
-
-
-def _operator_pods(rec: Recording) -> list[tuple[dict[str, str], dict[str, Any]]]:
-    """(labels, pod spec) of every Deployment the operator would create for the stack."""
-    cluster = _manifests(rec, "DaskCluster")[0]
-    groups = _manifests(rec, "DaskWorkerGroup")
-    return [
-        (obj["spec"]["template"]["metadata"]["labels"], obj["spec"]["template"]["spec"])
-        for obj in dask_operator.created_objects(cluster, groups)
-        if obj["kind"] == "Deployment"
-    ]
-
-
-def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_namespace_enforces_pod_security_restricted_and_every_pod_meets_it(recorded: Run, stack: str) -> None:
     rec, s = recorded(stack), settings_for(stack)
-    namespace = next(m for m in _manifests(rec, "Namespace") if m["metadata"]["name"] == s.dask.namespace)
+    namespace = next(m for m in manifests_of(rec, "Namespace") if m["metadata"]["name"] == s.dask.namespace)
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    for _labels, pod in _operator_pods(rec):
+    for _labels, pod in operator_pods(rec):
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         assert pod["automountServiceAccountToken"] is False
         assert pod["serviceAccountName"] == security_spec.service_account_name(s.dask)
@@ -67,15 +47,15 @@ def test_namespace_enforces_pod_security_restricted_and_every_pod_meets_it(recor
 @pytest.mark.parametrize("stack", STACKS)
 def test_network_policies_select_the_pods_the_operator_builds(recorded: Run, stack: str) -> None:
     rec, s = recorded(stack), settings_for(stack)
-    policies = {m["metadata"]["name"]: m["spec"] for m in _manifests(rec, "NetworkPolicy")}
-    pods = _operator_pods(rec)
+    policies = {m["metadata"]["name"]: m["spec"] for m in manifests_of(rec, "NetworkPolicy")}
+    pods = operator_pods(rec)
     deny = policies[f"{s.dask.name}-default-deny-ingress"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
     intra = policies[f"{s.dask.name}-intra-cluster"]
-    assert all(_selects(intra["podSelector"], labels) for labels, _ in pods)  # every scheduler and worker
-    assert all(_selects(intra["ingress"][0]["from"][0]["podSelector"], labels) for labels, _ in pods)
+    assert all(selects(intra["podSelector"], labels) for labels, _ in pods)  # every scheduler and worker
+    assert all(selects(intra["ingress"][0]["from"][0]["podSelector"], labels) for labels, _ in pods)
     clients = policies[f"{s.dask.name}-scheduler-clients"]
-    selected = [labels["dask.org/component"] for labels, _ in pods if _selects(clients["podSelector"], labels)]
+    selected = [labels["dask.org/component"] for labels, _ in pods if selects(clients["podSelector"], labels)]
     assert selected == ["scheduler"]
     rules = clients["ingress"]
     operator_rule = rules[0]
@@ -97,10 +77,12 @@ def test_network_policies_select_the_pods_the_operator_builds(recorded: Run, sta
 @pytest.mark.parametrize("stack", STACKS)
 def test_workers_have_a_disruption_budget_and_the_scheduler_the_http_api(recorded: Run, stack: str) -> None:
     rec = recorded(stack)
-    pdb = next(m for m in _manifests(rec, "PodDisruptionBudget") if m["metadata"]["name"].endswith("-workers"))["spec"]
-    pods = _operator_pods(rec)
+    pdb = next(m for m in manifests_of(rec, "PodDisruptionBudget") if m["metadata"]["name"].endswith("-workers"))[
+        "spec"
+    ]
+    pods = operator_pods(rec)
     assert pdb["maxUnavailable"] == 1
-    assert [labels["dask.org/component"] for labels, _ in pods if _selects(pdb["selector"], labels)] == ["worker"] * (
+    assert [labels["dask.org/component"] for labels, _ in pods if selects(pdb["selector"], labels)] == ["worker"] * (
         len(pods) - 1
     )
     scheduler = next(pod for labels, pod in pods if labels["dask.org/component"] == "scheduler")
@@ -122,7 +104,7 @@ def test_tls_stack_wires_certificates_into_pods_and_outputs(recorded: Run) -> No
     secret = rec.one("kubernetes:core/v1:Secret")
     assert set(secret.inputs["stringData"]) == set(security_spec.TLS_FILES)
     assert "stringData" in secret.secret_inputs
-    for labels, pod in _operator_pods(rec):
+    for labels, pod in operator_pods(rec):
         env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
         assert env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"
         tls_volumes = [v for v in pod["volumes"] if "secret" in v]
@@ -139,7 +121,7 @@ def test_without_the_explicit_address_the_operator_would_inject_tcp() -> None:
     """Why workers carry DASK_SCHEDULER_ADDRESS with TLS: the operator's builder fills in
     tcp:// when it is absent, which a require-encryption scheduler refuses."""
     rec = recording("prod")
-    cluster = copy.deepcopy(_manifests(rec, "DaskCluster")[0])
+    cluster = copy.deepcopy(manifests_of(rec, "DaskCluster")[0])
     container = cluster["spec"]["worker"]["spec"]["containers"][0]
     container["env"] = [e for e in container["env"] if e["name"] != "DASK_SCHEDULER_ADDRESS"]
     worker = next(
@@ -216,7 +198,7 @@ def _admitted(
     """Whether NetworkPolicies admit a pod (namespace, labels) to a Dask pod's TCP `port`
     (Kubernetes semantics: a selected pod takes the union of its policies' ingress rules;
     a peer's namespaceSelector and podSelector must both match)."""
-    selecting = [p for p in policies if _selects(p["spec"]["podSelector"], target)]
+    selecting = [p for p in policies if selects(p["spec"]["podSelector"], target)]
     assert selecting, "the default-deny policy selects every pod"
     for policy in selecting:
         for rule in policy["spec"].get("ingress") or []:
@@ -227,11 +209,11 @@ def _admitted(
                     continue  # addresses outside the cluster: not pods
                 ns_selector = peer.get("namespaceSelector")
                 ns_ok = (
-                    _selects(ns_selector, {"kubernetes.io/metadata.name": source_ns})
+                    selects(ns_selector, {"kubernetes.io/metadata.name": source_ns})
                     if ns_selector is not None
                     else source_ns == policy["metadata"]["namespace"]
                 )
-                pod_ok = _selects(peer.get("podSelector") or {}, source)
+                pod_ok = selects(peer.get("podSelector") or {}, source)
                 if ns_ok and pod_ok:
                     return True
     return False
@@ -245,8 +227,8 @@ def test_the_metrics_collector_reaches_exactly_the_metrics_ports_and_nothing_mor
     s = settings_for(stack)
     gmp = stack != "existing"
     rec = recorded(stack) if gmp else recorded(stack, overrides={"gpu-dask:monitoring": {"collection": "gmp"}})
-    policies = _manifests(rec, "NetworkPolicy")
-    pods = [labels for labels, _ in _operator_pods(rec)]
+    policies = manifests_of(rec, "NetworkPolicy")
+    pods = [labels for labels, _ in operator_pods(rec)]
     scheduler = next(p for p in pods if p["dask.org/component"] == "scheduler")
     workers = [p for p in pods if p["dask.org/component"] == "worker"]
     ports = (8786, 8787, 8788, 9400, 443)
@@ -270,5 +252,5 @@ def test_the_metrics_collector_reaches_exactly_the_metrics_ports_and_nothing_mor
     assert reach(s.dask.namespace, workers[0], scheduler) == set(ports)
     # And without collection, the collector gets nothing at all.
     off = recorded(stack, overrides={"gpu-dask:monitoring": {"collection": "none", "dashboard": False}})
-    policies = _manifests(off, "NetworkPolicy")
+    policies = manifests_of(off, "NetworkPolicy")
     assert reach(*COLLECTOR, scheduler) == set() and all(reach(*COLLECTOR, w) == set() for w in workers)

@@ -26,7 +26,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 # Run by path: the folder of this file is sys.path[0]; it must not shadow top-level names.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -117,16 +117,9 @@ def _stand_in_tls(folder: Path) -> Any:
             super().__init__(STAND_IN_TLS_TYPE, name, None, opts)
             self.secret = k8s.core.v1.Secret(
                 f"{name}-secret",
-                metadata={
-                    "name": security_spec.tls_secret_name(args.dask_cluster),
-                    "namespace": args.namespace,
-                    "labels": security_spec.LABELS,
-                },
+                metadata=cast(Any, security_spec.tls_secret_metadata(args.dask_cluster, args.namespace)),
                 type="Opaque",
-                string_data={
-                    key: pulumi.Output.secret(pems[key])
-                    for key in ("ca.pem", "scheduler.pem", "scheduler-key.pem", "worker.pem", "worker-key.pem")
-                },
+                string_data={key: pulumi.Output.secret(pems[key]) for key in security_spec.TLS_SECRET_KEYS},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
             )
             self.ca_cert_pem = pulumi.Output.from_input(pems["ca.pem"])
