@@ -189,4 +189,11 @@ def test_the_operators_from_name_address_never_reaches_a_tls_scheduler(prod: Reh
             return False
         return True
 
-    assert asyncio.run(bounded()) is False, "from_name's tcp:// handshake reached a TLS scheduler"
+    # A loop of its own, never set as the thread's: asyncio.run() would leave the main thread with the
+    # event loop set to None, and every later Pulumi mocks run in this process fails ("no current event loop").
+    loop = asyncio.new_event_loop()
+    try:
+        reached = loop.run_until_complete(bounded())
+    finally:
+        loop.close()
+    assert reached is False, "from_name's tcp:// handshake reached a TLS scheduler"
