@@ -10,8 +10,8 @@ runtime itself), run by `gpudask/local/engine/program.py` in a process of its ow
 local control plane needs it (each change listed in `Engine.notes`):
 - `operatorChart`: the chart folder the pinned dask-kubernetes wheel ships, stamped with its version as
   chartpress stamps the published chart (the repository cannot be reached offline);
-- an existingCluster stack's `existingCluster.kubeconfig`: a kubeconfig for the local control plane under
-  the stack's own context name.
+- nothing else: an existingCluster stack reads the ambient KUBECONFIG, which the engine points at a
+  kubeconfig for the local control plane under the context name the stack file gives (`existingCluster.context`).
 The CLI validates the stack file against `Pulumi.yaml`'s config schema, as it does for users.
 
 `stack_up(...)` runs `up` while it brings the chart's operator and the Dask pods up behind it as local
@@ -221,12 +221,6 @@ class Engine:
         values: dict[str, Any] = doc.setdefault("config", {})
         values.update(dict(config or {}))
         values["gpu-dask:operatorChart"] = str(self.chart)
-        existing = values.get("gpu-dask:existingCluster")
-        if isinstance(existing, dict) and "kubeconfig" in existing:
-            existing["kubeconfig"] = str(self.stack_kubeconfig())
-            note = "existingCluster.kubeconfig: the local control plane's, under the stack's own context name"
-            if note not in self.notes:
-                self.notes.append(note)
         if salt:
             doc["encryptionsalt"] = salt
         target.write_text(yaml.safe_dump(doc, sort_keys=False))
