@@ -12,7 +12,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dask_kubernetes.exceptions import ValidationError as DaskNameError
@@ -50,6 +50,9 @@ DEFAULT_RAPIDS_IMAGE = "rapidsai/base:26.10-cuda12-py3.12"
 SYSTEM_POOL_NAME = "system"
 # The scheduler's own small GPU pool (dask.schedulerGpu), tainted so that only it lands there.
 SCHEDULER_POOL_NAME = "scheduler"
+# That pool's taint (components/gke_spec.py SCHEDULER_TAINT): (key, value, Kubernetes effect).
+SCHEDULER_TAINT = ("gpu-dask/scheduler", "true", "NoSchedule")
+TAINT_EFFECTS_K8S = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 _ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
@@ -157,6 +160,12 @@ class DaskSettings:
     """Omitted -> Pulumi owns `worker.replicas`; set -> a DaskAutoscaler owns the replica count."""
     system_pool: str = SYSTEM_POOL_NAME
     """The on-demand CPU pool of the scheduler and CPU workers (`existingCluster.systemPool`)."""
+    scheduler_pool: str = SCHEDULER_POOL_NAME
+    """The GPU scheduler's pool (`cloud.google.com/gke-nodepool`): the one this stack creates, or
+    the existing cluster's small-GPU pool `existingCluster.schedulerPool.name`."""
+    scheduler_taints: tuple[tuple[str, str, str], ...] = (SCHEDULER_TAINT,)
+    """(key, value, effect) of that pool's own taints, which the GPU scheduler tolerates (GKE's
+    nvidia.com/gpu taint is tolerated anyway)."""
 
     @property
     def scheduler_address(self) -> str:
@@ -188,6 +197,21 @@ class NetworkSettings:
 
 
 @dataclass(frozen=True)
+class ExistingSchedulerPool:
+    """A small-GPU (L4/T4) pool the existing cluster already has, for the GPU scheduler
+    (`existingCluster.schedulerPool`): nothing is created, the scheduler is placed there."""
+
+    name: str
+    """Its GKE name: the scheduler's nodeSelector `cloud.google.com/gke-nodepool`."""
+    machine_type: str
+    """One of SCHEDULER_GPU_MACHINE_TYPES: the GPU type and room the plan and the local nodes use."""
+    max_nodes: int = 1
+    spot: bool = False
+    taints: tuple[tuple[str, str, str], ...] = ()
+    """The pool's own taints besides GKE's nvidia.com/gpu one, as `key=value:Effect`; tolerated."""
+
+
+@dataclass(frozen=True)
 class ExistingClusterSettings:
     """A cluster this stack does not own: no network, cluster or pools are declared."""
 
@@ -203,6 +227,8 @@ class ExistingClusterSettings:
     network_policies_enforced: bool = False
     """True -> the stack's owner says the host cluster enforces NetworkPolicies (Dataplane V2 or
     Calico); nothing here can check it, so the plan warns while it is false and TLS is off."""
+    scheduler_pool: ExistingSchedulerPool | None = None
+    """Omitted -> no GPU pool for the scheduler: `dask.schedulerGpu` must be false (a CPU scheduler)."""
 
 
 MONITORING_COLLECTIONS = ("gmp", "prometheus-operator", "none")
@@ -521,7 +547,9 @@ ALERT_KEYS = {
 }  # fmt: skip
 # Cloud Monitoring notification channel ids, as `gcloud beta monitoring channels list` prints them.
 _CHANNEL = re.compile(r"^projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/notificationChannels/[0-9]+$")
-EXISTING_KEYS = {"context", "systemPool", "installOperator", "networkPoliciesEnforced"}
+EXISTING_KEYS = {"context", "systemPool", "installOperator", "networkPoliciesEnforced", "schedulerPool"}
+EXISTING_SCHEDULER_POOL_KEYS = {"name", "machineType", "maxNodes", "spot", "taints"}
+_TAINT = re.compile(r"^(?P<key>[^=:\s]+)=(?P<value>[^=:\s]*):(?P<effect>[A-Za-z]+)$")
 # What the program gives an existing cluster's Kubernetes provider as `kubeconfig`: empty, so the
 # provider loads the ambient kubeconfig and the state holds nothing of the machine that ran it.
 EXISTING_CLUSTER_KUBECONFIG = ""
@@ -819,7 +847,60 @@ def _parse_dask(
     )
 
 
-def _check_scheduler_pool(problems: _Problems, location: str, dask: DaskSettings) -> None:
+def _place_scheduler_on_existing_pool(
+    problems: _Problems,
+    dask: DaskSettings,
+    existing: ExistingClusterSettings,
+    raw_dask: dict[str, Any],
+    pools: dict[str, GpuPoolSettings],
+) -> DaskSettings:
+    """With existingCluster the GPU scheduler goes to the small-GPU pool the cluster has, named by
+    `existingCluster.schedulerPool`; the stack creates none."""
+    pool = existing.scheduler_pool
+    if pool is None:
+        if dask.scheduler_gpu:
+            problems.add(
+                "dask.schedulerGpu",
+                True,
+                "needs a small-GPU pool, and with existingCluster the stack creates none: name the cluster's L4/T4 "
+                "pool in existingCluster.schedulerPool (name, machineType, taints), or set false (a CPU scheduler, "
+                "on which dask-cudf graphs fail)",
+            )
+        return dask
+    if not dask.scheduler_gpu:
+        problems.add(
+            "dask.schedulerGpu",
+            False,
+            f"contradicts existingCluster.schedulerPool ({pool.name}): remove one of them",
+        )
+        return dask
+    for key in ("schedulerMachineType", "schedulerSpot"):
+        if key in raw_dask:
+            problems.add(
+                f"dask.{key}",
+                raw_dask[key],
+                "describes the pool this stack creates; with existingCluster say what the cluster's pool is in "
+                "existingCluster.schedulerPool (machineType, spot)",
+            )
+    if pool.name in pools:
+        problems.add(
+            "existingCluster.schedulerPool.name",
+            pool.name,
+            "is one of gpuNodePools (an A100 pool); the scheduler needs its own small-GPU pool",
+        )
+    if pool.machine_type not in SCHEDULER_GPU_MACHINE_TYPES:
+        return dask  # reported by the parser
+    return replace(
+        dask,
+        scheduler_machine_type=pool.machine_type,
+        scheduler_spot=pool.spot,
+        scheduler_pool=pool.name,
+        scheduler_taints=pool.taints,
+    )
+
+
+def _check_scheduler_pool(problems: _Problems, location: str, dask: DaskSettings, existing: bool = False) -> None:
+    machine_key = "existingCluster.schedulerPool.machineType" if existing else "dask.schedulerMachineType"
     machine = SCHEDULER_GPU_MACHINE_TYPES[dask.scheduler_machine_type]
     accelerator = machine.accelerator or ""
     if _ZONE.match(location):
@@ -827,7 +908,7 @@ def _check_scheduler_pool(problems: _Problems, location: str, dask: DaskSettings
         zones = ACCELERATOR_ZONES.get(accelerator, {}).get(region)
         if zones is not None and location not in zones:
             problems.add(
-                "dask.schedulerMachineType",
+                machine_key,
                 dask.scheduler_machine_type,
                 f"needs {accelerator}, which zone {location} does not offer (it is in {', '.join(zones)}); "
                 f"pick the other type ({', '.join(SCHEDULER_GPU_MACHINE_TYPES)}) or set schedulerGpu: false",
@@ -943,6 +1024,47 @@ def _parse_existing(problems: _Problems, raw: Any) -> ExistingClusterSettings | 
         system_pool=system_pool,
         install_operator=e.boolean("installOperator", True),
         network_policies_enforced=e.boolean("networkPoliciesEnforced", False),
+        scheduler_pool=_parse_existing_scheduler_pool(problems, e.mapping("schedulerPool"), system_pool),
+    )
+
+
+def _parse_existing_scheduler_pool(
+    problems: _Problems, raw: dict[str, Any], system_pool: str
+) -> ExistingSchedulerPool | None:
+    if not raw:
+        return None
+    p = _Reader(problems, "existingCluster.schedulerPool.", raw, EXISTING_SCHEDULER_POOL_KEYS)
+    name = p.string("name", required=True)
+    if name and (not _GKE_NAME.match(name) or name == system_pool):
+        problems.add(
+            p.key("name"),
+            name,
+            f"is not a GKE node pool name (lowercase, digits, '-', at most 40) other than {system_pool!r}",
+        )
+    machine_type = p.string("machineType", required=True)
+    if machine_type and machine_type not in SCHEDULER_GPU_MACHINE_TYPES:
+        problems.add(
+            p.key("machineType"),
+            machine_type,
+            f"must say what the pool's nodes are: one of {', '.join(SCHEDULER_GPU_MACHINE_TYPES)} (one small GPU)",
+        )
+    taints = []
+    for i, text in enumerate(p.strings("taints")):
+        match = _TAINT.match(text)
+        if not match or match["effect"] not in TAINT_EFFECTS_K8S:
+            problems.add(
+                f"{p.key('taints')}[{i}]",
+                text,
+                f"is not a taint: key=value:Effect with Effect one of {', '.join(TAINT_EFFECTS_K8S)}",
+            )
+            continue
+        taints.append((match["key"], match["value"], match["effect"]))
+    return ExistingSchedulerPool(
+        name=name,
+        machine_type=machine_type,
+        max_nodes=p.integer("maxNodes", 1, minimum=1),
+        spot=p.boolean("spot", False),
+        taints=tuple(taints),
     )
 
 
@@ -1078,16 +1200,12 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
                 f"must be true with gpuNodePools.{pool.name}.secondaryBootDiskImage: "
                 "GKE reads the image cache disk through image streaming",
             )
-    dask = _parse_dask(problems, r.mapping("dask"), pools, system_pool)
-    if dask.scheduler_gpu and existing:
-        problems.add(
-            "dask.schedulerGpu",
-            True,
-            "needs the scheduler pool this stack creates, and with existingCluster it creates no pool; "
-            "set false (the plan then reports that dask-cudf graphs fail on a CPU scheduler)",
-        )
-    elif dask.scheduler_gpu:
-        _check_scheduler_pool(problems, location or "", dask)
+    raw_dask = r.mapping("dask")
+    dask = _parse_dask(problems, raw_dask, pools, system_pool)
+    if existing:
+        dask = _place_scheduler_on_existing_pool(problems, dask, existing, raw_dask, pools)
+    if dask.scheduler_gpu:
+        _check_scheduler_pool(problems, location or "", dask, existing is not None)
     _check_driver_fits_images(problems, driver, release_channel, dask)
     _check_clients_reach_the_vpc(problems, network, dask)
     monitoring = _parse_monitoring(problems, r.mapping("monitoring"), existing is not None)
