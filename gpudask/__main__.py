@@ -405,7 +405,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
     problems = config_reference.undocumented()
     if problems:
-        print("gpudask/docs/config_reference.py and components/settings.py disagree:\n  - " + "\n  - ".join(problems))
+        print("gpudask/docs/config_reference.py and components/settings/ disagree:\n  - " + "\n  - ".join(problems))
         return EXIT_PROGRAM_FAILED
     if args.check:
         stale = config_reference.readme_section(config_reference.README.read_text()) != config_reference.render()

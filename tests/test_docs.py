@@ -14,7 +14,7 @@ from gpudask.record.recorder import PROJECT_DIR
 
 def test_readme_config_reference_is_the_generated_one() -> None:
     """The table between the README markers is exactly what Pulumi.yaml and the parser say:
-    a default edited in the README, Pulumi.yaml or components/settings.py alone fails here."""
+    a default edited in the README, Pulumi.yaml or components/settings/ alone fails here."""
     current = config_reference.readme_section((PROJECT_DIR / "README.md").read_text())
     wanted = config_reference.render()
     assert current == wanted, "README.md's config reference is stale: run `python -m gpudask docs`\n" + "\n".join(

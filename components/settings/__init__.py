@@ -1,0 +1,96 @@
+"""The stack's one settings object: parsed and validated before anything is declared.
+
+`parse_settings` takes the raw config values (strings as Pulumi stores them, or
+already-decoded values) and either returns a frozen `StackSettings` or raises
+`SettingsError` listing every problem at once: the key, the value received and
+what is allowed.
+
+One module per concern; import from `components.settings` (the names below), not from them:
+- model: the frozen settings dataclasses, the config words (enums) and name formats;
+- reader: typed, problem-collecting access to raw config objects, `SettingsError`;
+- keys: the key registry (every key per config object, renamed and GKE-only keys);
+- sizing: the sizing policy (worker shares of a node, what fits the pools, the scheduler's node);
+- rules: cross-field rules (networks, client reach, image pins, driver vs images);
+- parse: `parse_settings`, which reads every object and applies the rules.
+Names with a leading underscore are shared between these modules only.
+"""
+
+from components.settings.keys import (
+    ALERT_KEYS,
+    DASK_KEYS,
+    EXISTING_CLUSTER_KUBECONFIG,
+    EXISTING_KEYS,
+    GKE_ONLY_KEYS,
+    GROUP_KEYS,
+    MONITORING_KEYS,
+    POOL_KEYS,
+    RENAMED_DASK_KEYS,
+    RESERVED_GROUP_NAMES,
+    SCALAR_KEYS,
+    SHARED_NAMESPACES,
+    TOP_KEYS,
+)
+from components.settings.model import (
+    COLOCATION_MODES,
+    DEFAULT_RAPIDS_IMAGE,
+    DRIVER_MODES,
+    MONITORING_COLLECTIONS,
+    RELEASE_CHANNELS,
+    SCHEDULER_POOL_NAME,
+    SCHEDULER_SERVICES,
+    SCHEDULER_TAINT,
+    SYSTEM_POOL_NAME,
+    AlertSettings,
+    AutoscaleSettings,
+    DaskSettings,
+    ExistingClusterSettings,
+    ExistingSchedulerPool,
+    GpuPoolSettings,
+    MonitoringSettings,
+    NetworkSettings,
+    StackSettings,
+    WorkerGroupSettings,
+    is_region,
+)
+from components.settings.parse import parse_settings
+from components.settings.reader import SettingsError
+from components.settings.rules import image_pin_problem
+
+__all__ = [
+    "ALERT_KEYS",
+    "COLOCATION_MODES",
+    "DASK_KEYS",
+    "DEFAULT_RAPIDS_IMAGE",
+    "DRIVER_MODES",
+    "EXISTING_CLUSTER_KUBECONFIG",
+    "EXISTING_KEYS",
+    "GKE_ONLY_KEYS",
+    "GROUP_KEYS",
+    "MONITORING_COLLECTIONS",
+    "MONITORING_KEYS",
+    "POOL_KEYS",
+    "RELEASE_CHANNELS",
+    "RENAMED_DASK_KEYS",
+    "RESERVED_GROUP_NAMES",
+    "SCALAR_KEYS",
+    "SCHEDULER_POOL_NAME",
+    "SCHEDULER_SERVICES",
+    "SCHEDULER_TAINT",
+    "SHARED_NAMESPACES",
+    "SYSTEM_POOL_NAME",
+    "TOP_KEYS",
+    "AlertSettings",
+    "AutoscaleSettings",
+    "DaskSettings",
+    "ExistingClusterSettings",
+    "ExistingSchedulerPool",
+    "GpuPoolSettings",
+    "MonitoringSettings",
+    "NetworkSettings",
+    "SettingsError",
+    "StackSettings",
+    "WorkerGroupSettings",
+    "image_pin_problem",
+    "is_region",
+    "parse_settings",
+]
