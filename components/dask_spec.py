@@ -19,13 +19,18 @@ from components import scheduler_preload, worker_prestop
 from components.catalog import GPU_RESOURCE, GPU_TAINT_EFFECT, GPU_TAINT_VALUE, MANAGED_BY_LABELS
 from components.gpu_drivers import DRIVER_LIBRARY_PATH
 from components.security_spec import harden_pod
-from components.settings import SCHEDULER_POOL_NAME, SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
+from components.settings import SCHEDULER_TAINT, SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
 
 API_VERSION = "kubernetes.dask.org/v1"
 WORKER_HTTP_PORT = 8788
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT}
 # The scheduler pool's own taint (components/gke_spec.py SCHEDULER_TAINT).
-SCHEDULER_TOLERATION = {"key": "gpu-dask/scheduler", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+SCHEDULER_TOLERATION = {
+    "key": SCHEDULER_TAINT[0],
+    "operator": "Equal",
+    "value": SCHEDULER_TAINT[1],
+    "effect": SCHEDULER_TAINT[2],
+}
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 # Makes `pulumi up` wait until the operator has accepted the DaskCluster: its create handler
 # (`daskcluster_create`) validates the name and writes `status.phase` (Created). Never a
@@ -270,13 +275,19 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
     if gpus:
         with_driver_libraries(container)
         # Its own small GPU pool (L4/T4): cuDF objects in client graphs deserialize there.
-        spec["spec"]["tolerations"] = [dict(GPU_TOLERATION), dict(SCHEDULER_TOLERATION)]
-        spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: SCHEDULER_POOL_NAME}
+        # (or, with existingCluster, the cluster's own small-GPU pool and whatever taints it has).
+        spec["spec"]["tolerations"] = [dict(GPU_TOLERATION), *map(_toleration, dask.scheduler_taints)]
+        spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: dask.scheduler_pool}
     else:
         # On-demand CPU pool: the scheduler holds the cluster's state; a spot reclaim loses it.
         spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: dask.system_pool}
     spec["spec"] = harden_pod(spec["spec"], dask, "scheduler")
     return spec
+
+
+def _toleration(taint: tuple[str, str, str]) -> dict[str, str]:
+    key, value, effect = taint
+    return {"key": key, "operator": "Equal", "value": value, "effect": effect}
 
 
 def cluster_annotations(dask: DaskSettings) -> dict[str, str]:

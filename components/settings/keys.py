@@ -37,7 +37,8 @@ ALERT_KEYS = {
     "noGpuWorkerMinutes", "spilledBytes", "spillMinutes", "pausedMinutes", "schedulerTickSeconds", "schedulerMinutes",
     "gpuIdleMinutes", "gpuIdlePercent", "restarts", "restartWindowMinutes",
 }  # fmt: skip
-EXISTING_KEYS = {"context", "systemPool", "installOperator", "networkPoliciesEnforced"}
+EXISTING_KEYS = {"context", "systemPool", "installOperator", "networkPoliciesEnforced", "schedulerPool"}
+EXISTING_SCHEDULER_POOL_KEYS = {"name", "machineType", "maxNodes", "spot", "taints"}
 # What the program gives an existing cluster's Kubernetes provider as `kubeconfig`: empty, so the
 # provider loads the ambient kubeconfig and the state holds nothing of the machine that ran it.
 EXISTING_CLUSTER_KUBECONFIG = ""

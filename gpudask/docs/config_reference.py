@@ -99,6 +99,13 @@ EXISTING: dict[str, Key] = {
         "true once the cluster enforces NetworkPolicies (Dataplane V2, Calico); while false with TLS off the plan warns",
         default="`false`",
     ),
+    "schedulerPool": Key(
+        "the cluster's small-GPU pool for the GPU scheduler (`dask.schedulerGpu`, nothing is created): `name` (its "
+        f"GKE name: the scheduler's nodeSelector), `machineType` ({', '.join(SCHEDULER_GPU_MACHINE_TYPES)}: its GPU "
+        "and room, for the plan and `rehearse --cluster`), `taints` (`key=value:Effect`, besides GKE's "
+        "`nvidia.com/gpu`: tolerated), `maxNodes`, `spot`",
+        default="none: `dask.schedulerGpu` must be `false` (a CPU scheduler; the plan warns)",
+    ),
 }
 
 POOL: dict[str, Key] = {
