@@ -383,7 +383,7 @@ def test_existing_cluster_needs_no_project_and_no_authorized_networks() -> None:
 
 
 def test_existing_cluster_system_pool_defaults_to_system() -> None:
-    s = settings_for("existing", existingCluster={"context": "gke_p_us-central1-c_team"})
+    s = settings_for("existing", existingCluster={"context": "gke_p_us-central1-c_team"}, dask={"schedulerGpu": False})
     assert s.system_pool == "system" and s.existing_cluster is not None
     assert s.existing_cluster.context == "gke_p_us-central1-c_team"
 

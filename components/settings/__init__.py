@@ -46,10 +46,12 @@ from components.settings.keys import (
 )
 from components.settings.model import (
     SCHEDULER_POOL_NAME,
+    SCHEDULER_TAINT,
     AlertSettings,
     AutoscaleSettings,
     DaskSettings,
     ExistingClusterSettings,
+    ExistingSchedulerPool,
     GpuPoolSettings,
     MonitoringSettings,
     NetworkSettings,
@@ -81,6 +83,7 @@ __all__ = [
     "SCALAR_KEYS",
     "SCHEDULER_POOL_NAME",
     "SCHEDULER_SERVICES",
+    "SCHEDULER_TAINT",
     "SECTIONS",
     "SHARED_NAMESPACES",
     "SYSTEM_POOL_NAME",
@@ -90,6 +93,7 @@ __all__ = [
     "AutoscaleSettings",
     "DaskSettings",
     "ExistingClusterSettings",
+    "ExistingSchedulerPool",
     "GpuPoolSettings",
     "Key",
     "MonitoringSettings",

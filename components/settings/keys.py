@@ -264,6 +264,27 @@ EXISTING = _section(
         "true once the cluster enforces NetworkPolicies (Dataplane V2, Calico); while false with TLS off the plan warns",
         False, default_doc="`false`",
     ),
+    Key(
+        "schedulerPool", "object",
+        "the cluster's small-GPU pool for the GPU scheduler (`dask.schedulerGpu`; nothing is created) (below)",
+        default_doc="none: `dask.schedulerGpu` must be `false` (a CPU scheduler; the plan warns)",
+    ),
+)  # fmt: skip
+
+# `existingCluster.schedulerPool`: what the host's small-GPU pool is (the stack creates none).
+EXISTING_SCHEDULER_POOL = _section(
+    Key("name", "string", "its GKE name: the scheduler's nodeSelector (`cloud.google.com/gke-nodepool`)", required=True),
+    Key(
+        "machineType", "string",
+        f"its machine type ({', '.join(_SCHEDULER_MACHINES)}): its GPU and room, for the plan and `rehearse --cluster`",
+        required=True, allowed=tuple(_SCHEDULER_MACHINES),
+    ),
+    Key("maxNodes", "integer", "autoscaler maximum", 1, minimum=1),
+    Key("spot", "boolean", "Spot VMs", False),
+    Key(
+        "taints", "strings",
+        "its own taints as `key=value:Effect`, besides GKE's `nvidia.com/gpu`: the scheduler tolerates them", [],
+    ),
 )  # fmt: skip
 
 MONITORING = _section(
@@ -311,6 +332,7 @@ SECTIONS: dict[str, Section] = {
     "dask.workerGroups.<group>": GROUP,
     "dask.autoscale": AUTOSCALE,
     "existingCluster": EXISTING,
+    "existingCluster.schedulerPool": EXISTING_SCHEDULER_POOL,
     "monitoring": MONITORING,
     "monitoring.alerts": ALERTS,
 }
@@ -323,6 +345,7 @@ POOL_KEYS = set(POOL)
 GROUP_KEYS = set(GROUP)
 DASK_KEYS = set(DASK)
 EXISTING_KEYS = set(EXISTING)
+EXISTING_SCHEDULER_POOL_KEYS = set(EXISTING_SCHEDULER_POOL)
 MONITORING_KEYS = set(MONITORING)
 ALERT_KEYS = set(ALERTS)
 

@@ -16,6 +16,9 @@ from components.settings.keys import ALERTS, DRIVER_MODES, MONITORING, SYSTEM_PO
 
 # The scheduler's own small GPU pool (dask.schedulerGpu), tainted so that only it lands there.
 SCHEDULER_POOL_NAME = "scheduler"
+# That pool's taint (components/gke_spec.py SCHEDULER_TAINT): (key, value, Kubernetes effect).
+SCHEDULER_TAINT = ("gpu-dask/scheduler", "true", "NoSchedule")
+TAINT_EFFECTS_K8S = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 _ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
@@ -117,6 +120,12 @@ class DaskSettings:
     """Omitted -> Pulumi owns `worker.replicas`; set -> a DaskAutoscaler owns the replica count."""
     system_pool: str = SYSTEM_POOL_NAME
     """The on-demand CPU pool of the scheduler and CPU workers (`existingCluster.systemPool`)."""
+    scheduler_pool: str = SCHEDULER_POOL_NAME
+    """The GPU scheduler's pool (`cloud.google.com/gke-nodepool`): the one this stack creates, or
+    the existing cluster's small-GPU pool `existingCluster.schedulerPool.name`."""
+    scheduler_taints: tuple[tuple[str, str, str], ...] = (SCHEDULER_TAINT,)
+    """(key, value, effect) of that pool's own taints, which the GPU scheduler tolerates (GKE's
+    nvidia.com/gpu taint is tolerated anyway)."""
 
     @property
     def scheduler_address(self) -> str:
@@ -148,6 +157,21 @@ class NetworkSettings:
 
 
 @dataclass(frozen=True)
+class ExistingSchedulerPool:
+    """A small-GPU (L4/T4) pool the existing cluster already has, for the GPU scheduler
+    (`existingCluster.schedulerPool`): nothing is created, the scheduler is placed there."""
+
+    name: str
+    """Its GKE name: the scheduler's nodeSelector `cloud.google.com/gke-nodepool`."""
+    machine_type: str
+    """One of SCHEDULER_GPU_MACHINE_TYPES: the GPU type and room the plan and the local nodes use."""
+    max_nodes: int = 1
+    spot: bool = False
+    taints: tuple[tuple[str, str, str], ...] = ()
+    """The pool's own taints besides GKE's nvidia.com/gpu one, as `key=value:Effect`; tolerated."""
+
+
+@dataclass(frozen=True)
 class ExistingClusterSettings:
     """A cluster this stack does not own: no network, cluster or pools are declared."""
 
@@ -163,6 +187,8 @@ class ExistingClusterSettings:
     network_policies_enforced: bool = False
     """True -> the stack's owner says the host cluster enforces NetworkPolicies (Dataplane V2 or
     Calico); nothing here can check it, so the plan warns while it is false and TLS is off."""
+    scheduler_pool: ExistingSchedulerPool | None = None
+    """Omitted -> no GPU pool for the scheduler: `dask.schedulerGpu` must be false (a CPU scheduler)."""
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from dask_kubernetes.exceptions import ValidationError as DaskNameError
 from dask_kubernetes.operator.validation import validate_cluster_name
 
+from components.catalog import SCHEDULER_GPU_MACHINE_TYPES
 from components.settings.keys import (
     ALERTS,
     AUTOSCALE,
     DASK,
     EXISTING,
+    EXISTING_SCHEDULER_POOL,
     GKE_ONLY_KEYS,
     GROUP,
     MONITORING,
@@ -36,10 +39,12 @@ from components.settings.model import (
     _VERSION,
     _ZONE,
     SCHEDULER_POOL_NAME,
+    TAINT_EFFECTS_K8S,
     AlertSettings,
     AutoscaleSettings,
     DaskSettings,
     ExistingClusterSettings,
+    ExistingSchedulerPool,
     GpuPoolSettings,
     MonitoringSettings,
     NetworkSettings,
@@ -61,6 +66,9 @@ from components.settings.sizing import (
     _target_pools,
     _worker_share,
 )
+
+# `key=value:Effect`, as kubectl taint writes a taint.
+_TAINT = re.compile(r"^(?P<key>[^=:\s]+)=(?P<value>[^=:\s]*):(?P<effect>[A-Za-z]+)$")
 
 
 def _parse_pools(
@@ -313,6 +321,99 @@ def _parse_existing(problems: _Problems, raw: Any) -> ExistingClusterSettings | 
         system_pool=system_pool,
         install_operator=e.boolean("installOperator"),
         network_policies_enforced=e.boolean("networkPoliciesEnforced"),
+        scheduler_pool=_parse_existing_scheduler_pool(problems, e.mapping("schedulerPool"), system_pool),
+    )
+
+
+def _parse_existing_scheduler_pool(
+    problems: _Problems, raw: dict[str, Any], system_pool: str
+) -> ExistingSchedulerPool | None:
+    if not raw:
+        return None
+    p = _Reader(problems, "existingCluster.schedulerPool.", raw, EXISTING_SCHEDULER_POOL)
+    name = p.string("name")
+    if name and (not _GKE_NAME.match(name) or name == system_pool):
+        problems.add(
+            p.key("name"),
+            name,
+            f"is not a GKE node pool name (lowercase, digits, '-', at most 40) other than {system_pool!r}",
+        )
+    machine_type = p.string("machineType")
+    if machine_type and machine_type not in p.keys["machineType"].allowed:
+        problems.add(
+            p.key("machineType"),
+            machine_type,
+            f"must say what the pool's nodes are: one of {', '.join(p.keys['machineType'].allowed)} (one small GPU)",
+        )
+    taints = []
+    for i, text in enumerate(p.strings("taints")):
+        match = _TAINT.match(text)
+        if not match or match["effect"] not in TAINT_EFFECTS_K8S:
+            problems.add(
+                f"{p.key('taints')}[{i}]",
+                text,
+                f"is not a taint: key=value:Effect with Effect one of {', '.join(TAINT_EFFECTS_K8S)}",
+            )
+            continue
+        taints.append((match["key"], match["value"], match["effect"]))
+    return ExistingSchedulerPool(
+        name=name,
+        machine_type=machine_type,
+        max_nodes=p.integer("maxNodes"),
+        spot=p.boolean("spot"),
+        taints=tuple(taints),
+    )
+
+
+def _place_scheduler_on_existing_pool(
+    problems: _Problems,
+    dask: DaskSettings,
+    existing: ExistingClusterSettings,
+    raw_dask: dict[str, Any],
+    pools: dict[str, GpuPoolSettings],
+) -> DaskSettings:
+    """With existingCluster the GPU scheduler goes to the small-GPU pool the cluster has, named by
+    `existingCluster.schedulerPool`; the stack creates none."""
+    pool = existing.scheduler_pool
+    if pool is None:
+        if dask.scheduler_gpu:
+            problems.add(
+                "dask.schedulerGpu",
+                True,
+                "needs a small-GPU pool, and with existingCluster the stack creates none: name the cluster's L4/T4 "
+                "pool in existingCluster.schedulerPool (name, machineType, taints), or set false (a CPU scheduler, "
+                "on which dask-cudf graphs fail)",
+            )
+        return dask
+    if not dask.scheduler_gpu:
+        problems.add(
+            "dask.schedulerGpu",
+            False,
+            f"contradicts existingCluster.schedulerPool ({pool.name}): remove one of them",
+        )
+        return dask
+    for key in ("schedulerMachineType", "schedulerSpot"):
+        if key in raw_dask:
+            problems.add(
+                f"dask.{key}",
+                raw_dask[key],
+                "describes the pool this stack creates; with existingCluster say what the cluster's pool is in "
+                "existingCluster.schedulerPool (machineType, spot)",
+            )
+    if pool.name in pools:
+        problems.add(
+            "existingCluster.schedulerPool.name",
+            pool.name,
+            "is one of gpuNodePools (an A100 pool); the scheduler needs its own small-GPU pool",
+        )
+    if pool.machine_type not in SCHEDULER_GPU_MACHINE_TYPES:
+        return dask  # reported by the parser
+    return replace(
+        dask,
+        scheduler_machine_type=pool.machine_type,
+        scheduler_spot=pool.spot,
+        scheduler_pool=pool.name,
+        scheduler_taints=pool.taints,
     )
 
 
@@ -447,16 +548,12 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
                 f"must be true with gpuNodePools.{pool.name}.secondaryBootDiskImage: "
                 "GKE reads the image cache disk through image streaming",
             )
-    dask = _parse_dask(problems, r.mapping("dask"), pools, system_pool)
-    if dask.scheduler_gpu and existing:
-        problems.add(
-            "dask.schedulerGpu",
-            True,
-            "needs the scheduler pool this stack creates, and with existingCluster it creates no pool; "
-            "set false (the plan then reports that dask-cudf graphs fail on a CPU scheduler)",
-        )
-    elif dask.scheduler_gpu:
-        _check_scheduler_pool(problems, location or "", dask)
+    raw_dask = r.mapping("dask")
+    dask = _parse_dask(problems, raw_dask, pools, system_pool)
+    if existing:
+        dask = _place_scheduler_on_existing_pool(problems, dask, existing, raw_dask, pools)
+    if dask.scheduler_gpu:
+        _check_scheduler_pool(problems, location or "", dask, existing is not None)
     _check_driver_fits_images(problems, driver, release_channel, dask)
     _check_clients_reach_the_vpc(problems, network, dask)
     monitoring = _parse_monitoring(problems, r.mapping("monitoring"), existing is not None)

@@ -80,7 +80,8 @@ def _check_gpu_fit(
         )
 
 
-def _check_scheduler_pool(problems: _Problems, location: str, dask: DaskSettings) -> None:
+def _check_scheduler_pool(problems: _Problems, location: str, dask: DaskSettings, existing: bool = False) -> None:
+    machine_key = "existingCluster.schedulerPool.machineType" if existing else "dask.schedulerMachineType"
     machine = SCHEDULER_GPU_MACHINE_TYPES[dask.scheduler_machine_type]
     accelerator = machine.accelerator or ""
     if _ZONE.match(location):
@@ -88,7 +89,7 @@ def _check_scheduler_pool(problems: _Problems, location: str, dask: DaskSettings
         zones = ACCELERATOR_ZONES.get(accelerator, {}).get(region)
         if zones is not None and location not in zones:
             problems.add(
-                "dask.schedulerMachineType",
+                machine_key,
                 dask.scheduler_machine_type,
                 f"needs {accelerator}, which zone {location} does not offer (it is in {', '.join(zones)}); "
                 f"pick the other type ({', '.join(SCHEDULER_GPU_MACHINE_TYPES)}) or set schedulerGpu: false",
