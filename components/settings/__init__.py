@@ -32,6 +32,7 @@ from components.settings.keys import (
 )
 from components.settings.model import (
     COLOCATION_MODES,
+    CONTROL_PLANE_ACCESS,
     DEFAULT_RAPIDS_IMAGE,
     DRIVER_MODES,
     MONITORING_COLLECTIONS,
@@ -59,6 +60,7 @@ from components.settings.rules import image_pin_problem
 __all__ = [
     "ALERT_KEYS",
     "COLOCATION_MODES",
+    "CONTROL_PLANE_ACCESS",
     "DASK_KEYS",
     "DEFAULT_RAPIDS_IMAGE",
     "DRIVER_MODES",

@@ -24,13 +24,13 @@ DASK_KEYS = {
 SCALAR_KEYS = {
     "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "operatorChart",
     "protect", "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr", "masterCidr",
-    "peeredCidrs", "imageStreaming", "imagePrepuller",
+    "peeredCidrs", "imageStreaming", "imagePrepuller", "controlPlaneAccess",
 }  # fmt: skip
 TOP_KEYS = {
     "location", "clusterName", "authorizedNetworks", "driver", "releaseChannel", "operatorVersion", "operatorChart",
     "protect", "systemMachineType", "systemMinNodes", "systemMaxNodes", "subnetCidr", "podsCidr", "servicesCidr",
     "masterCidr", "peeredCidrs", "gpuNodePools", "dask", "labels", "imageStreaming", "imagePrepuller", "existingCluster",
-    "monitoring",
+    "monitoring", "controlPlaneAccess",
 }  # fmt: skip
 MONITORING_KEYS = {"collection", "prometheusNamespace", "dashboard", "notificationChannels", "alerts"}
 ALERT_KEYS = {

@@ -21,6 +21,8 @@ DRIVER_MODES: dict[str, str] = {
     "gke-latest": "LATEST",
 }
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
+# controlPlaneAccess: the DNS endpoint only (new stacks), or the IP endpoint beside it (stacks created before).
+CONTROL_PLANE_ACCESS = ("dns-only", "dns-and-ip")
 COLOCATION_MODES = ("preferred", "required", "none")
 SCHEDULER_SERVICES = ("ClusterIP", "InternalLoadBalancer")
 
@@ -272,6 +274,9 @@ class StackSettings:
     monitoring: MonitoringSettings = field(default_factory=lambda: MonitoringSettings(collection="gmp"))
     operator_chart: str = ""
     """The operator chart's folder or .tgz (air-gapped); empty -> the published chart repository."""
+    control_plane_access: str = "dns-and-ip"
+    """`dns-only` (Pulumi.yaml's default): only the DNS-based control-plane endpoint, IP endpoints off;
+    `dns-and-ip`: the IP endpoint too, behind authorizedNetworks (what stacks created before had)."""
 
     @property
     def system_pool(self) -> str:

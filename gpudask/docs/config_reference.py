@@ -232,7 +232,6 @@ def _parsed_defaults() -> dict[str, dict[str, Any]]:
     """Field values of a config that sets only what is required, per section."""
     project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
     raw: dict[str, Any] = {k: spec.get("default") for k, spec in project["config"].items()}
-    raw["authorizedNetworks"] = ["203.0.113.0/24"]
     raw["gpuNodePools"] = {"a100": {"machineType": next(iter(A100_MACHINE_TYPES))}}
     raw["dask"] = {}
     parsed = s.parse_settings(raw, "docs-project")
