@@ -6,9 +6,11 @@ already-decoded values) and either returns a frozen `StackSettings` or raises
 what is allowed.
 
 One module per concern; import from `components.settings` (the names below), not from them:
-- model: the frozen settings dataclasses, the config words (enums) and name formats;
+- model: the frozen settings dataclasses and name formats;
 - reader: typed, problem-collecting access to raw config objects, `SettingsError`;
-- keys: the key registry (every key per config object, renamed and GKE-only keys);
+- keys: the config schema, declared once (key, type, default, allowed values, meaning per config
+  object) and the config words (enums); the parser, Pulumi.yaml's `config:` block and README's
+  reference derive from it;
 - sizing: the sizing policy (worker shares of a node, what fits the pools, the scheduler's node);
 - rules: cross-field rules (networks, client reach, image pins, driver vs images);
 - parse: `parse_settings`, which reads every object and applies the rules.
@@ -17,30 +19,35 @@ Names with a leading underscore are shared between these modules only.
 
 from components.settings.keys import (
     ALERT_KEYS,
+    COLOCATION_MODES,
+    CONTROL_PLANE_ACCESS,
     DASK_KEYS,
+    DEFAULT_RAPIDS_IMAGE,
+    DRIVER_MODES,
     EXISTING_CLUSTER_KUBECONFIG,
     EXISTING_KEYS,
     GKE_ONLY_KEYS,
     GROUP_KEYS,
+    MONITORING_COLLECTIONS,
     MONITORING_KEYS,
     POOL_KEYS,
+    PULUMI_TYPES,
+    RELEASE_CHANNELS,
     RENAMED_DASK_KEYS,
     RESERVED_GROUP_NAMES,
     SCALAR_KEYS,
+    SCHEDULER_SERVICES,
+    SECTIONS,
     SHARED_NAMESPACES,
+    SYSTEM_POOL_NAME,
+    TOP,
     TOP_KEYS,
+    Key,
+    Section,
 )
 from components.settings.model import (
-    COLOCATION_MODES,
-    CONTROL_PLANE_ACCESS,
-    DEFAULT_RAPIDS_IMAGE,
-    DRIVER_MODES,
-    MONITORING_COLLECTIONS,
-    RELEASE_CHANNELS,
     SCHEDULER_POOL_NAME,
-    SCHEDULER_SERVICES,
     SCHEDULER_TAINT,
-    SYSTEM_POOL_NAME,
     AlertSettings,
     AutoscaleSettings,
     DaskSettings,
@@ -71,6 +78,7 @@ __all__ = [
     "MONITORING_COLLECTIONS",
     "MONITORING_KEYS",
     "POOL_KEYS",
+    "PULUMI_TYPES",
     "RELEASE_CHANNELS",
     "RENAMED_DASK_KEYS",
     "RESERVED_GROUP_NAMES",
@@ -78,8 +86,10 @@ __all__ = [
     "SCHEDULER_POOL_NAME",
     "SCHEDULER_SERVICES",
     "SCHEDULER_TAINT",
+    "SECTIONS",
     "SHARED_NAMESPACES",
     "SYSTEM_POOL_NAME",
+    "TOP",
     "TOP_KEYS",
     "AlertSettings",
     "AutoscaleSettings",
@@ -87,8 +97,10 @@ __all__ = [
     "ExistingClusterSettings",
     "ExistingSchedulerPool",
     "GpuPoolSettings",
+    "Key",
     "MonitoringSettings",
     "NetworkSettings",
+    "Section",
     "SettingsError",
     "StackSettings",
     "WorkerGroupSettings",

@@ -12,25 +12,8 @@ from components.catalog import (
     SCHEDULER_GPU_MACHINE_TYPES,
     MachineType,
 )
+from components.settings.keys import ALERTS, DRIVER_MODES, MONITORING, SYSTEM_POOL_NAME
 
-# --- enums: the config word -> what GKE / Kubernetes / the operator calls it -------------
-DRIVER_MODES: dict[str, str] = {
-    # our config value -> GKE gpuDriverInstallationConfig.gpuDriverVersion
-    "daemonset": "INSTALLATION_DISABLED",
-    "gke-default": "DEFAULT",
-    "gke-latest": "LATEST",
-}
-RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
-# controlPlaneAccess: the DNS endpoint only (new stacks), or the IP endpoint beside it (stacks created before).
-CONTROL_PLANE_ACCESS = ("dns-only", "dns-and-ip")
-COLOCATION_MODES = ("preferred", "required", "none")
-SCHEDULER_SERVICES = ("ClusterIP", "InternalLoadBalancer")
-
-# The current RAPIDS release on CUDA 12: the COS driver the stack installs is >= 535 (CUDA 12's
-# floor); CUDA 13 needs >= 580 (GOTCHAS.md). Clients run the Dask this release pins
-# (`rapids-dask-dependency` in requirements.txt; tests/test_versions.py).
-DEFAULT_RAPIDS_IMAGE = "rapidsai/base:26.10-cuda12-py3.12"
-SYSTEM_POOL_NAME = "system"
 # The scheduler's own small GPU pool (dask.schedulerGpu), tainted so that only it lands there.
 SCHEDULER_POOL_NAME = "scheduler"
 # That pool's taint (components/gke_spec.py SCHEDULER_TAINT): (key, value, Kubernetes effect).
@@ -208,29 +191,26 @@ class ExistingClusterSettings:
     """Omitted -> no GPU pool for the scheduler: `dask.schedulerGpu` must be false (a CPU scheduler)."""
 
 
-MONITORING_COLLECTIONS = ("gmp", "prometheus-operator", "none")
-
-
 @dataclass(frozen=True)
 class AlertSettings:
-    """Thresholds of the alert policies (components/dashboard_spec.py); each has a default."""
+    """Thresholds of the alert policies (components/dashboard_spec.py); defaults: keys.ALERTS."""
 
-    no_gpu_worker_minutes: int = 15
+    no_gpu_worker_minutes: int = ALERTS["noGpuWorkerMinutes"].default
     """Work queued (or waiting for a GPU worker) while no GPU worker is up, this long: stockout or quota."""
-    spilled_bytes: int = 0
+    spilled_bytes: int = ALERTS["spilledBytes"].default
     """A worker holding more than this on disk (spilled) alerts; 0 -> any spill."""
-    spill_minutes: int = 10
-    paused_minutes: int = 5
+    spill_minutes: int = ALERTS["spillMinutes"].default
+    paused_minutes: int = ALERTS["pausedMinutes"].default
     """A worker paused (memory above its pause fraction) this long."""
-    scheduler_tick_seconds: float = 5.0
+    scheduler_tick_seconds: float = ALERTS["schedulerTickSeconds"].default
     """The scheduler's longest event-loop tick above this (or the scheduler down) is unhealthy."""
-    scheduler_minutes: int = 5
-    gpu_idle_minutes: int = 60
+    scheduler_minutes: int = ALERTS["schedulerMinutes"].default
+    gpu_idle_minutes: int = ALERTS["gpuIdleMinutes"].default
     """GPUs allocated to workers but under gpuIdlePercent busy (DCGM), this long: money."""
-    gpu_idle_percent: float = 5.0
-    restarts: int = 3
+    gpu_idle_percent: float = ALERTS["gpuIdlePercent"].default
+    restarts: int = ALERTS["restarts"].default
     """More worker removals than this within restartWindowMinutes: a worker restarting in a loop."""
-    restart_window_minutes: int = 15
+    restart_window_minutes: int = ALERTS["restartWindowMinutes"].default
 
 
 @dataclass(frozen=True)
@@ -239,7 +219,7 @@ class MonitoringSettings:
 
     collection: str
     """Omitted -> `gmp` when this stack creates GKE (Managed Prometheus on), `none` with existingCluster."""
-    prometheus_namespace: str = "monitoring"
+    prometheus_namespace: str = MONITORING["prometheusNamespace"].default
     """With collection `prometheus-operator`: the namespace of the Prometheus pods the NetworkPolicy admits."""
     dashboard: bool = True
     """Omitted -> a Cloud Monitoring dashboard and alert policies, for stacks that create GKE."""

@@ -10,26 +10,24 @@ from typing import Any
 from dask_kubernetes.exceptions import ValidationError as DaskNameError
 from dask_kubernetes.operator.validation import validate_cluster_name
 
-from components.catalog import (
-    A100_MACHINE_TYPES,
-    CPU_MACHINE_TYPES,
-    DEFAULT_SCHEDULER_MACHINE_TYPE,
-    SCHEDULER_GPU_MACHINE_TYPES,
-)
+from components.catalog import SCHEDULER_GPU_MACHINE_TYPES
 from components.settings.keys import (
-    ALERT_KEYS,
-    DASK_KEYS,
-    EXISTING_KEYS,
-    EXISTING_SCHEDULER_POOL_KEYS,
+    ALERTS,
+    AUTOSCALE,
+    DASK,
+    EXISTING,
+    EXISTING_SCHEDULER_POOL,
     GKE_ONLY_KEYS,
-    GROUP_KEYS,
-    MONITORING_KEYS,
-    POOL_KEYS,
+    GROUP,
+    MONITORING,
+    POOL,
     RENAMED_DASK_KEYS,
     RESERVED_GROUP_NAMES,
     SCALAR_KEYS,
     SHARED_NAMESPACES,
-    TOP_KEYS,
+    SYSTEM_POOL_NAME,
+    TOP,
+    WORKER,
 )
 from components.settings.model import (
     _CHANNEL,
@@ -40,15 +38,7 @@ from components.settings.model import (
     _REGION,
     _VERSION,
     _ZONE,
-    COLOCATION_MODES,
-    CONTROL_PLANE_ACCESS,
-    DEFAULT_RAPIDS_IMAGE,
-    DRIVER_MODES,
-    MONITORING_COLLECTIONS,
-    RELEASE_CHANNELS,
     SCHEDULER_POOL_NAME,
-    SCHEDULER_SERVICES,
-    SYSTEM_POOL_NAME,
     TAINT_EFFECTS_K8S,
     AlertSettings,
     AutoscaleSettings,
@@ -101,17 +91,17 @@ def _parse_pools(
         if not isinstance(body, dict):
             problems.add(prefix, body, "must be a map with machineType, minNodes, maxNodes, spot")
             continue
-        r = _Reader(problems, f"{prefix}.", body, POOL_KEYS)
-        machine_type = r.string("machineType", required=True)
-        if machine_type and machine_type not in A100_MACHINE_TYPES:
+        r = _Reader(problems, f"{prefix}.", body, POOL)
+        machine_type = r.string("machineType")
+        if machine_type and machine_type not in POOL["machineType"].allowed:
             problems.add(
                 r.key("machineType"),
                 machine_type,
-                f"is not an A100 machine type; one of {', '.join(A100_MACHINE_TYPES)}",
+                f"is not an A100 machine type; one of {', '.join(POOL['machineType'].allowed)}",
             )
             machine_type = ""
-        min_nodes = r.integer("minNodes", 0)
-        max_nodes = r.integer("maxNodes", 1)
+        min_nodes = r.integer("minNodes")
+        max_nodes = r.integer("maxNodes")
         if max_nodes == 0:
             problems.add(r.key("maxNodes"), 0, "means this pool can never hold a node; use >= 1")
         if min_nodes > max_nodes:
@@ -127,8 +117,8 @@ def _parse_pools(
             machine_type=machine_type,
             min_nodes=min_nodes,
             max_nodes=max_nodes,
-            spot=r.boolean("spot", False),
-            disk_size_gb=r.integer("diskSizeGb", 200, minimum=100),
+            spot=r.boolean("spot"),
+            disk_size_gb=r.integer("diskSizeGb"),
             zones=zones,
             secondary_boot_disk_image=_disk_image(r),
         )
@@ -163,8 +153,8 @@ def _parse_group(
 
     `gpu`: the DaskCluster's own group, GPU workers only (gpusPerWorker >= 1, default 1); an extra
     group defaults to CPU workers (gpusPerWorker 0) on the system pool."""
-    g = _Reader(problems, f"{prefix}.", body, GROUP_KEYS)
-    gpus = g.integer("gpusPerWorker", 1 if gpu else 0, minimum=1 if gpu else 0)
+    g = _Reader(problems, f"{prefix}.", body, WORKER if gpu else GROUP)
+    gpus = g.integer("gpusPerWorker")
     _check_one_gpu(problems, g.key("gpusPerWorker"), gpus)
     pool = g.string("pool") or None
     targets: list[GpuPoolSettings] = []
@@ -174,13 +164,13 @@ def _parse_group(
     else:
         if pool not in (None, system_pool):
             problems.add(g.key("pool"), pool, f"CPU workers (gpusPerWorker: 0) run on the '{system_pool}' pool")
-        cpu_default, memory_default = 1.0, 4.0
+        cpu_default, memory_default = g.keys["cpu"].default, g.keys["memoryGb"].default
     group_image = g.string("image", image)
     if group_image != image:
         _check_image(problems, g.key("image"), group_image)
     group = WorkerGroupSettings(
         name=name,
-        replicas=g.integer("replicas", 1),
+        replicas=g.integer("replicas"),
         gpus_per_worker=gpus,
         cpu=g.number("cpu", cpu_default),
         memory_gb=g.number("memoryGb", memory_default),
@@ -193,8 +183,8 @@ def _parse_group(
 def _parse_dask(
     problems: _Problems, raw: dict[str, Any], pools: dict[str, GpuPoolSettings], system_pool: str = SYSTEM_POOL_NAME
 ) -> DaskSettings:
-    r = _Reader(problems, "dask.", raw, DASK_KEYS, RENAMED_DASK_KEYS)
-    name = r.string("name", "rapids")
+    r = _Reader(problems, "dask.", raw, DASK, RENAMED_DASK_KEYS)
+    name = r.string("name")
     try:
         validate_cluster_name(name)
     except DaskNameError:
@@ -203,7 +193,7 @@ def _parse_dask(
             name,
             "is not a valid DaskCluster name: DNS-1123 (lowercase, digits, '-'), at most 53 characters",
         )
-    namespace = r.string("namespace", "dask")
+    namespace = r.string("namespace")
     if not _DNS_LABEL.match(namespace):
         problems.add(r.key("namespace"), namespace, "is not a DNS-1123 label (lowercase, digits, '-', at most 63)")
     elif namespace in SHARED_NAMESPACES:
@@ -213,22 +203,24 @@ def _parse_dask(
             "is shared; the Dask namespace gets default-deny NetworkPolicies and Pod Security labels, "
             f"so it must be dedicated (not {', '.join(SHARED_NAMESPACES)})",
         )
-    image = r.string("image", DEFAULT_RAPIDS_IMAGE)
+    image = r.string("image")
     _check_image(problems, r.key("image"), image)
-    colocation = r.choice("colocation", COLOCATION_MODES, "preferred")
+    colocation = r.choice("colocation")
     raw_worker = r.mapping("worker")
     worker, targets = _parse_group(
         problems, "dask.worker", "default", raw_worker, image=image, pools=pools, system_pool=system_pool, gpu=True
     )
-    service = r.string("schedulerService", "ClusterIP")
+    service = r.string("schedulerService")
     if service == "LoadBalancer":
         problems.add(
             r.key("schedulerService"),
             service,
             "would expose the scheduler (remote code execution) publicly; use InternalLoadBalancer or ClusterIP",
         )
-    elif service not in SCHEDULER_SERVICES:
-        problems.add(r.key("schedulerService"), service, f"is not allowed; one of {', '.join(SCHEDULER_SERVICES)}")
+    elif service not in DASK["schedulerService"].allowed:
+        problems.add(
+            r.key("schedulerService"), service, f"is not allowed; one of {', '.join(DASK['schedulerService'].allowed)}"
+        )
     client_cidrs = r.strings("clientCidrs")
     _check_cidrs(problems, r.key("clientCidrs"), client_cidrs, allow_empty=True)
     if service == "InternalLoadBalancer" and not client_cidrs:
@@ -237,14 +229,14 @@ def _parse_dask(
     for i, client_namespace in enumerate(client_namespaces):
         if not _DNS_LABEL.match(client_namespace):
             problems.add(f"{r.key('clientNamespaces')}[{i}]", client_namespace, "is not a DNS-1123 label")
-    tls = r.boolean("tls", False)
+    tls = r.boolean("tls")
 
     autoscale = None
     raw_autoscale = r.mapping("autoscale")
     if raw_autoscale:
-        a = _Reader(problems, "dask.autoscale.", raw_autoscale, {"minimum", "maximum"})
+        a = _Reader(problems, "dask.autoscale.", raw_autoscale, AUTOSCALE)
         autoscale = AutoscaleSettings(
-            minimum=a.integer("minimum", 0), maximum=a.integer("maximum", max(worker.replicas, 1), minimum=1)
+            minimum=a.integer("minimum"), maximum=a.integer("maximum", max(worker.replicas, 1))
         )
         if autoscale.minimum > autoscale.maximum:
             problems.add(a.key("minimum"), autoscale.minimum, f"is greater than maximum ({autoscale.maximum})")
@@ -278,10 +270,8 @@ def _parse_dask(
             _check_gpu_fit(problems, f"{prefix}.gpusPerWorker", group.gpus_per_worker, group.replicas, group_targets)
         groups[group_name] = group
 
-    scheduler_gpu = r.boolean("schedulerGpu", True)
-    scheduler_machine_type = r.choice(
-        "schedulerMachineType", tuple(SCHEDULER_GPU_MACHINE_TYPES), DEFAULT_SCHEDULER_MACHINE_TYPE
-    )
+    scheduler_gpu = r.boolean("schedulerGpu")
+    scheduler_machine_type = r.choice("schedulerMachineType")
     return DaskSettings(
         name=name,
         namespace=namespace,
@@ -291,9 +281,9 @@ def _parse_dask(
         scheduler_gpu=scheduler_gpu,
         scheduler_machine_type=scheduler_machine_type,
         scheduler_spot=r.boolean("schedulerSpot", any(p.spot for p in pools.values())),
-        scheduler_service=service if service in SCHEDULER_SERVICES else "ClusterIP",
-        scheduler_cpu=r.number("schedulerCpu", 1.0),
-        scheduler_memory_gb=r.number("schedulerMemoryGb", 4.0),
+        scheduler_service=service if service in DASK["schedulerService"].allowed else DASK["schedulerService"].default,
+        scheduler_cpu=r.number("schedulerCpu"),
+        scheduler_memory_gb=r.number("schedulerMemoryGb"),
         client_cidrs=client_cidrs,
         client_namespaces=client_namespaces,
         tls=tls,
@@ -319,9 +309,9 @@ def _parse_existing(problems: _Problems, raw: Any) -> ExistingClusterSettings | 
             "is no longer read: the provider would store this machine's path in the stack's state; "
             "set KUBECONFIG in the environment of `pulumi` and name the cluster with existingCluster.context",
         )
-    e = _Reader(problems, "existingCluster.", {k: v for k, v in value.items() if k != "kubeconfig"}, EXISTING_KEYS)
-    context = e.string("context", required=True)
-    system_pool = e.string("systemPool", SYSTEM_POOL_NAME)
+    e = _Reader(problems, "existingCluster.", {k: v for k, v in value.items() if k != "kubeconfig"}, EXISTING)
+    context = e.string("context")
+    system_pool = e.string("systemPool")
     if not _GKE_NAME.match(system_pool):
         problems.add(
             e.key("systemPool"), system_pool, "is not a GKE node pool name (lowercase, digits, '-', at most 40)"
@@ -329,8 +319,8 @@ def _parse_existing(problems: _Problems, raw: Any) -> ExistingClusterSettings | 
     return ExistingClusterSettings(
         context=context,
         system_pool=system_pool,
-        install_operator=e.boolean("installOperator", True),
-        network_policies_enforced=e.boolean("networkPoliciesEnforced", False),
+        install_operator=e.boolean("installOperator"),
+        network_policies_enforced=e.boolean("networkPoliciesEnforced"),
         scheduler_pool=_parse_existing_scheduler_pool(problems, e.mapping("schedulerPool"), system_pool),
     )
 
@@ -340,20 +330,20 @@ def _parse_existing_scheduler_pool(
 ) -> ExistingSchedulerPool | None:
     if not raw:
         return None
-    p = _Reader(problems, "existingCluster.schedulerPool.", raw, EXISTING_SCHEDULER_POOL_KEYS)
-    name = p.string("name", required=True)
+    p = _Reader(problems, "existingCluster.schedulerPool.", raw, EXISTING_SCHEDULER_POOL)
+    name = p.string("name")
     if name and (not _GKE_NAME.match(name) or name == system_pool):
         problems.add(
             p.key("name"),
             name,
             f"is not a GKE node pool name (lowercase, digits, '-', at most 40) other than {system_pool!r}",
         )
-    machine_type = p.string("machineType", required=True)
-    if machine_type and machine_type not in SCHEDULER_GPU_MACHINE_TYPES:
+    machine_type = p.string("machineType")
+    if machine_type and machine_type not in p.keys["machineType"].allowed:
         problems.add(
             p.key("machineType"),
             machine_type,
-            f"must say what the pool's nodes are: one of {', '.join(SCHEDULER_GPU_MACHINE_TYPES)} (one small GPU)",
+            f"must say what the pool's nodes are: one of {', '.join(p.keys['machineType'].allowed)} (one small GPU)",
         )
     taints = []
     for i, text in enumerate(p.strings("taints")):
@@ -369,8 +359,8 @@ def _parse_existing_scheduler_pool(
     return ExistingSchedulerPool(
         name=name,
         machine_type=machine_type,
-        max_nodes=p.integer("maxNodes", 1, minimum=1),
-        spot=p.boolean("spot", False),
+        max_nodes=p.integer("maxNodes"),
+        spot=p.boolean("spot"),
         taints=tuple(taints),
     )
 
@@ -428,9 +418,9 @@ def _place_scheduler_on_existing_pool(
 
 
 def _parse_monitoring(problems: _Problems, raw: dict[str, Any], existing: bool) -> MonitoringSettings:
-    m = _Reader(problems, "monitoring.", raw, MONITORING_KEYS)
-    collection = m.choice("collection", MONITORING_COLLECTIONS, "none" if existing else "gmp")
-    namespace = m.string("prometheusNamespace", "monitoring")
+    m = _Reader(problems, "monitoring.", raw, MONITORING)
+    collection = m.choice("collection", "none" if existing else "gmp")
+    namespace = m.string("prometheusNamespace")
     if not _DNS_LABEL.match(namespace):
         problems.add(m.key("prometheusNamespace"), namespace, "is not a Kubernetes namespace name")
     dashboard = m.boolean("dashboard", not existing)
@@ -448,19 +438,18 @@ def _parse_monitoring(problems: _Problems, raw: dict[str, Any], existing: bool) 
                 channel,
                 "is not a notification channel id (projects/<project>/notificationChannels/<number>)",
             )
-    a = _Reader(problems, "monitoring.alerts.", m.mapping("alerts"), ALERT_KEYS)
-    d = AlertSettings()
+    a = _Reader(problems, "monitoring.alerts.", m.mapping("alerts"), ALERTS)
     alerts = AlertSettings(
-        no_gpu_worker_minutes=a.integer("noGpuWorkerMinutes", d.no_gpu_worker_minutes, minimum=1),
-        spilled_bytes=a.integer("spilledBytes", d.spilled_bytes),
-        spill_minutes=a.integer("spillMinutes", d.spill_minutes, minimum=1),
-        paused_minutes=a.integer("pausedMinutes", d.paused_minutes, minimum=1),
-        scheduler_tick_seconds=a.number("schedulerTickSeconds", d.scheduler_tick_seconds),
-        scheduler_minutes=a.integer("schedulerMinutes", d.scheduler_minutes, minimum=1),
-        gpu_idle_minutes=a.integer("gpuIdleMinutes", d.gpu_idle_minutes, minimum=1),
-        gpu_idle_percent=a.number("gpuIdlePercent", d.gpu_idle_percent),
-        restarts=a.integer("restarts", d.restarts, minimum=1),
-        restart_window_minutes=a.integer("restartWindowMinutes", d.restart_window_minutes, minimum=1),
+        no_gpu_worker_minutes=a.integer("noGpuWorkerMinutes"),
+        spilled_bytes=a.integer("spilledBytes"),
+        spill_minutes=a.integer("spillMinutes"),
+        paused_minutes=a.integer("pausedMinutes"),
+        scheduler_tick_seconds=a.number("schedulerTickSeconds"),
+        scheduler_minutes=a.integer("schedulerMinutes"),
+        gpu_idle_minutes=a.integer("gpuIdleMinutes"),
+        gpu_idle_percent=a.number("gpuIdlePercent"),
+        restarts=a.integer("restarts"),
+        restart_window_minutes=a.integer("restartWindowMinutes"),
     )
     if dashboard and collection != "gmp":
         problems.add(
@@ -491,7 +480,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
     required = SCALAR_KEYS - ({"authorizedNetworks"} if existing else set())
     for key in sorted(required - set(present)):
         problems.add(key, None, "is required (Pulumi.yaml declares the defaults; set it in the stack file)")
-    r = _Reader(problems, "", present, TOP_KEYS)
+    r = _Reader(problems, "", present, TOP, defaults=False)
 
     location = r.string("location")
     if location and not (_ZONE.match(location) or _REGION.match(location)):
@@ -503,7 +492,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
             cluster_name,
             "must be lowercase letters, digits and '-', start with a letter, at most 24 characters (the node service account is named after it)",
         )
-    access = r.choice("controlPlaneAccess", CONTROL_PLANE_ACCESS)
+    access = r.choice("controlPlaneAccess")
     authorized = () if existing else r.strings("authorizedNetworks")
     if not existing and access == "dns-and-ip":
         _check_cidrs(problems, "authorizedNetworks", authorized, allow_empty=False)
@@ -514,9 +503,9 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
             "has no effect with controlPlaneAccess: dns-only (the IP endpoint is off; clients use the DNS "
             "endpoint, authorised by IAM): remove it, or set controlPlaneAccess: dns-and-ip",
         )
-    driver = r.choice("driver", tuple(DRIVER_MODES))
+    driver = r.choice("driver")
     protect = r.boolean("protect")
-    release_channel = r.choice("releaseChannel", RELEASE_CHANNELS)
+    release_channel = r.choice("releaseChannel")
     operator_version = r.string("operatorVersion")
     if not _VERSION.match(operator_version):
         problems.add("operatorVersion", operator_version, "must be an exact chart version like 2026.3.0 (no ranges)")
@@ -530,14 +519,14 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
             "(no ~: the path is stored in the stack's state; no URL: the repository is fixed)",
         )
     system_machine_type = r.string("systemMachineType")
-    if system_machine_type not in CPU_MACHINE_TYPES:
+    if system_machine_type not in TOP["systemMachineType"].allowed:
         problems.add(
             "systemMachineType",
             system_machine_type,
-            f"is not a supported CPU machine type; one of {', '.join(CPU_MACHINE_TYPES)}",
+            f"is not a supported CPU machine type; one of {', '.join(TOP['systemMachineType'].allowed)}",
         )
-    system_min = r.integer("systemMinNodes", minimum=1)
-    system_max = r.integer("systemMaxNodes", minimum=1)
+    system_min = r.integer("systemMinNodes")
+    system_max = r.integer("systemMaxNodes")
     if system_min > system_max:
         problems.add("systemMinNodes", system_min, f"is greater than systemMaxNodes ({system_max})")
     network = NetworkSettings(

@@ -6,7 +6,8 @@ import ipaddress
 from typing import Any
 
 from components import gpu_drivers
-from components.settings.model import DEFAULT_RAPIDS_IMAGE, DaskSettings, NetworkSettings
+from components.settings.keys import DEFAULT_RAPIDS_IMAGE
+from components.settings.model import DaskSettings, NetworkSettings
 from components.settings.reader import _Problems
 
 
