@@ -461,7 +461,7 @@ def test_omitted_keys_read_as_their_declared_defaults() -> None:
     """The parser applies the defaults of components/settings/keys.py (which README and Pulumi.yaml
     print): a config that sets only what is required parses to every declared static default."""
     raw: dict[str, Any] = {k.name: k.default for k in TOP.values() if k.name in SCALAR_KEYS}
-    raw |= {"authorizedNetworks": ["203.0.113.0/24"], "gpuNodePools": {"a100": {"machineType": "a2-highgpu-1g"}}}
+    raw |= {"gpuNodePools": {"a100": {"machineType": "a2-highgpu-1g"}}}
     raw["dask"] = {"workerGroups": {"extra": {}}, "autoscale": {"maximum": 1}}
     s = parse_settings(raw, "docs-project")
     assert s.dask.autoscale is not None

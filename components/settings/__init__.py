@@ -20,6 +20,7 @@ Names with a leading underscore are shared between these modules only.
 from components.settings.keys import (
     ALERT_KEYS,
     COLOCATION_MODES,
+    CONTROL_PLANE_ACCESS,
     DASK_KEYS,
     DEFAULT_RAPIDS_IMAGE,
     DRIVER_MODES,
@@ -66,6 +67,7 @@ from components.settings.rules import image_pin_problem
 __all__ = [
     "ALERT_KEYS",
     "COLOCATION_MODES",
+    "CONTROL_PLANE_ACCESS",
     "DASK_KEYS",
     "DEFAULT_RAPIDS_IMAGE",
     "DRIVER_MODES",

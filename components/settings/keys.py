@@ -27,6 +27,8 @@ DRIVER_MODES: dict[str, str] = {
     "gke-latest": "LATEST",
 }
 RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
+# controlPlaneAccess: the DNS endpoint only (new stacks), or the IP endpoint beside it (stacks created before).
+CONTROL_PLANE_ACCESS = ("dns-only", "dns-and-ip")
 COLOCATION_MODES = ("preferred", "required", "none")
 SCHEDULER_SERVICES = ("ClusterIP", "InternalLoadBalancer")
 MONITORING_COLLECTIONS = ("gmp", "prometheus-operator", "none")
@@ -88,10 +90,15 @@ TOP = _section(
     Key("clusterName", "string", "GKE cluster name; also prefixes the VPC and the node service account (at most 24 characters).", "gpu-dask"),
     Key(
         "authorizedNetworks", "strings",
-        "CIDRs allowed to reach the GKE control plane. Required (at least one) for a stack that creates GKE; 0.0.0.0/0 is refused. Leave unset with existingCluster.",
+        "CIDRs allowed to reach the GKE control plane's IP endpoint. Required (at least one) with controlPlaneAccess dns-and-ip; refused with dns-only (no IP endpoint) and with existingCluster; 0.0.0.0/0 is refused.",
         [],
         note="An empty default, not none: the CLI requires a key without a default of every stack, the\n"
         "existingCluster ones included; the program refuses [] for a stack that creates GKE.",
+    ),
+    Key(
+        "controlPlaneAccess", "string",
+        "How clients reach the GKE control plane: dns-only (the default for new stacks: only the DNS-based endpoint, authorised by IAM; IP endpoints off, authorizedNetworks unused, a Private Service Connect-based cluster) or dns-and-ip (the VPC-peering private cluster with the IP endpoint behind authorizedNetworks beside the DNS endpoint: what stacks created before 2026-12 have; they pin it). README: Control-plane access.",
+        "dns-only", allowed=CONTROL_PLANE_ACCESS,
     ),
     Key(
         "driver", "string",

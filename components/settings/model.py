@@ -254,6 +254,9 @@ class StackSettings:
     monitoring: MonitoringSettings = field(default_factory=lambda: MonitoringSettings(collection="gmp"))
     operator_chart: str = ""
     """The operator chart's folder or .tgz (air-gapped); empty -> the published chart repository."""
+    control_plane_access: str = "dns-and-ip"
+    """`dns-only` (Pulumi.yaml's default): only the DNS-based control-plane endpoint, IP endpoints off;
+    `dns-and-ip`: the IP endpoint too, behind authorizedNetworks (what stacks created before had)."""
 
     @property
     def system_pool(self) -> str:

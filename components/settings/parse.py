@@ -492,9 +492,17 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
             cluster_name,
             "must be lowercase letters, digits and '-', start with a letter, at most 24 characters (the node service account is named after it)",
         )
+    access = r.choice("controlPlaneAccess")
     authorized = () if existing else r.strings("authorizedNetworks")
-    if not existing:
+    if not existing and access == "dns-and-ip":
         _check_cidrs(problems, "authorizedNetworks", authorized, allow_empty=False)
+    elif not existing and authorized and _decode(present.get("controlPlaneAccess")) == access:  # not a bad value
+        problems.add(
+            "authorizedNetworks",
+            list(authorized),
+            "has no effect with controlPlaneAccess: dns-only (the IP endpoint is off; clients use the DNS "
+            "endpoint, authorised by IAM): remove it, or set controlPlaneAccess: dns-and-ip",
+        )
     driver = r.choice("driver")
     protect = r.boolean("protect")
     release_channel = r.choice("releaseChannel")
@@ -565,6 +573,7 @@ def parse_settings(raw: Mapping[str, Any], project: str | None) -> StackSettings
         location=location,
         cluster_name=cluster_name,
         authorized_networks=authorized,
+        control_plane_access=access,
         driver=driver,
         release_channel=release_channel,
         operator_version=operator_version,
