@@ -18,6 +18,7 @@ from gpudask.plan import timeline as timing
 from gpudask.plan.replacements import entry as replacement_entry
 from gpudask.plan.replacements import replacement_kind
 from gpudask.record import dask_operator
+from gpudask.record.node_pools import declared_node_pools
 from gpudask.record.recorder import PROJECT_DIR, Recording, urn_of_provider_ref
 
 PRICES_FILE = Path(__file__).with_name("prices.yaml")
@@ -244,10 +245,7 @@ def idle_nodes(rec: Recording) -> dict[str, int]:
         target = next((n for n in fits if bool(n.gpus) == bool(gpus)), fits[0])
         used = demand[target.name]
         used[0], used[1], used[2] = used[0] + cpu * replicas, used[1] + memory * replicas, used[2] + gpus * replicas
-    mins = {
-        p.inputs.get("name", p.name): int((p.inputs.get("autoscaling") or {}).get("totalMinNodeCount", 0))
-        for p in rec.of_type(recording_checks.NODE_POOL)
-    }
+    mins = {p.name: p.min_nodes for p in declared_node_pools(rec)}
     out = {}
     for n in nodes:
         cpu, memory, gpus = demand[n.name]
@@ -264,49 +262,44 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
     prices = yaml.safe_load(PRICES_FILE.read_text())
     idle = idle_nodes(rec)
     costs = []
-    for p in rec.of_type(recording_checks.NODE_POOL):
-        config = p.inputs.get("nodeConfig") or {}
-        machine = config.get("machineType", "")
-        accelerators = config.get("guestAccelerators") or []
+    for p in declared_node_pools(rec):
+        machine = p.machine.name
         missing = []
         # A2 prices are quoted per GPU, vCPUs and memory included; other GPU machines (G2, N1
         # with T4) are priced as machine plus GPUs, whichever of the two prices.yaml lists.
         vm = prices["per_machine_hour"].get(machine)
         on_demand, spot = (vm["on_demand"], vm["spot"]) if vm else (0.0, 0.0)
-        for acc in accelerators:
-            gpu_price = prices["per_gpu_hour"].get(acc["type"])
+        if p.accelerator:
+            gpu_price = prices["per_gpu_hour"].get(p.accelerator)
             if gpu_price is None:
-                missing.append(acc["type"])
-                continue
-            on_demand += gpu_price["on_demand"] * int(acc["count"])
-            spot += gpu_price["spot"] * int(acc["count"])
-        if vm is None and not accelerators:
+                missing.append(p.accelerator)
+            else:
+                on_demand += gpu_price["on_demand"] * p.gpus
+                spot += gpu_price["spot"] * p.gpus
+        if vm is None and not p.accelerator:
             missing.append(machine)
-        disk_type, disk_gb = str(config.get("diskType", "pd-balanced")), int(config.get("diskSizeGb", 100))
-        disk_month = prices["per_disk_gb_month"].get(disk_type)
+        disk_month = prices["per_disk_gb_month"].get(p.disk_type)
         if disk_month is None:
-            missing.append(disk_type)
+            missing.append(p.disk_type)
         secondary = 0.0
-        if config.get("secondaryBootDisks"):
+        if p.secondary_boot_disks:
             per_gb = prices["per_disk_gb_month"][prices["secondary_boot_disk_type"]]
-            secondary = len(config["secondaryBootDisks"]) * prices["secondary_boot_disk_gb"] * per_gb
-        scaling = p.inputs.get("autoscaling") or {}
-        name = p.inputs.get("name", p.name)
+            secondary = p.secondary_boot_disks * prices["secondary_boot_disk_gb"] * per_gb
         costs.append(
             PoolCost(
-                pool=name,
+                pool=p.name,
                 machine_type=machine,
-                spot=bool(config.get("spot")),
-                min_nodes=int(scaling.get("totalMinNodeCount", 0)),
-                max_nodes=int(scaling.get("totalMaxNodeCount", 0)),
+                spot=p.spot,
+                min_nodes=p.min_nodes,
+                max_nodes=p.max_nodes,
                 hourly_on_demand=round(on_demand, 3),
                 hourly_spot=round(spot, 3),
-                idle_nodes=idle.get(name, int(scaling.get("totalMinNodeCount", 0))),
-                disk_type=disk_type,
-                disk_size_gb=disk_gb,
-                disk_hourly=round((disk_month or 0.0) * disk_gb / float(prices["hours_per_month"]), 4),
+                idle_nodes=idle.get(p.name, p.min_nodes),
+                disk_type=p.disk_type,
+                disk_size_gb=p.disk_gb,
+                disk_hourly=round((disk_month or 0.0) * p.disk_gb / float(prices["hours_per_month"]), 4),
                 unpriced=", ".join(missing),
-                gpus=sum(int(acc.get("count", 0)) for acc in accelerators),
+                gpus=p.gpus,
                 secondary_disk_hourly=round(secondary / float(prices["hours_per_month"]), 4),
             )
         )
