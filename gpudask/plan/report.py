@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from components import monitoring_spec
+from components import prices as prices_
 from gpudask.plan import checks as recording_checks
 from gpudask.plan import quotas, tfplan
 from gpudask.plan import timeline as timing
@@ -20,7 +21,7 @@ from gpudask.plan.replacements import replacement_kind
 from gpudask.record import dask_operator
 from gpudask.record.recorder import PROJECT_DIR, Recording, urn_of_provider_ref
 
-PRICES_FILE = Path(__file__).with_name("prices.yaml")
+PRICES_FILE = prices_.PRICES_FILE
 SECRET = "[secret]"
 # Who judged a plan. Only the mocks today: the Pulumi CLI builds from source here, but no
 # provider plugin does (the Go module proxy serves no pulumi-kubernetes, pulumi-gcp or
@@ -261,35 +262,15 @@ def idle_nodes(rec: Recording) -> dict[str, int]:
 
 
 def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
-    prices = yaml.safe_load(PRICES_FILE.read_text())
+    prices = prices_.load()
     idle = idle_nodes(rec)
     costs = []
     for p in rec.of_type(recording_checks.NODE_POOL):
         config = p.inputs.get("nodeConfig") or {}
         machine = config.get("machineType", "")
         accelerators = config.get("guestAccelerators") or []
-        missing = []
-        # A2 prices are quoted per GPU, vCPUs and memory included; other GPU machines (G2, N1
-        # with T4) are priced as machine plus GPUs, whichever of the two prices.yaml lists.
-        vm = prices["per_machine_hour"].get(machine)
-        on_demand, spot = (vm["on_demand"], vm["spot"]) if vm else (0.0, 0.0)
-        for acc in accelerators:
-            gpu_price = prices["per_gpu_hour"].get(acc["type"])
-            if gpu_price is None:
-                missing.append(acc["type"])
-                continue
-            on_demand += gpu_price["on_demand"] * int(acc["count"])
-            spot += gpu_price["spot"] * int(acc["count"])
-        if vm is None and not accelerators:
-            missing.append(machine)
+        node = prices_.node_config_price(config)
         disk_type, disk_gb = str(config.get("diskType", "pd-balanced")), int(config.get("diskSizeGb", 100))
-        disk_month = prices["per_disk_gb_month"].get(disk_type)
-        if disk_month is None:
-            missing.append(disk_type)
-        secondary = 0.0
-        if config.get("secondaryBootDisks"):
-            per_gb = prices["per_disk_gb_month"][prices["secondary_boot_disk_type"]]
-            secondary = len(config["secondaryBootDisks"]) * prices["secondary_boot_disk_gb"] * per_gb
         scaling = p.inputs.get("autoscaling") or {}
         name = p.inputs.get("name", p.name)
         costs.append(
@@ -299,15 +280,15 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
                 spot=bool(config.get("spot")),
                 min_nodes=int(scaling.get("totalMinNodeCount", 0)),
                 max_nodes=int(scaling.get("totalMaxNodeCount", 0)),
-                hourly_on_demand=round(on_demand, 3),
-                hourly_spot=round(spot, 3),
+                hourly_on_demand=node.on_demand,
+                hourly_spot=node.spot,
                 idle_nodes=idle.get(name, int(scaling.get("totalMinNodeCount", 0))),
                 disk_type=disk_type,
                 disk_size_gb=disk_gb,
-                disk_hourly=round((disk_month or 0.0) * disk_gb / float(prices["hours_per_month"]), 4),
-                unpriced=", ".join(missing),
+                disk_hourly=node.disk_hourly,
+                unpriced=", ".join(node.missing),
                 gpus=sum(int(acc.get("count", 0)) for acc in accelerators),
-                secondary_disk_hourly=round(secondary / float(prices["hours_per_month"]), 4),
+                secondary_disk_hourly=node.secondary_disk_hourly,
             )
         )
     note = f"{prices['region']} list prices of {prices['date']} ({PRICES_FILE.relative_to(PROJECT_DIR)}); estimates"
@@ -320,7 +301,7 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
 def extra_costs(rec: Recording, costs: list[PoolCost]) -> list[ExtraCost]:
     """Cloud NAT (per VM using it, its IP, and the image each cold GPU node pulls through it) and
     one forwarding rule per internal LoadBalancer Service, from prices.yaml."""
-    prices = yaml.safe_load(PRICES_FILE.read_text())
+    prices = prices_.load()
     extras = []
     if rec.of_type("gcp:compute/routerNat:RouterNat"):
         nat = prices["nat"]
@@ -372,7 +353,7 @@ def metrics_cost(rec: Recording) -> dict[str, Any]:
     autoscalers = [m for m in manifests if m["kind"] == "DaskAutoscaler"]
     idle = sum(replicas)
     full = idle + sum(int(a["spec"]["maximum"]) - int(a["spec"]["minimum"]) for a in autoscalers)
-    per_million = float(yaml.safe_load(PRICES_FILE.read_text())["managed_prometheus_per_million_samples"])
+    per_million = float(prices_.load()["managed_prometheus_per_million_samples"])
     out: dict[str, Any] = {"perMillionSamples": per_million, "scrapeIntervalS": monitoring_spec.SCRAPE_INTERVAL_S}
     for key, workers in (("idle", idle), ("max", full)):
         samples = monitoring_spec.samples_per_hour(workers)
