@@ -11,6 +11,11 @@ from typing import Any
 CHART = "dask-kubernetes-operator"
 REPOSITORY = "https://helm.dask.org"
 NAMESPACE = "dask-operator"
+# The stack's NetworkPolicy lets the operator reach a scheduler's HTTP API (8787), never its comm
+# port (8786): the operator's RPC fallbacks (retire_workers, adaptive targets, idle checks) are
+# dropped, and each waited distributed's 30 s connect timeout before the next path. Short here.
+OPERATOR_CONNECT_TIMEOUT = "5s"
+CONNECT_TIMEOUT_ENV = "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"
 
 
 def operator_values(node_pool: str) -> dict[str, Any]:
@@ -22,4 +27,5 @@ def operator_values(node_pool: str) -> dict[str, Any]:
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"memory": "512Mi"},
         },
+        "extraEnv": [{"name": CONNECT_TIMEOUT_ENV, "value": OPERATOR_CONNECT_TIMEOUT}],
     }

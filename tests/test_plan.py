@@ -353,15 +353,15 @@ def test_existing_cluster_plan_prices_nothing_and_schedules_on_the_described_poo
     rec = recorded("existing")
     plan = planning.build_plan(rec)
     assert plan.costs == [] and plan.cluster_fee_hour == 0.0 and "existingCluster" in plan.prices_note
-    nodes = {n.pool: n for n in recording_checks.node_models(rec)}
+    nodes = {n.name: n for n in recording_checks.node_models(rec)}
     assert set(nodes) == {"default-pool", "a100", "l4-pool"}
     assert nodes["a100"].gpus == 1 and nodes["a100"].max_nodes == 2
     # driver gke-default: GKE labels the nodes, so Google's DaemonSet could not land there.
-    assert nodes["a100"].labels["cloud.google.com/gke-gpu-driver-version"] == "default"
+    assert nodes["a100"].node_labels["cloud.google.com/gke-gpu-driver-version"] == "default"
     with_daemonset = run_program("existing", overrides={"gpu-dask:driver": "daemonset"})
     assert (
         "cloud.google.com/gke-gpu-driver-version"
-        not in {n.pool: n for n in recording_checks.node_models(with_daemonset)}["a100"].labels
+        not in {n.name: n for n in recording_checks.node_models(with_daemonset)}["a100"].node_labels
     )
 
 

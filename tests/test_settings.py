@@ -245,7 +245,7 @@ def test_the_default_group_and_extra_groups_read_the_same_keys() -> None:
     )
     assert replace(s.dask.worker, name="more") == s.dask.worker_groups["more"]
     assert s.dask.image != IMAGE_B  # the scheduler keeps dask.image
-    assert {"replicas", "gpusPerWorker", "cpu", "memoryGb", "image", "pool"} == GROUP_KEYS
+    assert {"replicas", "gpusPerWorker", "cpu", "memoryGb", "spillGb", "image", "pool"} == GROUP_KEYS
 
 
 def test_missing_gcp_project_is_reported() -> None:

@@ -231,6 +231,11 @@ WORKER = _section(
         default_doc="the worker's share of the smallest target node, after GKE's reservation and DaemonSet room",
     ),
     Key("memoryGb", "number", "memory request and limit per worker", default_doc="the worker's share, as `cpu`"),
+    Key(
+        "spillGb", "number",
+        "local disk per worker (spill emptyDir, ephemeral-storage request and limit); Dask spills at most half (`max-spill`), P2P shuffle and logs use the rest",
+        default_doc="twice `memoryGb`, at most the worker's share of its node's allocatable ephemeral storage",
+    ),
     Key("image", "string", "the group's image", default_doc="`dask.image`"),
     Key("pool", "string", "the GPU pool the group's workers go to", default_doc="any A100 pool"),
 )  # fmt: skip
@@ -240,6 +245,11 @@ GROUP = _section(
     Key("gpusPerWorker", "integer", "GPUs per worker (0: CPU workers, `dask worker`, on the system pool)", 0),
     Key("cpu", "number", "CPU request per worker", 1.0, default_doc="{value} for CPU workers; a GPU worker's share of its node"),
     Key("memoryGb", "number", "memory request and limit per worker", 4.0, default_doc="{value} for CPU workers; a GPU worker's share"),
+    Key(
+        "spillGb", "number",
+        "local disk per worker (spill emptyDir, ephemeral-storage request and limit); Dask spills at most half (`max-spill`)",
+        default_doc="twice `memoryGb` (GPU workers: at most their share of the node's allocatable ephemeral storage)",
+    ),
     Key("image", "string", "the group's image", default_doc="`dask.image`"),
     Key("pool", "string", "the pool its workers go to", default_doc="GPU workers: any A100 pool; CPU workers: the system pool"),
 )  # fmt: skip

@@ -230,7 +230,7 @@ def idle_nodes(rec: Recording) -> dict[str, int]:
     nodes = recording_checks.node_models(rec)
     manifests = [m for _, m in recording_checks.kubernetes_manifests(rec)]
     minimum = {m["spec"]["cluster"]: int(m["spec"]["minimum"]) for m in manifests if m["kind"] == "DaskAutoscaler"}
-    demand: dict[str, list[float]] = {n.pool: [0.0, 0.0, 0.0] for n in nodes}
+    demand: dict[str, list[float]] = {n.name: [0.0, 0.0, 0.0] for n in nodes}
     for pod in recording_checks.workload_pods(rec):
         if pod.daemon or pod.label.startswith("DaskAutoscaler/"):
             continue
@@ -243,7 +243,7 @@ def idle_nodes(rec: Recording) -> dict[str, int]:
         cpu, memory, gpus = recording_checks.pod_requests(pod.spec)
         # A GPU pod goes to a GPU pool, anything else to the first pool that takes it.
         target = next((n for n in fits if bool(n.gpus) == bool(gpus)), fits[0])
-        used = demand[target.pool]
+        used = demand[target.name]
         used[0], used[1], used[2] = used[0] + cpu * replicas, used[1] + memory * replicas, used[2] + gpus * replicas
     mins = {
         p.inputs.get("name", p.name): int((p.inputs.get("autoscaling") or {}).get("totalMinNodeCount", 0))
@@ -251,13 +251,13 @@ def idle_nodes(rec: Recording) -> dict[str, int]:
     }
     out = {}
     for n in nodes:
-        cpu, memory, gpus = demand[n.pool]
+        cpu, memory, gpus = demand[n.name]
         need = max(
-            math.ceil(cpu / n.cpu - 1e-9) if n.cpu > 0 else 0,
-            math.ceil(memory / n.memory_gb - 1e-9) if n.memory_gb > 0 else 0,
+            math.ceil(cpu / n.room_cpu - 1e-9) if n.room_cpu > 0 else 0,
+            math.ceil(memory / n.room_memory_gb - 1e-9) if n.room_memory_gb > 0 else 0,
             math.ceil(gpus / n.gpus - 1e-9) if n.gpus else 0,
         )
-        out[n.pool] = max(mins.get(n.pool, 0), min(need, n.max_nodes))
+        out[n.name] = max(mins.get(n.name, 0), min(need, n.max_nodes))
     return out
 
 
