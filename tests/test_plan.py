@@ -257,7 +257,7 @@ def test_prod_idle_and_full_cost_recomputed_by_hand(recorded: Run) -> None:
     """Prod: 4 one-GPU workers that no autoscaler owns, on a2-highgpu-2g (2 GPUs) nodes, so 2
     nodes run all the time, each with a 300 GB pd-ssd boot disk; one e2-standard-8 system node
     (scheduler, operator, CPU workers) with 100 GB pd-balanced; the cluster fee. Prices:
-    gpudask/plan/prices.yaml (A100 $3.67/GPU-hour, e2-standard-8 $0.268/h, pd-ssd $0.17 and
+    components/prices.yaml (A100 $3.67/GPU-hour, e2-standard-8 $0.268/h, pd-ssd $0.17 and
     pd-balanced $0.10 per GB-month of 730 hours, fee $0.10/h)."""
     plan = planning.build_plan(recorded("prod"))
     gpu_node = 2 * 3.67 + 300 * 0.17 / 730
@@ -376,7 +376,7 @@ def test_existing_cluster_scheduler_on_a_pool_too_small_is_found(recorded: Run) 
 
 
 def test_nat_load_balancer_and_secondary_disks_are_priced(recorded: Run) -> None:
-    """Prices from gpudask/plan/prices.yaml (Cloud NAT and load balancing pricing pages, read 2026-12-03)."""
+    """Prices from components/prices.yaml (Cloud NAT and load balancing pricing pages, read 2026-12-03)."""
     prod = planning.build_plan(recorded("prod"))
     extras = {e.item: e for e in prod.extras}
     assert set(extras) == {"Cloud NAT", "internal load balancer"}

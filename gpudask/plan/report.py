@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from components import monitoring_spec
+from components import prices as prices_
 from gpudask.plan import checks as recording_checks
 from gpudask.plan import quotas, tfplan
 from gpudask.plan import timeline as timing
@@ -21,7 +22,7 @@ from gpudask.record import dask_operator
 from gpudask.record.node_pools import declared_node_pools
 from gpudask.record.recorder import PROJECT_DIR, Recording, urn_of_provider_ref
 
-PRICES_FILE = Path(__file__).with_name("prices.yaml")
+PRICES_FILE = prices_.PRICES_FILE
 SECRET = "[secret]"
 # Who judged a plan. Only the mocks today: the Pulumi CLI builds from source here, but no
 # provider plugin does (the Go module proxy serves no pulumi-kubernetes, pulumi-gcp or
@@ -259,48 +260,33 @@ def idle_nodes(rec: Recording) -> dict[str, int]:
 
 
 def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
-    prices = yaml.safe_load(PRICES_FILE.read_text())
+    prices = prices_.load()
     idle = idle_nodes(rec)
     costs = []
     for p in declared_node_pools(rec):
-        machine = p.machine.name
-        missing = []
-        # A2 prices are quoted per GPU, vCPUs and memory included; other GPU machines (G2, N1
-        # with T4) are priced as machine plus GPUs, whichever of the two prices.yaml lists.
-        vm = prices["per_machine_hour"].get(machine)
-        on_demand, spot = (vm["on_demand"], vm["spot"]) if vm else (0.0, 0.0)
-        if p.accelerator:
-            gpu_price = prices["per_gpu_hour"].get(p.accelerator)
-            if gpu_price is None:
-                missing.append(p.accelerator)
-            else:
-                on_demand += gpu_price["on_demand"] * p.gpus
-                spot += gpu_price["spot"] * p.gpus
-        if vm is None and not p.accelerator:
-            missing.append(machine)
-        disk_month = prices["per_disk_gb_month"].get(p.disk_type)
-        if disk_month is None:
-            missing.append(p.disk_type)
-        secondary = 0.0
-        if p.secondary_boot_disks:
-            per_gb = prices["per_disk_gb_month"][prices["secondary_boot_disk_type"]]
-            secondary = p.secondary_boot_disks * prices["secondary_boot_disk_gb"] * per_gb
+        node = prices_.node_price(
+            p.machine.name,
+            [(p.accelerator, p.gpus)] if p.accelerator else [],
+            p.disk_type,
+            p.disk_gb,
+            p.secondary_boot_disks,
+        )
         costs.append(
             PoolCost(
                 pool=p.name,
-                machine_type=machine,
+                machine_type=p.machine.name,
                 spot=p.spot,
                 min_nodes=p.min_nodes,
                 max_nodes=p.max_nodes,
-                hourly_on_demand=round(on_demand, 3),
-                hourly_spot=round(spot, 3),
+                hourly_on_demand=node.on_demand,
+                hourly_spot=node.spot,
                 idle_nodes=idle.get(p.name, p.min_nodes),
                 disk_type=p.disk_type,
                 disk_size_gb=p.disk_gb,
-                disk_hourly=round((disk_month or 0.0) * p.disk_gb / float(prices["hours_per_month"]), 4),
-                unpriced=", ".join(missing),
+                disk_hourly=node.disk_hourly,
+                unpriced=", ".join(node.missing),
                 gpus=p.gpus,
-                secondary_disk_hourly=round(secondary / float(prices["hours_per_month"]), 4),
+                secondary_disk_hourly=node.secondary_disk_hourly,
             )
         )
     note = f"{prices['region']} list prices of {prices['date']} ({PRICES_FILE.relative_to(PROJECT_DIR)}); estimates"
@@ -313,7 +299,7 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
 def extra_costs(rec: Recording, costs: list[PoolCost]) -> list[ExtraCost]:
     """Cloud NAT (per VM using it, its IP, and the image each cold GPU node pulls through it) and
     one forwarding rule per internal LoadBalancer Service, from prices.yaml."""
-    prices = yaml.safe_load(PRICES_FILE.read_text())
+    prices = prices_.load()
     extras = []
     if rec.of_type("gcp:compute/routerNat:RouterNat"):
         nat = prices["nat"]
@@ -365,7 +351,7 @@ def metrics_cost(rec: Recording) -> dict[str, Any]:
     autoscalers = [m for m in manifests if m["kind"] == "DaskAutoscaler"]
     idle = sum(replicas)
     full = idle + sum(int(a["spec"]["maximum"]) - int(a["spec"]["minimum"]) for a in autoscalers)
-    per_million = float(yaml.safe_load(PRICES_FILE.read_text())["managed_prometheus_per_million_samples"])
+    per_million = float(prices_.load()["managed_prometheus_per_million_samples"])
     out: dict[str, Any] = {"perMillionSamples": per_million, "scrapeIntervalS": monitoring_spec.SCRAPE_INTERVAL_S}
     for key, workers in (("idle", idle), ("max", full)):
         samples = monitoring_spec.samples_per_hour(workers)
