@@ -257,7 +257,7 @@ def test_prod_idle_and_full_cost_recomputed_by_hand(recorded: Run) -> None:
     """Prod: 4 one-GPU workers that no autoscaler owns, on a2-highgpu-2g (2 GPUs) nodes, so 2
     nodes run all the time, each with a 300 GB pd-ssd boot disk; one e2-standard-8 system node
     (scheduler, operator, CPU workers) with 100 GB pd-balanced; the cluster fee. Prices:
-    gpudask/plan/prices.yaml (A100 $3.67/GPU-hour, e2-standard-8 $0.268/h, pd-ssd $0.17 and
+    components/prices.yaml (A100 $3.67/GPU-hour, e2-standard-8 $0.268/h, pd-ssd $0.17 and
     pd-balanced $0.10 per GB-month of 730 hours, fee $0.10/h)."""
     plan = planning.build_plan(recorded("prod"))
     gpu_node = 2 * 3.67 + 300 * 0.17 / 730
@@ -353,15 +353,15 @@ def test_existing_cluster_plan_prices_nothing_and_schedules_on_the_described_poo
     rec = recorded("existing")
     plan = planning.build_plan(rec)
     assert plan.costs == [] and plan.cluster_fee_hour == 0.0 and "existingCluster" in plan.prices_note
-    nodes = {n.pool: n for n in recording_checks.node_models(rec)}
+    nodes = {n.name: n for n in recording_checks.node_models(rec)}
     assert set(nodes) == {"default-pool", "a100", "l4-pool"}
     assert nodes["a100"].gpus == 1 and nodes["a100"].max_nodes == 2
     # driver gke-default: GKE labels the nodes, so Google's DaemonSet could not land there.
-    assert nodes["a100"].labels["cloud.google.com/gke-gpu-driver-version"] == "default"
+    assert nodes["a100"].node_labels["cloud.google.com/gke-gpu-driver-version"] == "default"
     with_daemonset = run_program("existing", overrides={"gpu-dask:driver": "daemonset"})
     assert (
         "cloud.google.com/gke-gpu-driver-version"
-        not in {n.pool: n for n in recording_checks.node_models(with_daemonset)}["a100"].labels
+        not in {n.name: n for n in recording_checks.node_models(with_daemonset)}["a100"].node_labels
     )
 
 
@@ -376,7 +376,7 @@ def test_existing_cluster_scheduler_on_a_pool_too_small_is_found(recorded: Run) 
 
 
 def test_nat_load_balancer_and_secondary_disks_are_priced(recorded: Run) -> None:
-    """Prices from gpudask/plan/prices.yaml (Cloud NAT and load balancing pricing pages, read 2026-12-03)."""
+    """Prices from components/prices.yaml (Cloud NAT and load balancing pricing pages, read 2026-12-03)."""
     prod = planning.build_plan(recorded("prod"))
     extras = {e.item: e for e in prod.extras}
     assert set(extras) == {"Cloud NAT", "internal load balancer"}
@@ -411,3 +411,29 @@ def test_existing_cluster_without_tls_warns_until_policies_are_said_to_be_enforc
     assert not warned({"gpu-dask:existingCluster": {**existing, "networkPoliciesEnforced": True}})
     assert not warned({"gpu-dask:dask": {"name": "rapids", "namespace": "dask-team", "tls": True}})
     assert not any("enforces NetworkPolicies" in str(f) for f in recording_checks.all_findings(recorded("dev")))
+
+
+def _probe(pool: str, cpu: float, memory_gb: float) -> recording_checks.PodModel:
+    resources = {"requests": {"cpu": f"{cpu:.3f}", "memory": f"{memory_gb:.3f}Gi"}}
+    spec = {
+        "nodeSelector": {"cloud.google.com/gke-nodepool": pool},
+        "tolerations": [{"operator": "Exists"}],
+        "containers": [{"resources": resources}],
+    }
+    return recording_checks.PodModel("probe", spec, 1)
+
+
+@pytest.mark.parametrize("stack", ["prod", "existing"])
+def test_a_pod_fits_a_node_only_within_the_room_gkes_daemonsets_leave(recorded: Run, stack: str) -> None:
+    """GKE's DaemonSets (kube-proxy, logging, device plugin, driver installer) take part of each node's
+    allocatable: a pod asking for the whole allocatable CPU or memory never schedules, one asking for
+    what is left does."""
+    for node in recording_checks.node_models(recorded(stack)):
+        machine = node.machine
+        assert (
+            recording_checks.why_not(_probe(node.name, node.room_cpu - 0.01, node.room_memory_gb - 0.01), node) is None
+        )
+        whole_cpu = recording_checks.why_not(_probe(node.name, machine.allocatable_cpu, 1), node)
+        whole_memory = recording_checks.why_not(_probe(node.name, 1, machine.allocatable_memory_gb), node)
+        assert whole_cpu and "CPU, the node has" in whole_cpu, (node.name, whole_cpu)
+        assert whole_memory and "GiB, the node has" in whole_memory, (node.name, whole_memory)
