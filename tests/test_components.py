@@ -307,6 +307,7 @@ def test_dask_cluster_guards_its_namespace_before_the_cluster_and_owns_groups_an
     owner = named(rec, "dask")
     kids = children(rec, owner)
     guards = {"dask-namespace", "dask-service-account", "dask-workers-pdb", "dask-scheduler-pdb"}
+    guards |= {"dask-client-role", "dask-client-role-binding"}  # clientNamespaces: notebooks
     policies = {name for name in kids if name.startswith("dask-netpol-")}
     assert policies and guards | policies | {"dask-tls", "dask-cluster", "dask-group-cpu", "dask-autoscaler"} == set(
         kids

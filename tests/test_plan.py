@@ -411,3 +411,29 @@ def test_existing_cluster_without_tls_warns_until_policies_are_said_to_be_enforc
     assert not warned({"gpu-dask:existingCluster": {**existing, "networkPoliciesEnforced": True}})
     assert not warned({"gpu-dask:dask": {"name": "rapids", "namespace": "dask-team", "tls": True}})
     assert not any("enforces NetworkPolicies" in str(f) for f in recording_checks.all_findings(recorded("dev")))
+
+
+def _probe(pool: str, cpu: float, memory_gb: float) -> recording_checks.PodModel:
+    resources = {"requests": {"cpu": f"{cpu:.3f}", "memory": f"{memory_gb:.3f}Gi"}}
+    spec = {
+        "nodeSelector": {"cloud.google.com/gke-nodepool": pool},
+        "tolerations": [{"operator": "Exists"}],
+        "containers": [{"resources": resources}],
+    }
+    return recording_checks.PodModel("probe", spec, 1)
+
+
+@pytest.mark.parametrize("stack", ["prod", "existing"])
+def test_a_pod_fits_a_node_only_within_the_room_gkes_daemonsets_leave(recorded: Run, stack: str) -> None:
+    """GKE's DaemonSets (kube-proxy, logging, device plugin, driver installer) take part of each node's
+    allocatable: a pod asking for the whole allocatable CPU or memory never schedules, one asking for
+    what is left does."""
+    for node in recording_checks.node_models(recorded(stack)):
+        machine = node.machine
+        assert (
+            recording_checks.why_not(_probe(node.name, node.room_cpu - 0.01, node.room_memory_gb - 0.01), node) is None
+        )
+        whole_cpu = recording_checks.why_not(_probe(node.name, machine.allocatable_cpu, 1), node)
+        whole_memory = recording_checks.why_not(_probe(node.name, 1, machine.allocatable_memory_gb), node)
+        assert whole_cpu and "CPU, the node has" in whole_cpu, (node.name, whole_cpu)
+        assert whole_memory and "GiB, the node has" in whole_memory, (node.name, whole_memory)

@@ -144,11 +144,11 @@ TOP = _section(
 POOL = _section(
     Key(
         "machineType", "string",
-        f"an A100 machine type ({', '.join(A100_MACHINE_TYPES)}); accelerator type and count follow it",
+        "an A100 machine type; accelerator type and count follow it",
         required=True, allowed=tuple(A100_MACHINE_TYPES),
     ),
     Key("minNodes", "integer", "autoscaler minimum (0: scales to zero)", 0),
-    Key("maxNodes", "integer", "autoscaler maximum", 1),
+    Key("maxNodes", "integer", "autoscaler maximum (at least 1: a pool of 0 can never hold a node)", 1),
     Key("spot", "boolean", "Spot VMs (about a third of the on-demand price, reclaimed with 30 s notice)", False),
     Key("diskSizeGb", "integer", "boot disk (pd-ssd) per node; the RAPIDS image is ~14 GB", 200, minimum=100),
     Key("zones", "strings", "zones of a regional cluster the pool's nodes go to", default_doc="the cluster's location"),
@@ -293,7 +293,7 @@ EXISTING_SCHEDULER_POOL = _section(
     Key("name", "string", "its GKE name: the scheduler's nodeSelector (`cloud.google.com/gke-nodepool`)", required=True),
     Key(
         "machineType", "string",
-        f"its machine type ({', '.join(_SCHEDULER_MACHINES)}): its GPU and room, for the plan and `rehearse --cluster`",
+        "its machine type: its GPU and room, for the plan and `rehearse --cluster`",
         required=True, allowed=tuple(_SCHEDULER_MACHINES),
     ),
     Key("maxNodes", "integer", "autoscaler maximum", 1, minimum=1),

@@ -19,6 +19,7 @@ from gpudask.plan import timeline as timing
 from gpudask.plan.replacements import entry as replacement_entry
 from gpudask.plan.replacements import replacement_kind
 from gpudask.record import dask_operator
+from gpudask.record.node_pools import declared_node_pools
 from gpudask.record.recorder import PROJECT_DIR, Recording, urn_of_provider_ref
 
 PRICES_FILE = prices_.PRICES_FILE
@@ -245,10 +246,7 @@ def idle_nodes(rec: Recording) -> dict[str, int]:
         target = next((n for n in fits if bool(n.gpus) == bool(gpus)), fits[0])
         used = demand[target.name]
         used[0], used[1], used[2] = used[0] + cpu * replicas, used[1] + memory * replicas, used[2] + gpus * replicas
-    mins = {
-        p.inputs.get("name", p.name): int((p.inputs.get("autoscaling") or {}).get("totalMinNodeCount", 0))
-        for p in rec.of_type(recording_checks.NODE_POOL)
-    }
+    mins = {p.name: p.min_nodes for p in declared_node_pools(rec)}
     out = {}
     for n in nodes:
         cpu, memory, gpus = demand[n.name]
@@ -265,29 +263,29 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
     prices = prices_.load()
     idle = idle_nodes(rec)
     costs = []
-    for p in rec.of_type(recording_checks.NODE_POOL):
-        config = p.inputs.get("nodeConfig") or {}
-        machine = config.get("machineType", "")
-        accelerators = config.get("guestAccelerators") or []
-        node = prices_.node_config_price(config)
-        disk_type, disk_gb = str(config.get("diskType", "pd-balanced")), int(config.get("diskSizeGb", 100))
-        scaling = p.inputs.get("autoscaling") or {}
-        name = p.inputs.get("name", p.name)
+    for p in declared_node_pools(rec):
+        node = prices_.node_price(
+            p.machine.name,
+            [(p.accelerator, p.gpus)] if p.accelerator else [],
+            p.disk_type,
+            p.disk_gb,
+            p.secondary_boot_disks,
+        )
         costs.append(
             PoolCost(
-                pool=name,
-                machine_type=machine,
-                spot=bool(config.get("spot")),
-                min_nodes=int(scaling.get("totalMinNodeCount", 0)),
-                max_nodes=int(scaling.get("totalMaxNodeCount", 0)),
+                pool=p.name,
+                machine_type=p.machine.name,
+                spot=p.spot,
+                min_nodes=p.min_nodes,
+                max_nodes=p.max_nodes,
                 hourly_on_demand=node.on_demand,
                 hourly_spot=node.spot,
-                idle_nodes=idle.get(name, int(scaling.get("totalMinNodeCount", 0))),
-                disk_type=disk_type,
-                disk_size_gb=disk_gb,
+                idle_nodes=idle.get(p.name, p.min_nodes),
+                disk_type=p.disk_type,
+                disk_size_gb=p.disk_gb,
                 disk_hourly=node.disk_hourly,
                 unpriced=", ".join(node.missing),
-                gpus=sum(int(acc.get("count", 0)) for acc in accelerators),
+                gpus=p.gpus,
                 secondary_disk_hourly=node.secondary_disk_hourly,
             )
         )

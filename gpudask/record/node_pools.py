@@ -59,6 +59,9 @@ class NodePool:
     max_nodes: int
     spot: bool
     disk_gb: int
+    disk_type: str = "pd-balanced"
+    secondary_boot_disks: int = 0
+    """Image cache disks attached to every node (nodeConfig.secondaryBootDisks)."""
     labels: dict[str, str] = field(default_factory=dict)
     """The pool's own node labels (nodeConfig.labels); `node_labels` adds those GKE sets."""
     taints: tuple[dict[str, str], ...] = ()
@@ -200,6 +203,8 @@ def _declared_pool(inputs: dict[str, Any], fallback_name: str, machine: MachineT
         max_nodes=int(autoscaling.get("totalMaxNodeCount", autoscaling.get("maxNodeCount", node_count))),
         spot=bool(config.get("spot") or config.get("preemptible")),
         disk_gb=int(config.get("diskSizeGb") or 100),
+        disk_type=str(config.get("diskType") or "pd-balanced"),
+        secondary_boot_disks=len(config.get("secondaryBootDisks") or []),
         labels={str(k): str(v) for k, v in (config.get("labels") or {}).items()},
         taints=tuple(
             {"key": t["key"], "value": t.get("value", ""), "effect": TAINT_EFFECTS.get(t["effect"], t["effect"])}
@@ -211,20 +216,26 @@ def _declared_pool(inputs: dict[str, Any], fallback_name: str, machine: MachineT
     )
 
 
-def node_pools(rec: Recording) -> list[NodePool]:
-    """The stack's node pools, read from its recording (or, for an `existingCluster` stack, from
-    its settings). A pool whose machine type the catalog lacks is left out: `unknown_machine_types`
-    names it (the settings parser refuses such a type before the program declares a pool)."""
-    declared = rec.of_type(NODE_POOL)
-    if not declared and rec.config.get("gpu-dask:existingCluster"):
-        return existing_cluster_pools(recorded_settings(rec))
+def declared_node_pools(rec: Recording) -> list[NodePool]:
+    """The node pools the program declared (none for an `existingCluster` stack): what the stack
+    pays for and what counts against its quotas. A pool whose machine type the catalog lacks is
+    left out: `unknown_machine_types` names it (the settings parser refuses such a type before
+    the program declares a pool)."""
     known = machine_types()
     clusters = rec.of_type(CLUSTER)
     cluster_location = str(clusters[0].inputs.get("location", "")) if clusters else ""
     found = []
-    for recorded in declared:
+    for recorded in rec.of_type(NODE_POOL):
         machine = known.get(str((recorded.inputs.get("nodeConfig") or {}).get("machineType", "")))
         if machine is not None:
             location = str(recorded.inputs.get("location") or cluster_location)
             found.append(_declared_pool(recorded.inputs, recorded.name, machine, location))
     return _with_gke_gpu_taint(found)
+
+
+def node_pools(rec: Recording) -> list[NodePool]:
+    """The pools the stack's pods run on: those it declared or, for an `existingCluster` stack,
+    those its settings describe."""
+    if not rec.of_type(NODE_POOL) and rec.config.get("gpu-dask:existingCluster"):
+        return existing_cluster_pools(recorded_settings(rec))
+    return declared_node_pools(rec)
