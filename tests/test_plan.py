@@ -35,6 +35,11 @@ def test_shipped_stacks_plan_without_errors(recorded: Run, stack: str) -> None:
     all_found = recording_checks.all_findings(recorded(stack))
     assert [str(f) for f in all_found if f.severity == recording_checks.ERROR] == []
     warnings = [str(f) for f in all_found if f.severity == recording_checks.WARNING]
+    # No shipped stack pins its image by digest yet (no registry is reachable where it was written):
+    # one warning each, for the one image (issue 21).
+    tag_only = [w for w in warnings if "is pinned by tag only" in w]
+    assert len(tag_only) == 1, tag_only
+    warnings = [w for w in warnings if w not in tag_only]
     if stack == "existing":
         # The scheduler runs on the host's L4 pool (existingCluster.schedulerPool): no CPU-scheduler
         # warning. TLS is off there and nothing shows the host enforces NetworkPolicies: a warning.
@@ -62,10 +67,10 @@ def test_a_cpu_scheduler_is_a_warning_that_fails_only_a_strict_plan(
     monkeypatch.setattr("gpudask.__main__.run_program", lambda stack: rec)
     assert main(["plan", "existing", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "2 warning(s), not failing the plan" in out and "the scheduler has no GPU" in out
+    assert "3 warning(s), not failing the plan" in out and "the scheduler has no GPU" in out
     plan_json = json.loads((tmp_path / "plan.json").read_text())
-    assert [f["severity"] for f in plan_json["findings"]] == ["warning", "warning"]
-    assert "⚠️ 2 warning(s)" in (tmp_path / "comment.md").read_text()
+    assert [f["severity"] for f in plan_json["findings"]] == ["warning", "warning", "warning"]
+    assert "⚠️ 3 warning(s)" in (tmp_path / "comment.md").read_text()
     assert "❌" not in (tmp_path / "comment.md").read_text().split("\n", 4)[3]  # the verdict line
     assert main(["plan", "existing", "--out", str(tmp_path), "--strict"]) == 1
     assert main(["plan", "existing", "--out", str(tmp_path), "--json"]) == 0
@@ -76,10 +81,10 @@ def test_an_error_fails_the_plan_next_to_a_warning(recorded: Run) -> None:
     assert not plan.fails() and plan.fails(strict=True)
     plan.findings.append({"resource": "x", "path": "spec", "reason": "broken", "severity": "error"})
     plan.findings.append({"resource": "y", "path": "spec", "reason": "from an older plan.json"})  # no severity
-    assert plan.fails() and len(plan.errors) == 2 and len(plan.warnings) == 1
-    assert plan.verdict() == "❌ 2 error(s), ⚠️ 1 warning(s)"
+    assert plan.fails() and len(plan.errors) == 2 and len(plan.warnings) == 2
+    assert plan.verdict() == "❌ 2 error(s), ⚠️ 2 warning(s)"
     lines = planning.finding_lines(plan)
-    assert [line.split(" ", 2)[1] for line in lines] == ["error", "error", "warning"]
+    assert [line.split(" ", 2)[1] for line in lines] == ["error", "error", "warning", "warning"]
 
 
 def test_typo_in_a_dask_cluster_field_is_found(recorded: Run) -> None:
@@ -312,7 +317,7 @@ def test_cli_writes_plan_manifests_and_summary(tmp_path: Path) -> None:
     assert any("daskcluster-dask-rapids" in m for m in manifests)
     assert any("daemonset-dask-rapids-image-prepuller" in m for m in manifests)
     summary = (tmp_path / "summary.md").read_text()
-    assert "```mermaid" in summary and "## Cost" in summary and "No findings" in summary
+    assert "```mermaid" in summary and "## Cost" in summary and "is pinned by tag only" in summary
 
 
 def test_cli_exit_code_2_on_missing_stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -437,3 +442,25 @@ def test_a_pod_fits_a_node_only_within_the_room_gkes_daemonsets_leave(recorded: 
         whole_memory = recording_checks.why_not(_probe(node.name, 1, machine.allocatable_memory_gb), node)
         assert whole_cpu and "CPU, the node has" in whole_cpu, (node.name, whole_cpu)
         assert whole_memory and "GiB, the node has" in whole_memory, (node.name, whole_memory)
+
+
+def test_an_image_pinned_by_digest_plans_without_the_tag_warning(recorded: Run) -> None:
+    """`dask.image` takes `<tag>@sha256:<digest>`: settings accept it, every Dask pod runs it, the
+    plan's tag-only warning goes; the tag stays for people and for versions.skew."""
+    import json as _json
+
+    from tests.conftest import raw_config
+
+    raw = raw_config("dev")[0]["dask"]
+    dask = _json.loads(raw) if isinstance(raw, str) else dict(raw)
+    pinned = dask["image"] + "@sha256:" + "0" * 64  # a made-up digest: only the form is checked here
+    rec = recorded("dev", overrides={"gpu-dask:dask": _json.dumps({**dask, "image": pinned})})
+    found = [str(f) for f in recording_checks.all_findings(rec)]
+    assert not [f for f in found if "pinned by tag only" in f], found
+    images = {
+        c["image"]
+        for _, m in recording_checks.kubernetes_manifests(rec)
+        if m["kind"] == "DaskCluster"
+        for c in m["spec"]["scheduler"]["spec"]["containers"] + m["spec"]["worker"]["spec"]["containers"]
+    }
+    assert images == {pinned}, images

@@ -369,6 +369,16 @@ def _worker_pods(manifest: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return []
 
 
+def unpinned_image_reason(image: str) -> str:
+    """Why a tag alone is not enough for the Dask image (a plan warning)."""
+    return (
+        f"{image} is pinned by tag only: the registry can move the tag, and with imagePullPolicy "
+        "IfNotPresent each node keeps whichever build it pulled first (workers of one cluster on "
+        "different builds); pin `dask.image` as `<tag>@sha256:<digest>` (the digest from "
+        f"`crane digest {image}` or `docker buildx imagetools inspect {image}`), the tag kept for people"
+    )
+
+
 def dask_findings(rec: Recording) -> list[Finding]:
     """Problems only a running cluster would show, visible in the manifests: a scheduler without
     a GPU, worker memory limits Dask does not know, 8787 reachable by clients, and an image whose
@@ -377,6 +387,7 @@ def dask_findings(rec: Recording) -> list[Finding]:
     from gpudask.client import versions
 
     findings: list[Finding] = []
+    unpinned: set[str] = set()
     manifests = kubernetes_manifests(rec)
     for r, m in manifests:
         label = _label(r, m)
@@ -418,6 +429,9 @@ def dask_findings(rec: Recording) -> list[Finding]:
             skew = versions.skew(name) if name else None
             if skew:
                 findings.append(Finding(label, path, skew))
+            if name and "@sha256:" not in name and name not in unpinned:
+                unpinned.add(name)
+                findings.append(Finding(label, path, unpinned_image_reason(name), WARNING))
         if m["kind"] == "NetworkPolicy":
             selector = ((m["spec"].get("podSelector") or {}).get("matchLabels")) or {}
             if selector.get("dask.org/component", "scheduler") != "scheduler":
