@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -63,3 +64,28 @@ def test_the_operator_loads_the_stacks_plugin_from_its_config_map(tmp_path: Path
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"'{operator_plugin.MODULE}'" in done.stdout.split("plugins:")[1].splitlines()[0], done.stdout
     assert "gpudask_retire_workers" in done.stdout.split("startup:")[1], done.stdout
+
+
+@pytest.mark.control_plane
+def test_the_local_operator_reads_the_plugin_from_the_api_server(
+    shared_control_plane: Any, control_plane_namespace: str, tmp_path: Path
+) -> None:
+    """What the local harness does on the control plane: the ConfigMap the stack applies is read back
+    from the real API server (`config_maps_for`) and the operator's env then loads the plugin."""
+    from dataclasses import replace
+
+    from gpudask.local.cluster.operator import config_maps_for
+
+    kube = shared_control_plane.kube()
+    config_map = operator_plugin_spec.config_map(control_plane_namespace)
+    kube.request("POST", f"/api/v1/namespaces/{control_plane_namespace}/configmaps", config_map)
+    pod = replace(chart_operator(_deployment(tmp_path), NAMESPACE), namespace=control_plane_namespace)
+    found = config_maps_for(kube, pod)
+    assert set(found) == {operator_plugin_spec.CONFIG_MAP}, found
+    operator = Operator(pod, tmp_path / "kubeconfig", tmp_path / "op", config_maps=found)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASK_", "PYTHONPATH"))} | operator.local_env()
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=HANG_S
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"'{operator_plugin.MODULE}'" in done.stdout.split("plugins:")[1].splitlines()[0], done.stdout

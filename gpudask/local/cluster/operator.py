@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gpudask.local import procs, rehearse
+from gpudask.local.cluster.kube import ApiError
 
 CONTROLLER_MODULE = "dask_kubernetes.operator.controller"
 CHART_NAME = "dask-kubernetes-operator"
@@ -103,6 +104,22 @@ def chart_operator(deployment: Mapping[str, Any], namespace: str = "") -> Operat
         env=env,
         config_map_mounts=_config_map_mounts(pod, container),
     )
+
+
+def config_maps_for(kube: Any, pod: OperatorPod) -> dict[str, dict[str, str]]:
+    """The data of the ConfigMaps the operator pod mounts, read as the kubelet does (with the
+    caller's credentials: the chart's ServiceAccount may not read ConfigMaps), for
+    `Operator(config_maps=...)`. A missing one is left out (`materialize` then names it)."""
+    found: dict[str, dict[str, str]] = {}
+    for mount in pod.config_map_mounts:
+        try:
+            response = kube.request("GET", f"/api/v1/namespaces/{pod.namespace}/configmaps/{mount.config_map}")
+        except ApiError as err:
+            if err.status == 404:
+                continue
+            raise
+        found[mount.config_map] = dict((response.data or {}).get("data") or {})
+    return found
 
 
 def local_args(args: list[str], liveness_port: int) -> list[str]:
