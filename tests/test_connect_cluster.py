@@ -159,3 +159,55 @@ def test_the_real_kubectl_port_forward_and_a_tls_client_reach_prods_scheduler(
         except subprocess.TimeoutExpired:
             forward.kill()
             forward.wait(10)
+
+
+# --- the seeds' own client path, for dev (no TLS) ----------------------------------------------------
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recording, DaskRuntime]]:
+    rec = run_program("dev")
+    with stack_cluster(rec, tmp_path_factory.mktemp("dev")) as (runtime, report):
+        refused = [(what, message) for what, message in report.failures if not what.startswith("PodMonitoring/")]
+        assert not refused, refused
+        runtime.wait(
+            "dev's scheduler pod Ready",
+            lambda: any(b.component == "scheduler" and b.ready for b in runtime.kubelet.pods.values()),
+            180,
+        )
+        yield rec, runtime
+
+
+def test_the_seeds_from_name_and_client_run_work_on_dev(
+    dev: tuple[Recording, DaskRuntime], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The seeds' `KubeCluster.from_name(...)` + `Client(cluster)` from outside the cluster: it
+    port-forwards the scheduler itself (tcp://, which dev speaks). Bounded: it has no deadline of its own."""
+    import asyncio
+
+    from dask_kubernetes.operator import KubeCluster
+    from distributed import Client
+
+    rec, rt = dev
+    _as_a_user(rt, monkeypatch, tmp_path)
+
+    async def seed() -> tuple[int, float]:
+        began = time.monotonic()
+        cluster = await asyncio.wait_for(
+            KubeCluster.from_name(
+                rec.outputs["daskClusterName"], namespace=rec.outputs["daskNamespace"], asynchronous=True
+            ),
+            120,
+        )
+        try:
+            async with Client(cluster, asynchronous=True) as client:
+                result = await asyncio.wait_for(client.submit(sum, [1, 2, 3]), 60)
+        finally:
+            await asyncio.wait_for(cluster.close(), 60)
+        return result, time.monotonic() - began
+
+    loop = asyncio.new_event_loop()
+    try:
+        result, seconds = loop.run_until_complete(seed())
+    finally:
+        loop.close()
+    print(f"dev: KubeCluster.from_name + Client(cluster) ran work in {seconds:.1f} s")
+    assert result == 6
