@@ -54,6 +54,7 @@ if settings.existing_cluster is None:
             labels=settings.labels,
             managed_prometheus=settings.monitoring.collection == "gmp",
             dcgm_metrics=settings.dcgm_metrics,
+            control_plane_access=settings.control_plane_access,
         ),
     )
 

@@ -48,10 +48,10 @@ class GkeClusterArgs:
     services_range: str
     """Name of the subnet's secondary range for Service IPs."""
     master_cidr: str
-    """The control plane's /28 (private cluster peering range)."""
+    """The control plane's /28 (private cluster peering range); unused with `dns-only`."""
     authorized_networks: tuple[str, ...]
-    """CIDRs that reach the control plane's IP endpoint; empty -> none does (the DNS endpoint,
-    authorised by IAM, stays reachable)."""
+    """CIDRs that reach the control plane's IP endpoint (`dns-and-ip`); empty -> none does (the DNS
+    endpoint, authorised by IAM, stays reachable)."""
     release_channel: str
     system_machine_type: str
     system_min_nodes: int
@@ -64,6 +64,9 @@ class GkeClusterArgs:
     """Managed Service for Prometheus's managed collection. Omitted -> on."""
     dcgm_metrics: bool = False
     """GKE's managed DCGM GPU metrics (needs managed_prometheus). Omitted -> off."""
+    control_plane_access: str = gke_spec.DNS_AND_IP
+    """`dns-only`: only the DNS endpoint (IP endpoints off, a PSC-based cluster when created);
+    `dns-and-ip`: the VPC-peering private cluster with the IP endpoint behind authorized_networks too."""
 
 
 class GkeCluster(pulumi.ComponentResource):
@@ -111,6 +114,9 @@ class GkeCluster(pulumi.ComponentResource):
             for key, api in PROJECT_APIS.items()
         }
 
+        private_cluster, endpoints, authorized = gke_spec.control_plane_access(
+            args.control_plane_access, args.master_cidr, args.authorized_networks
+        )
         self.cluster = gcp.container.Cluster(
             f"{name}-cluster",
             name=args.cluster_name,
@@ -128,21 +134,13 @@ class GkeCluster(pulumi.ComponentResource):
                 "cluster_secondary_range_name": args.pods_range,
                 "services_secondary_range_name": args.services_range,
             },
-            private_cluster_config={
-                "enable_private_nodes": True,
-                "enable_private_endpoint": False,
-                "master_ipv4_cidr_block": args.master_cidr,
-            },
             # The DNS-based control-plane endpoint: reachable from anywhere, authorised by IAM
             # (container.clusters.connect) instead of an IP allowlist, so GitHub-hosted runners
-            # and laptops reach it without joining authorizedNetworks (docs/deploy.md). The IP
-            # endpoint stays behind authorizedNetworks.
-            control_plane_endpoints_config={"dns_endpoint_config": {"allow_external_traffic": True}},
-            master_authorized_networks_config={
-                "cidr_blocks": [
-                    {"cidr_block": cidr, "display_name": f"authorized-{cidr}"} for cidr in args.authorized_networks
-                ],
-            },
+            # and laptops reach it without joining authorizedNetworks (docs/deploy.md). With
+            # `dns-and-ip` the IP endpoint stays too, behind authorizedNetworks; `dns-only` turns it off.
+            private_cluster_config=private_cluster,
+            control_plane_endpoints_config=endpoints,
+            master_authorized_networks_config=authorized,
             release_channel={"channel": args.release_channel},
             workload_identity_config={"workload_pool": f"{args.project}.svc.id.goog"},
             # Dataplane V2: enforces NetworkPolicy without the Calico add-on.

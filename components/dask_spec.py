@@ -9,6 +9,7 @@ scheduler placement, tolerations and resource requests.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,18 @@ from components import scheduler_preload, worker_prestop
 from components.catalog import GPU_RESOURCE, GPU_TAINT_EFFECT, GPU_TAINT_VALUE, MANAGED_BY_LABELS
 from components.gpu_drivers import DRIVER_LIBRARY_PATH
 from components.security_spec import harden_pod
-from components.settings import SCHEDULER_POOL_NAME, SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
+from components.settings import SCHEDULER_TAINT, SYSTEM_POOL_NAME, DaskSettings, WorkerGroupSettings
 
 API_VERSION = "kubernetes.dask.org/v1"
 WORKER_HTTP_PORT = 8788
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT}
 # The scheduler pool's own taint (components/gke_spec.py SCHEDULER_TAINT).
-SCHEDULER_TOLERATION = {"key": "gpu-dask/scheduler", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+SCHEDULER_TOLERATION = {
+    "key": SCHEDULER_TAINT[0],
+    "operator": "Equal",
+    "value": SCHEDULER_TAINT[1],
+    "effect": SCHEDULER_TAINT[2],
+}
 NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 # Makes `pulumi up` wait until the operator has accepted the DaskCluster: its create handler
 # (`daskcluster_create`) validates the name and writes `status.phase` (Created). Never a
@@ -49,6 +55,13 @@ SCHEDULER_LIVENESS_GRACE_S = 300
 SCHEDULER_PRELOAD = Path(scheduler_preload.__file__).read_text()
 WORKER_PRESTOP = Path(worker_prestop.__file__).read_text()
 WORKER_TERMINATION_GRACE_S = worker_prestop.DEADLINE_S + 20
+
+# Dask worker resources (not Kubernetes'): GPU workers advertise one `GPU` per process, CPU
+# workers `CPU` = their threads. With a CPU group next to the GPU workers, the scheduler gives
+# every unannotated task the GPU restriction (scheduler_preload.DEFAULT_RESOURCES_ENV), so CPU
+# work is opt-in: `dask.annotate(resources={"CPU": 1})`.
+DASK_GPU_RESOURCE = "GPU"
+DASK_CPU_RESOURCE = "CPU"
 
 # What Pulumi must treat as "replace the custom resource": the operator ignores edits
 # to pod specs of a running cluster (https://github.com/dask/dask-kubernetes/issues/895), so an in-place update
@@ -145,9 +158,11 @@ def worker_args(gpus: int, cpu: float, memory_gb: float) -> list[str]:
     a fraction of the container.
     """
     if gpus:
-        command, nthreads, resources = ["dask-cuda-worker"], 1, ["--resources", "GPU=1"]
+        command, nthreads = ["dask-cuda-worker"], 1
+        resources = ["--resources", f"{DASK_GPU_RESOURCE}=1"]
     else:
-        command, nthreads, resources = ["dask", "worker"], max(int(cpu), 1), []
+        command, nthreads = ["dask", "worker"], max(int(cpu), 1)
+        resources = ["--resources", f"{DASK_CPU_RESOURCE}={nthreads}"]
     return [
         *command,
         "--name",
@@ -206,6 +221,14 @@ def worker_pod_spec(
     return spec
 
 
+def default_task_resources(dask: DaskSettings) -> dict[str, int]:
+    """Resources the scheduler gives every task that names none: `GPU` when a CPU worker group
+    shares the scheduler (unannotated dask-cudf work cannot run there), else none."""
+    if any(group.gpus_per_worker == 0 for group in dask.worker_groups.values()):
+        return {DASK_GPU_RESOURCE: 1}
+    return {}
+
+
 def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
     # The operator's Service is always ClusterIP: it is deleted and recreated with every
     # DaskCluster replacement. Clients outside the cluster use the stack's own internal load
@@ -216,6 +239,12 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
     # `dask scheduler`, not make_cluster_spec's `dask-scheduler`: distributed 2026.x ships
     # only the `dask` entry point (GOTCHAS.md).
     container["args"] = ["dask", "scheduler", "--host", "0.0.0.0", "--preload", SCHEDULER_PRELOAD]
+    defaults = default_task_resources(dask)
+    if defaults:
+        container["env"] = [
+            *(container.get("env") or []),
+            {"name": scheduler_preload.DEFAULT_RESOURCES_ENV, "value": json.dumps(defaults)},
+        ]
     container["imagePullPolicy"] = "IfNotPresent"
     # Building or deserializing a large graph blocks the scheduler's event loop for a while:
     # make_cluster_spec's liveness probe (1 s timeout, 3 failures 20 s apart) would have the
@@ -246,13 +275,19 @@ def scheduler_spec(dask: DaskSettings) -> dict[str, Any]:
     if gpus:
         with_driver_libraries(container)
         # Its own small GPU pool (L4/T4): cuDF objects in client graphs deserialize there.
-        spec["spec"]["tolerations"] = [dict(GPU_TOLERATION), dict(SCHEDULER_TOLERATION)]
-        spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: SCHEDULER_POOL_NAME}
+        # (or, with existingCluster, the cluster's own small-GPU pool and whatever taints it has).
+        spec["spec"]["tolerations"] = [dict(GPU_TOLERATION), *map(_toleration, dask.scheduler_taints)]
+        spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: dask.scheduler_pool}
     else:
         # On-demand CPU pool: the scheduler holds the cluster's state; a spot reclaim loses it.
         spec["spec"]["nodeSelector"] = {NODEPOOL_LABEL: dask.system_pool}
     spec["spec"] = harden_pod(spec["spec"], dask, "scheduler")
     return spec
+
+
+def _toleration(taint: tuple[str, str, str]) -> dict[str, str]:
+    key, value, effect = taint
+    return {"key": key, "operator": "Equal", "value": value, "effect": effect}
 
 
 def cluster_annotations(dask: DaskSettings) -> dict[str, str]:

@@ -10,8 +10,12 @@ from collections.abc import Mapping
 
 import pulumi
 from pulumi_gcp.container import (
+    ClusterControlPlaneEndpointsConfigArgsDict,
+    ClusterControlPlaneEndpointsConfigDnsEndpointConfigArgsDict,
+    ClusterMasterAuthorizedNetworksConfigArgsDict,
     ClusterMonitoringConfigArgsDict,
     ClusterNodeConfigArgsDict,
+    ClusterPrivateClusterConfigArgsDict,
     NodePoolAutoscalingArgsDict,
     NodePoolManagementArgsDict,
     NodePoolNodeConfigArgsDict,
@@ -20,7 +24,7 @@ from pulumi_gcp.container import (
 )
 
 from components.catalog import GPU_RESOURCE, GPU_TAINT_EFFECT_GKE, GPU_TAINT_VALUE
-from components.settings import GpuPoolSettings
+from components.settings import CONTROL_PLANE_ACCESS, GpuPoolSettings
 
 GPU_TAINT: NodePoolNodeConfigTaintArgsDict = {
     "key": GPU_RESOURCE,
@@ -154,3 +158,39 @@ def monitoring_config(managed_prometheus: bool, dcgm: bool) -> ClusterMonitoring
     provider (tests/data/tpg-container-schema.json: monitoring_config `update`)."""
     components = ["SYSTEM_COMPONENTS", *(["DCGM"] if dcgm and managed_prometheus else [])]
     return {"enable_components": components, "managed_prometheus": {"enabled": managed_prometheus}}
+
+
+# How clients reach the control plane (`controlPlaneAccess`).
+DNS_ONLY, DNS_AND_IP = CONTROL_PLANE_ACCESS
+
+
+def control_plane_access(
+    access: str, master_cidr: str, authorized_networks: tuple[str, ...]
+) -> tuple[
+    ClusterPrivateClusterConfigArgsDict,
+    ClusterControlPlaneEndpointsConfigArgsDict,
+    ClusterMasterAuthorizedNetworksConfigArgsDict | None,
+]:
+    """privateClusterConfig, controlPlaneEndpointsConfig and masterAuthorizedNetworksConfig.
+
+    `dns-only` (new stacks): the DNS-based endpoint only, authorised by IAM; the IP endpoints
+    are off (ipEndpointsConfig.enabled false), so no authorized networks. No masterIpv4CidrBlock:
+    GKE creates a Private Service Connect-based cluster (a /28 makes a VPC-peering one). On a
+    cluster already up the omitted block keeps its value (Optional + Computed in the provider).
+    `dns-and-ip` (the stacks created before): the legacy VPC-peering private cluster with the
+    public IP endpoint behind authorizedNetworks next to the DNS endpoint.
+    """
+    dns: ClusterControlPlaneEndpointsConfigDnsEndpointConfigArgsDict = {"allow_external_traffic": True}
+    if access == DNS_ONLY:
+        return (
+            {"enable_private_nodes": True},
+            {"dns_endpoint_config": dns, "ip_endpoints_config": {"enabled": False}},
+            None,
+        )
+    return (
+        {"enable_private_nodes": True, "enable_private_endpoint": False, "master_ipv4_cidr_block": master_cidr},
+        {"dns_endpoint_config": dns},
+        {
+            "cidr_blocks": [{"cidr_block": cidr, "display_name": f"authorized-{cidr}"} for cidr in authorized_networks],
+        },
+    )

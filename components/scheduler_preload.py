@@ -19,15 +19,32 @@ label. Each deleted worker leaves gracefully through its preStop hook
 moves to the remaining workers first. Retiring by name or address (`retire_workers(names=...)`,
 `Client.retire_workers`) and adaptive targets are untouched.
 
+Work goes where it can run (issue 21, point 2). When the scheduler's env names default
+resources (`GPUDASK_DEFAULT_RESOURCES`, JSON, e.g. `{"GPU": 1}`: set by the stack when a CPU
+worker group shares this scheduler with the GPU workers), two things change:
+- every new task with no restriction of its own gets those resource restrictions (a scheduler
+  plugin's `update_graph`, which distributed calls before the tasks' first transition), so an
+  unannotated dask-cudf task never runs on a CPU worker; CPU work opts in with
+  `dask.annotate(resources={"CPU": 1})` (what the CPU workers advertise);
+- the active memory manager's recipient of a replica (what `RetireWorker` asks for when a worker
+  retires: any running worker with the least memory, restrictions ignored) must offer the
+  resources the key's task needed (its own restrictions, else the defaults), so a retiring GPU
+  worker's data never lands on a CPU worker. With no such worker the key is not moved, and
+  distributed does not retire the worker (the preStop hook then gives up; the key is recomputed).
+
 Self-contained on purpose: the text is passed to `dask scheduler --preload`, which runs text
 as a module (distributed.preloading), so the RAPIDS image needs nothing extra installed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from typing import Any
+
+DEFAULT_RESOURCES_ENV = "GPUDASK_DEFAULT_RESOURCES"
 
 REFUSAL = (
     "gpu-dask: retiring workers by count is refused; the operator then scales the worker group "
@@ -64,3 +81,49 @@ def dask_setup(scheduler: Any) -> None:
 
     scheduler.workers_to_close = workers_to_close
     scheduler.handlers["workers_to_close"] = workers_to_close_rpc
+    defaults = default_resources()
+    if defaults:
+        restrict_by_default(scheduler, defaults)
+
+
+def default_resources() -> dict[str, float]:
+    """The scheduler env's default task resources; {} when unset."""
+    text = os.environ.get(DEFAULT_RESOURCES_ENV, "").strip()
+    value = json.loads(text) if text else {}
+    if not isinstance(value, dict) or not all(isinstance(v, (int, float)) for v in value.values()):
+        raise ValueError(f'{DEFAULT_RESOURCES_ENV}={text!r}: expected a JSON object of numbers, e.g. {{"GPU": 1}}')
+    return {str(k): float(v) for k, v in value.items()}
+
+
+def _offers(ws: Any, required: dict[str, float]) -> bool:
+    return all(ws.resources.get(name, 0) >= amount for name, amount in required.items())
+
+
+def restrict_by_default(scheduler: Any, defaults: dict[str, float]) -> None:
+    """Unrestricted new tasks get `defaults`; replicas go only to workers offering a key's resources."""
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class DefaultResources(SchedulerPlugin):
+        name = "gpudask-default-resources"
+
+        def update_graph(self, scheduler: Any, *, tasks: Any = (), **kwargs: Any) -> None:
+            for key in tasks:
+                ts = scheduler.tasks.get(key)
+                if ts is None or ts.state != "released" or ts.run_spec is None:
+                    continue
+                if ts.resource_restrictions or ts.worker_restrictions or ts.host_restrictions:
+                    continue
+                ts.resource_restrictions = dict(defaults)
+
+    scheduler.add_plugin(DefaultResources())
+    amm = scheduler.extensions.get("amm")
+    if amm is None:
+        return
+    find_recipient = amm._find_recipient  # distributed.active_memory_manager, called per replica
+
+    def find_allowed_recipient(ts: Any, candidates: Any, pending_repl: Any) -> Any:
+        required = ts.resource_restrictions or defaults
+        pool = scheduler.running if candidates is None else candidates
+        return find_recipient(ts, {ws for ws in pool if _offers(ws, required)}, pending_repl)
+
+    amm._find_recipient = find_allowed_recipient

@@ -68,8 +68,16 @@ def test_an_existing_cluster_stack_gets_nodes_from_what_its_settings_say() -> No
     rec = run_program("existing", overrides={"gpu-dask:systemMachineType": "e2-standard-8"})
     assert not rec.of_type("gcp:container/nodePool:NodePool")
     objects = _by_pool(node_objects(pools(rec), "team-cluster", "v1.34.4"))
-    assert sorted(objects) == ["a100", "default-pool"]
+    assert sorted(objects) == ["a100", "default-pool", "l4-pool"]
     assert len(objects["default-pool"]) == 3 and len(objects["a100"]) == 2  # systemMaxNodes, maxNodes
+    # existingCluster.schedulerPool: one L4 node, GKE's GPU taint and the taint the key lists.
+    (l4,) = objects["l4-pool"]
+    assert l4["metadata"]["labels"]["cloud.google.com/gke-accelerator"] == "nvidia-l4"
+    assert l4["status"]["capacity"]["nvidia.com/gpu"] == "1"
+    assert {(t["key"], t["value"], t["effect"]) for t in l4["spec"]["taints"]} == {
+        ("nvidia.com/gpu", "present", "NoSchedule"),
+        ("team/dedicated", "dask", "NoSchedule"),
+    }
     system = objects["default-pool"][0]
     assert system["metadata"]["labels"]["node.kubernetes.io/instance-type"] == "e2-standard-8"
     assert system["status"]["capacity"]["cpu"] == "8" and "taints" not in system["spec"]

@@ -7,14 +7,17 @@ import re
 import subprocess
 from pathlib import Path
 
+import yaml
+
+from components.settings import PULUMI_TYPES, SCALAR_KEYS, TOP
 from gpudask.__main__ import main
 from gpudask.docs import config_reference
 from gpudask.record.recorder import PROJECT_DIR
 
 
 def test_readme_config_reference_is_the_generated_one() -> None:
-    """The table between the README markers is exactly what Pulumi.yaml and the parser say:
-    a default edited in the README, Pulumi.yaml or components/settings.py alone fails here."""
+    """The table between the README markers is exactly what the config declaration says: a default
+    or meaning edited in the README alone, or in components/settings/keys.py without `docs`, fails here."""
     current = config_reference.readme_section((PROJECT_DIR / "README.md").read_text())
     wanted = config_reference.render()
     assert current == wanted, "README.md's config reference is stale: run `python -m gpudask docs`\n" + "\n".join(
@@ -22,11 +25,34 @@ def test_readme_config_reference_is_the_generated_one() -> None:
     )
 
 
-def test_every_key_the_parser_accepts_is_documented() -> None:
-    assert config_reference.undocumented() == []
+def test_pulumi_yaml_config_block_is_the_generated_one() -> None:
+    """Pulumi.yaml's `config:` block (the defaults the CLI applies) is exactly what the declaration says."""
+    current = config_reference.pulumi_config_section((PROJECT_DIR / "Pulumi.yaml").read_text())
+    wanted = config_reference.render_pulumi_config()
+    assert current == wanted, "Pulumi.yaml's config block is stale: run `python -m gpudask docs`\n" + "\n".join(
+        difflib.unified_diff(current.splitlines(), wanted.splitlines(), "Pulumi.yaml", "generated", lineterm="")
+    )
 
 
-def test_docs_command_checks_and_rewrites_only_between_the_markers(tmp_path: Path) -> None:
+def test_the_generated_pulumi_yaml_reads_back_as_the_declaration() -> None:
+    """What YAML (and so the Pulumi CLI) reads from the generated block: every scalar key with its
+    declared type, meaning and default, and nothing else; the quoting of '', [], `:` survives."""
+    project = yaml.safe_load(config_reference.render_pulumi_config())["config"]
+    scalars = {k.name: k for k in TOP.values() if k.type in PULUMI_TYPES}
+    assert list(project) == list(scalars) and set(project) == SCALAR_KEYS
+    for name, key in scalars.items():
+        assert project[name]["type"] == PULUMI_TYPES[key.type], name
+        assert project[name]["description"] == key.description, name
+        assert project[name]["default"] == key.default, name
+    # The CLI requires every key without a default of every stack (issue 25): an empty default,
+    # which the program refuses for a stack that creates GKE and accepts with existingCluster.
+    assert project["authorizedNetworks"]["default"] == [] and project["authorizedNetworks"]["items"] == {
+        "type": "string"
+    }
+    assert project["operatorChart"]["default"] == ""
+
+
+def test_docs_command_checks_and_rewrites_only_the_generated_parts(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{config_reference.BEGIN}\n| `minNodes` | `7` | stale |\n{config_reference.END}\noutro\n")
     assert config_reference.write(readme) is True
@@ -34,6 +60,12 @@ def test_docs_command_checks_and_rewrites_only_between_the_markers(tmp_path: Pat
     assert text.startswith(f"intro\n{config_reference.BEGIN}\n") and text.endswith(f"{config_reference.END}\noutro\n")
     assert config_reference.readme_section(text) == config_reference.render()
     assert config_reference.write(readme) is False
+    pulumi_yaml = tmp_path / "Pulumi.yaml"
+    pulumi_yaml.write_text("name: x\n# kept\nconfig:\n  location:\n    type: string\n    default: stale\n")
+    assert config_reference.write_pulumi_yaml(pulumi_yaml) is True
+    assert pulumi_yaml.read_text() == "name: x\n# kept\n" + config_reference.render_pulumi_config()
+    assert config_reference.write_pulumi_yaml(pulumi_yaml) is False
+    assert config_reference.stale(readme, pulumi_yaml) == []
     assert main(["docs", "--check"]) == 0
 
 

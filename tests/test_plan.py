@@ -36,11 +36,9 @@ def test_shipped_stacks_plan_without_errors(recorded: Run, stack: str) -> None:
     assert [str(f) for f in all_found if f.severity == recording_checks.ERROR] == []
     warnings = [str(f) for f in all_found if f.severity == recording_checks.WARNING]
     if stack == "existing":
-        # On a cluster it does not own the stack creates no scheduler GPU pool: the stack file
-        # says schedulerGpu: false, and the plan says what that costs, as a warning.
-        # TLS is off there and nothing shows the host enforces NetworkPolicies: said, as a warning.
-        assert len(warnings) == 2, warnings
-        assert any("the scheduler has no GPU" in w for w in warnings), warnings
+        # The scheduler runs on the host's L4 pool (existingCluster.schedulerPool): no CPU-scheduler
+        # warning. TLS is off there and nothing shows the host enforces NetworkPolicies: a warning.
+        assert len(warnings) == 1, warnings
         assert any("enforces NetworkPolicies" in w for w in warnings), warnings
     elif stack == "prod":
         # Prod installs the driver with Google's DaemonSet: no managed DCGM, said (tests/test_dashboard.py).
@@ -49,10 +47,18 @@ def test_shipped_stacks_plan_without_errors(recorded: Run, stack: str) -> None:
         assert warnings == []
 
 
+# The existing stack without its scheduler pool: `schedulerGpu: false`, a CPU scheduler on the system pool.
+EXISTING_CONTEXT = {"context": "gke_my-project_us-central1-c_team-cluster", "systemPool": "default-pool"}
+CPU_SCHEDULER = {
+    "gpu-dask:existingCluster": EXISTING_CONTEXT,
+    "gpu-dask:dask": {"name": "rapids", "namespace": "dask-team", "schedulerGpu": False},
+}
+
+
 def test_a_cpu_scheduler_is_a_warning_that_fails_only_a_strict_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], recorded: Run
 ) -> None:
-    rec = recorded("existing")
+    rec = recorded("existing", overrides=CPU_SCHEDULER)
     monkeypatch.setattr("gpudask.__main__.run_program", lambda stack: rec)
     assert main(["plan", "existing", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -70,10 +76,10 @@ def test_an_error_fails_the_plan_next_to_a_warning(recorded: Run) -> None:
     assert not plan.fails() and plan.fails(strict=True)
     plan.findings.append({"resource": "x", "path": "spec", "reason": "broken", "severity": "error"})
     plan.findings.append({"resource": "y", "path": "spec", "reason": "from an older plan.json"})  # no severity
-    assert plan.fails() and len(plan.errors) == 2 and len(plan.warnings) == 2
-    assert plan.verdict() == "❌ 2 error(s), ⚠️ 2 warning(s)"
+    assert plan.fails() and len(plan.errors) == 2 and len(plan.warnings) == 1
+    assert plan.verdict() == "❌ 2 error(s), ⚠️ 1 warning(s)"
     lines = planning.finding_lines(plan)
-    assert [line.split(" ", 2)[1] for line in lines] == ["error", "error", "warning", "warning"]
+    assert [line.split(" ", 2)[1] for line in lines] == ["error", "error", "warning"]
 
 
 def test_typo_in_a_dask_cluster_field_is_found(recorded: Run) -> None:
@@ -348,7 +354,7 @@ def test_existing_cluster_plan_prices_nothing_and_schedules_on_the_described_poo
     plan = planning.build_plan(rec)
     assert plan.costs == [] and plan.cluster_fee_hour == 0.0 and "existingCluster" in plan.prices_note
     nodes = {n.pool: n for n in recording_checks.node_models(rec)}
-    assert set(nodes) == {"default-pool", "a100"}
+    assert set(nodes) == {"default-pool", "a100", "l4-pool"}
     assert nodes["a100"].gpus == 1 and nodes["a100"].max_nodes == 2
     # driver gke-default: GKE labels the nodes, so Google's DaemonSet could not land there.
     assert nodes["a100"].labels["cloud.google.com/gke-gpu-driver-version"] == "default"
@@ -362,7 +368,10 @@ def test_existing_cluster_plan_prices_nothing_and_schedules_on_the_described_poo
 def test_existing_cluster_scheduler_on_a_pool_too_small_is_found(recorded: Run) -> None:
     """The described system pool is what the scheduler must fit: an e2-standard-2 cannot hold 8 CPUs."""
     dask = {"name": "rapids", "namespace": "dask-team", "schedulerCpu": 8, "schedulerGpu": False}
-    rec = recorded("existing", overrides={"gpu-dask:dask": dask, "gpu-dask:systemMachineType": "e2-standard-2"})
+    rec = recorded(
+        "existing",
+        overrides={**CPU_SCHEDULER, "gpu-dask:dask": dask, "gpu-dask:systemMachineType": "e2-standard-2"},
+    )
     assert any("fits no node pool" in f and "default-pool" in f for f in findings(rec)), findings(rec)
 
 
@@ -397,10 +406,8 @@ def test_existing_cluster_without_tls_warns_until_policies_are_said_to_be_enforc
         )
         return any("enforces NetworkPolicies" in str(f) for f in found)
 
-    existing = {"context": "gke_my-project_us-central1-c_team-cluster", "systemPool": "default-pool"}
+    existing = {**EXISTING_CONTEXT, "schedulerPool": {"name": "l4-pool", "machineType": "g2-standard-4"}}
     assert warned()
     assert not warned({"gpu-dask:existingCluster": {**existing, "networkPoliciesEnforced": True}})
-    assert not warned(
-        {"gpu-dask:dask": {"name": "rapids", "namespace": "dask-team", "schedulerGpu": False, "tls": True}}
-    )
+    assert not warned({"gpu-dask:dask": {"name": "rapids", "namespace": "dask-team", "tls": True}})
     assert not any("enforces NetworkPolicies" in str(f) for f in recording_checks.all_findings(recorded("dev")))

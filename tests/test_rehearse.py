@@ -143,7 +143,10 @@ def test_extra_worker_groups_are_rehearsed() -> None:
     groups = {p.group for p in processes if p.component == "worker"}
     assert groups == {"rapids-default", "rapids-cpu"}
     cpu = next(p for p in processes if p.group == "rapids-cpu")
-    assert cpu.argv[:2] == ["dask", "worker"] and "--resources" not in cpu.argv and cpu.notes == ()
+    assert cpu.argv[:2] == ["dask", "worker"] and cpu.notes == ()
+    # CPU workers offer `CPU` (opt-in work), never `GPU` (issue 21, point 2).
+    resources = cpu.argv[cpu.argv.index("--resources") + 1]
+    assert resources == "CPU=1", cpu.argv
 
 
 # --- real processes ----------------------------------------------------------------------------

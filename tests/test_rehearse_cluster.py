@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # What each stack's run must show: its pools (an existingCluster stack's by their GKE names, from
-# its settings) and where its scheduler runs (dev: its small GPU pool; existing: the system pool,
-# `schedulerGpu: false`).
+# its settings) and where its scheduler runs (dev: its small GPU pool; existing: on a GPU too, on
+# the host's small-GPU pool named by existingCluster.schedulerPool).
 EXPECTED = {
     "dev": ("pool scheduler", "pool a100", "pool system", "on gke-gpu-dask-dev-scheduler-00 (scheduler): Ready"),
-    "existing": ("pool default-pool", "pool a100", "on gke-team-cluster-default-pool-0", "(scheduler): Ready"),
+    "existing": ("pool default-pool", "pool a100", "pool l4-pool", "on gke-team-cluster-l4-pool-00 (scheduler): Ready"),
 }
 
 

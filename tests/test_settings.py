@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
 import pytest
-import yaml
 from google.cloud.container_v1 import types as gke
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,10 +20,14 @@ from components.settings import (
     GROUP_KEYS,
     RELEASE_CHANNELS,
     SCALAR_KEYS,
+    SECTIONS,
+    TOP,
     SettingsError,
     parse_settings,
 )
-from gpudask.record.recorder import PROJECT_DIR, load_config
+from components.settings.keys import POOL as POOL_KEYS_DECLARED
+from components.settings.reader import _Problems, _Reader
+from gpudask.record.recorder import load_config
 from tests.conftest import STACKS, raw_config, settings_for
 
 POOL = {"machineType": "a2-highgpu-1g", "minNodes": 0, "maxNodes": 2, "spot": True}
@@ -285,19 +289,6 @@ def test_default_worker_resources_fit_the_node() -> None:
     assert s.dask.worker.memory_gb * per_node <= machine.allocatable_memory_gb - 3
 
 
-def test_scalar_defaults_live_only_in_pulumi_yaml() -> None:
-    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
-    declared = set(project["config"])
-    assert declared == SCALAR_KEYS
-    assert project["stackConfigDir"] == "stacks" and project["name"] == "gpu-dask"
-    for key, spec in project["config"].items():
-        assert spec["type"] in {"string", "integer", "boolean", "array"}, key
-        assert spec.get("description"), key
-    # The CLI requires every key without a default of every stack (issue 25): an empty default that
-    # the program refuses for a stack that creates GKE, and accepts with existingCluster.
-    assert project["config"]["authorizedNetworks"]["default"] == []
-
-
 def test_the_pulumi_yaml_default_of_authorized_networks_is_accepted_with_existing_cluster_only() -> None:
     raw, _ = raw_config("existing")
     assert parse_settings({**raw, "authorizedNetworks": "[]"}, None).authorized_networks == ()
@@ -392,7 +383,7 @@ def test_existing_cluster_needs_no_project_and_no_authorized_networks() -> None:
 
 
 def test_existing_cluster_system_pool_defaults_to_system() -> None:
-    s = settings_for("existing", existingCluster={"context": "gke_p_us-central1-c_team"})
+    s = settings_for("existing", existingCluster={"context": "gke_p_us-central1-c_team"}, dask={"schedulerGpu": False})
     assert s.system_pool == "system" and s.existing_cluster is not None
     assert s.existing_cluster.context == "gke_p_us-central1-c_team"
 
@@ -460,3 +451,46 @@ def test_the_scheduler_pools_node_locations_reach_the_node_pool(recorded: Any) -
     rec = recorded("dev", overrides={"gpu-dask:location": "us-central1"})
     pool = next(p for p in rec.of_type("gcp:container/nodePool:NodePool") if p.inputs["name"] == "scheduler")
     assert pool.inputs["nodeLocations"] == ["us-central1-a", "us-central1-b", "us-central1-c"]
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+
+
+def test_omitted_keys_read_as_their_declared_defaults() -> None:
+    """The parser applies the defaults of components/settings/keys.py (which README and Pulumi.yaml
+    print): a config that sets only what is required parses to every declared static default."""
+    raw: dict[str, Any] = {k.name: k.default for k in TOP.values() if k.name in SCALAR_KEYS}
+    raw |= {"gpuNodePools": {"a100": {"machineType": "a2-highgpu-1g"}}}
+    raw["dask"] = {"workerGroups": {"extra": {}}, "autoscale": {"maximum": 1}}
+    s = parse_settings(raw, "docs-project")
+    assert s.dask.autoscale is not None
+    parsed = {
+        "gpuNodePools.<name>": vars(s.gpu_node_pools["a100"]),
+        "dask": vars(s.dask),
+        "dask.worker": vars(s.dask.worker),
+        "dask.workerGroups.<group>": vars(s.dask.worker_groups["extra"]),
+        "dask.autoscale": vars(s.dask.autoscale),
+        "monitoring": vars(s.monitoring),
+        "monitoring.alerts": vars(s.monitoring.alerts),
+    }
+    checked = 0
+    # Top-level keys have no parser default: Pulumi applies Pulumi.yaml's (tests/test_docs.py).
+    for path, section in SECTIONS.items():
+        for key in section.values():
+            static = key.default is not None and (key.default_doc is None or "{value}" in key.default_doc)
+            if path not in parsed or not static or key.type in ("map", "object"):
+                continue
+            value = parsed[path][_snake(key.name)]
+            assert (list(value) if isinstance(value, tuple) else value) == key.default, f"{path}.{key.name}"
+            checked += 1
+    assert checked >= 30, checked
+
+
+def test_the_parser_reads_keys_only_as_declared() -> None:
+    """Reading a key the declaration lacks, or as another type, is a bug the first parse shows."""
+    r = _Reader(_Problems(), "gpuNodePools.a100.", {}, POOL_KEYS_DECLARED)
+    with pytest.raises(KeyError):
+        r.string("machineTyp")
+    with pytest.raises(TypeError, match=r"gpuNodePools.a100.machineType is declared as string, read as integer"):
+        r.integer("machineType")

@@ -267,3 +267,22 @@ def test_kubeconfig_uses_the_auth_plugin_and_no_static_credentials() -> None:
     assert "command: gke-gcloud-auth-plugin" in text
     assert "--use_application_default_credentials" in text
     assert "token" not in text and "client-key" not in text
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_cpu_group_makes_unannotated_work_gpu_work(stack: str) -> None:
+    """Issue 21, point 2: with a CPU group on the scheduler, the scheduler's env gives unannotated
+    tasks the GPU restriction (the preload reads it) and CPU workers offer `CPU`; without one, nothing."""
+    from components import scheduler_preload
+
+    s = settings_for(stack)
+    container = dask_spec.dask_cluster(s.dask)["spec"]["scheduler"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container.get("env") or []}
+    cpu_groups = [g for g in s.dask.worker_groups.values() if g.gpus_per_worker == 0]
+    if cpu_groups:
+        assert env.get(scheduler_preload.DEFAULT_RESOURCES_ENV) == '{"GPU": 1}', env
+    else:
+        assert scheduler_preload.DEFAULT_RESOURCES_ENV not in env, env
+    for group in cpu_groups:
+        args = dask_spec.dask_worker_group(s.dask, group)["spec"]["worker"]["spec"]["containers"][0]["args"]
+        assert args[args.index("--resources") + 1] == f"CPU={max(int(group.cpu), 1)}", args

@@ -331,6 +331,7 @@ def test_existing_cluster_can_use_the_operator_it_already_runs(recorded: Run) ->
             "gpu-dask:existingCluster": {
                 "context": "gke_my-project_us-central1-c_team-cluster",
                 "systemPool": "default-pool",
+                "schedulerPool": {"name": "l4-pool", "machineType": "g2-standard-4"},
                 "installOperator": False,
             }
         },

@@ -18,6 +18,7 @@ from components.catalog import (
     GPU_RESOURCE,
     GPU_TAINT_EFFECT,
     GPU_TAINT_VALUE,
+    SCHEDULER_GPU_MACHINE_TYPES,
     TAINT_EFFECTS,
     gpu_pod_capacity,
     node_overhead,
@@ -204,6 +205,32 @@ def existing_node_models(settings: StackSettings) -> list[NodeModel]:
                 memory_gb=pool.machine.allocatable_memory_gb - node_overhead(pool.gpus_per_node)[1],
                 gpus=pool.gpus_per_node,
                 max_nodes=pool.max_nodes,
+            )
+        )
+    scheduler = settings.existing_cluster.scheduler_pool if settings.existing_cluster else None
+    if scheduler is not None and scheduler.machine_type in SCHEDULER_GPU_MACHINE_TYPES:
+        # The cluster's own small-GPU pool: GKE's GPU taint and labels, plus the taints the key lists.
+        machine = SCHEDULER_GPU_MACHINE_TYPES[scheduler.machine_type]
+        labels = {
+            "cloud.google.com/gke-nodepool": scheduler.name,
+            "cloud.google.com/gke-accelerator": machine.accelerator or "",
+        }
+        if settings.gke_driver_version != "INSTALLATION_DISABLED":
+            labels["cloud.google.com/gke-gpu-driver-version"] = settings.gke_driver_version.lower()
+        if scheduler.spot:
+            labels["cloud.google.com/gke-spot"] = "true"
+        models.append(
+            NodeModel(
+                pool=scheduler.name,
+                labels=labels,
+                taints=[
+                    {"key": GPU_RESOURCE, "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT},
+                    *({"key": k, "value": v, "effect": e} for k, v, e in scheduler.taints),
+                ],
+                cpu=machine.allocatable_cpu - node_overhead(machine.gpus)[0],
+                memory_gb=machine.allocatable_memory_gb - node_overhead(machine.gpus)[1],
+                gpus=machine.gpus,
+                max_nodes=scheduler.max_nodes,
             )
         )
     return models

@@ -15,6 +15,7 @@ from components import monitoring_spec
 from gpudask.plan import checks as recording_checks
 from gpudask.plan import quotas, tfplan
 from gpudask.plan import timeline as timing
+from gpudask.plan.replacements import entry as replacement_entry
 from gpudask.plan.replacements import replacement_kind
 from gpudask.record import dask_operator
 from gpudask.record.recorder import PROJECT_DIR, Recording, urn_of_provider_ref
@@ -566,6 +567,9 @@ def change_kind(resource: dict[str, Any], path: str, old: Any = None, new: Any =
         return "ignored"
     if covered(resource["options"]["replaceOnChanges"]):
         return "replace"
+    found = replacement_entry(resource["type"], dotted)
+    if new is None and old is not None and found is not None and found[1].get("omitted") == "kept":
+        return "kept"
     return replacement_kind(resource["type"], dotted, old, new)
 
 
@@ -574,6 +578,7 @@ _NOTES = {
     "replace": " **(forces replacement)**",
     "node-roll": " **(GKE recreates every node)**",
     "ignored": " (ignored: ignoreChanges)",
+    "kept": " (no longer sent: Optional + Computed, the provider keeps the current value; no change)",
     "update": "",
 }
 

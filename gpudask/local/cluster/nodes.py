@@ -118,6 +118,27 @@ def existing_cluster_pools(settings: StackSettings) -> list[Pool]:
                 driver_version=None if managed == "INSTALLATION_DISABLED" else managed,
             )
         )
+    scheduler = settings.existing_cluster.scheduler_pool if settings.existing_cluster else None
+    if scheduler is not None:
+        # The cluster's small-GPU pool named by existingCluster.schedulerPool, with the taints it lists
+        # (GKE's nvidia.com/gpu taint is added with the others' in node_objects).
+        machine = catalog.SCHEDULER_GPU_MACHINE_TYPES[scheduler.machine_type]
+        found.append(
+            Pool(
+                name=scheduler.name,
+                machine=machine,
+                zones=zones,
+                region=region,
+                min_nodes=0,
+                max_nodes=scheduler.max_nodes,
+                spot=scheduler.spot,
+                disk_gb=100,
+                taints=tuple({"key": k, "value": v, "effect": e} for k, v, e in scheduler.taints),
+                accelerator=machine.accelerator,
+                gpus=machine.gpus,
+                driver_version=None if managed == "INSTALLATION_DISABLED" else managed,
+            )
+        )
     return found
 
 
