@@ -386,6 +386,7 @@ def stack_up(
     """`pulumi up` of the recorded stack's Kubernetes half on `cp` (whose nodes the caller made), with the
     chart's operator and the Dask pods run as local processes as soon as the release has made the operator."""
     from gpudask.local.cluster.runtime import dask_namespace, dask_runtime
+    from gpudask.record.view import recorded_settings
 
     say = log or (lambda _line: None)
     engine = Engine(stack or rec.stack, cp.kubeconfig, work, checkout=checkout)
@@ -404,7 +405,8 @@ def stack_up(
             )
         say("operator Deployment available: starting the operator and the kubelet stand-in")
         with dask_runtime(cp, dask_namespace(rec), work / "dask", gpu=gpu, pull_s=pull_s) as runtime:
-            runtime.tls_dir = engine.tls_dir
+            # The client certificate, only where the stack's Dask speaks TLS (a dev client must not demand it).
+            runtime.tls_dir = engine.tls_dir if recorded_settings(rec).dask.tls else None
             result = engine.finish(process, "up", timeout)
             say(f"pulumi up: {'ok' if result.ok else 'FAILED'} in {result.seconds:.1f} s: {result.summary}")
             yield StackUp(engine, result, runtime)
