@@ -177,7 +177,10 @@ def replace_cluster(rt: DaskRuntime, new: dict[str, Any], how: str) -> dict[str,
     began = time.monotonic()
     if how == "replace":
         rt.kube.delete(new, propagation="Foreground")  # pulumi-kubernetes' default propagation
-        rt.wait(f"DaskCluster {name} deleted", lambda: rt.get("DaskCluster", name) is None, 180)
+        # Bounded by the operator: a handler that reaches for the scheduler Service after it is gone blocks
+        # the operator's event loop for up to 200 s (networking.is_comm_open, GOTCHAS.md), holding the
+        # DaskAutoscaler's finalizer and so the foreground deletion.
+        rt.wait(f"DaskCluster {name} deleted", lambda: rt.get("DaskCluster", name) is None, 420)
     deleted_s = time.monotonic() - began
     rt.kube.apply(new, "pulumi")
     condition = new["metadata"]["annotations"][WAIT_FOR_ANNOTATION]
