@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kubernetes_half
+from components import kubernetes_half, prices
 from components.cluster import GkeCluster, GkeClusterArgs
 from components.dashboard import DaskDashboard, DaskDashboardArgs
 from components.gpu_pool import GpuNodePool, GpuNodePoolArgs
@@ -112,6 +112,12 @@ if gke is not None:
         # On the cluster's Managed Prometheus data; the dashboard needs nothing of the cluster to exist.
         board = DaskDashboard(
             "monitoring",
-            DaskDashboardArgs(settings.project, settings.cluster_name, settings.dask, settings.monitoring),
+            DaskDashboardArgs(
+                settings.project,
+                settings.cluster_name,
+                settings.dask,
+                settings.monitoring,
+                node_hourly=prices.pool_node_hourly(settings),
+            ),
         )
         pulumi.export("monitoringDashboardUrl", board.url)

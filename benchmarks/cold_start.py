@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/cold_start.py
 
 Not a timed test and not a measurement: every number comes from the same sourced table
-(`gpudask/plan/durations.yaml`) and price list (`gpudask/plan/prices.yaml`) the plan uses. The stacks are
+(`gpudask/plan/durations.yaml`) and price list (`components/prices.yaml`) the plan uses. The stacks are
 recorded by the real program under mocks; the seed's recipe (shared/seeds: `gcloud container
 clusters create` with a2-highgpu-2g nodes, `kubectl apply` of Google's driver DaemonSet, `helm
 install` of the operator, a DaskCluster; no autoscaler, no image streaming) is modeled with the
@@ -167,7 +167,7 @@ def readme_table(table: list[Row]) -> str:
 
 def main() -> int:
     table, not_modeled = rows()
-    print(f"Modeled with gpudask/plan/durations.yaml ({timing.load_durations().date}) and gpudask/plan/prices.yaml;")
+    print(f"Modeled with gpudask/plan/durations.yaml ({timing.load_durations().date}) and components/prices.yaml;")
     print("minutes as median (range); not measured.\n")
     header = f"{'':28} {'cold GPU worker, min':>22} {'from nothing, min':>22} {'idle $/h':>9} {'idle GPU $/h':>13}"
     print(header)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pulumi
@@ -19,6 +20,9 @@ class DaskDashboardArgs:
     dask: DaskSettings
     monitoring: MonitoringSettings
     """Thresholds and notification channels (`monitoring.notificationChannels` omitted -> none)."""
+    node_hourly: Mapping[str, float] = field(default_factory=dict)
+    """GKE pool name -> one node's $/h (components/prices.pool_node_hourly): the per-pool cost tile.
+    Omitted -> no per-pool tiles."""
 
 
 class DaskDashboard(pulumi.ComponentResource):
@@ -39,7 +43,7 @@ class DaskDashboard(pulumi.ComponentResource):
         self.dashboard = gcp.monitoring.Dashboard(
             f"{name}-dashboard",
             project=args.project,
-            dashboard_json=dashboard_spec.dashboard_json(args.dask, args.cluster_name),
+            dashboard_json=dashboard_spec.dashboard_json(args.dask, args.cluster_name, args.node_hourly),
             opts=child,
         )
         self.alert_policies = {

@@ -12,6 +12,7 @@ exporter's list in tests/data/dcgm/); they cannot be produced without a GPU.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,15 +54,58 @@ class _Sel:
         gpu_jobs = [t.job for t in targets if t.group in gpu_groups]
         self.gpu_workers = f'{ns},job=~"{"|".join(gpu_jobs) or "none"}"'
         self.namespace = ns
+        self.dask_pods = f'{ns},job=~"{"|".join([scheduler_job(dask), *workers])}"'
         # The DCGM exporter labels each GPU's series with the pod using it as `pod`/`namespace`
         # (dcgm-exporter internal/pkg/transformation/kubernetes.go); the scrape's own target labels
         # of those names win, so the workload's arrive as exported_pod / exported_namespace.
         self.gpu_namespace = f'exported_namespace="{dask.namespace}"'
 
 
-def dashboard_queries(dask: DaskSettings) -> list[Query]:
-    """What the dashboard plots, in tile order."""
+# Where a node's pool shows in its name: GKE names a node `gke-<cluster>-<pool>-<8 hex>-<4>` (its
+# instance group's instance; the local control plane's kwok nodes `gke-<cluster>-<pool>-<nn>`).
+# Managed Prometheus gives each scraped Dask pod its node (`targetLabels.metadata: node`).
+POOL_SOURCE = "gke-node-names"
+
+
+def _pool_terms(dask: DaskSettings, cluster_name: str, node_hourly: Mapping[str, float], cost: bool) -> str:
     s = _Sel(dask)
+    terms = []
+    for pool in sorted(node_hourly):
+        # A pool whose name extends this one's (`a100` and `a100-80`) must not be counted here too.
+        longer = [other for other in sorted(node_hourly) if other.startswith(f"{pool}-")]
+        matchers = [f'node=~"gke-{cluster_name}-{pool}-.+"', *(f'node!~"gke-{cluster_name}-{o}-.+"' for o in longer)]
+        nodes = f"count(count by (node) (up{{{s.dask_pods},{','.join(matchers)}}} == 1))"
+        value = f"{nodes} * {node_hourly[pool]:g}" if cost else nodes
+        terms.append(f'label_replace({value}, "pool", "{pool}", "", "")')
+    return " or ".join(terms)
+
+
+def pool_queries(dask: DaskSettings, cluster_name: str, node_hourly: Mapping[str, float]) -> list[Query]:
+    """Nodes per pool that run a Dask pod (scheduler or worker), and what they cost per hour at the
+    plan's per-node prices (`node_hourly`: components/prices.pool_node_hourly). A node that runs no
+    Dask pod (a system pool's spare node) is not seen: Dask's pods are all that is scraped."""
+    return [
+        Query(
+            "pool_nodes",
+            "Nodes running Dask pods, per pool",
+            _pool_terms(dask, cluster_name, node_hourly, cost=False),
+            POOL_SOURCE,
+        ),
+        Query(
+            "pool_cost",
+            "Their cost per hour, per pool ($/h at the plan's per-node prices)",
+            _pool_terms(dask, cluster_name, node_hourly, cost=True),
+            POOL_SOURCE,
+        ),
+    ]
+
+
+def dashboard_queries(
+    dask: DaskSettings, cluster_name: str = "", node_hourly: Mapping[str, float] | None = None
+) -> list[Query]:
+    """What the dashboard plots, in tile order; the per-pool tiles last, when prices are given."""
+    s = _Sel(dask)
+    pools = pool_queries(dask, cluster_name, node_hourly) if node_hourly else []
     return [
         Query("workers", "Workers up, per group", f"count by (job) (up{{{s.workers}}} == 1)"),
         Query(
@@ -111,6 +155,7 @@ def dashboard_queries(dask: DaskSettings) -> list[Query]:
             f"sum by (exported_pod) (DCGM_FI_DEV_FB_USED{{{s.gpu_namespace}}})",
             "dcgm",
         ),
+        *pools,
     ]
 
 
@@ -176,10 +221,10 @@ def alerts(dask: DaskSettings, a: AlertSettings) -> list[Alert]:
     ]
 
 
-def dashboard_json(dask: DaskSettings, cluster_name: str) -> str:
+def dashboard_json(dask: DaskSettings, cluster_name: str, node_hourly: Mapping[str, float] | None = None) -> str:
     """The dashboard's `dashboardJson`: one xyChart tile per query, two per row."""
     tiles = []
-    for i, q in enumerate(dashboard_queries(dask)):
+    for i, q in enumerate(dashboard_queries(dask, cluster_name, node_hourly)):
         tiles.append(
             {
                 "xPos": (i % 2) * 24,

@@ -52,6 +52,8 @@ class GpuDaskCluster(pulumi.ComponentResource):
     namespace: k8s.core.v1.Namespace
     service_account: k8s.core.v1.ServiceAccount
     network_policies: dict[str, k8s.networking.v1.NetworkPolicy]
+    client_role: k8s.rbac.v1.Role | None
+    client_role_binding: k8s.rbac.v1.RoleBinding | None
     worker_disruption_budget: k8s.policy.v1.PodDisruptionBudget
     scheduler_disruption_budget: k8s.policy.v1.PodDisruptionBudget
     tls: TlsMaterial | None
@@ -86,6 +88,24 @@ class GpuDaskCluster(pulumi.ComponentResource):
             )
             for key, policy in security_spec.network_policies(dask).items()
         }
+        # Clients in clientNamespaces read the cluster (KubeCluster.from_name) and scale groups.
+        role, binding = security_spec.client_role(dask), security_spec.client_role_binding(dask)
+        self.client_role = (
+            k8s.rbac.v1.Role(f"{name}-client-role", metadata=role["metadata"], rules=role["rules"], opts=in_namespace)
+            if role
+            else None
+        )
+        self.client_role_binding = (
+            k8s.rbac.v1.RoleBinding(
+                f"{name}-client-role-binding",
+                metadata=binding["metadata"],
+                role_ref=binding["roleRef"],
+                subjects=binding["subjects"],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, self.client_role]),
+            )
+            if binding and self.client_role
+            else None
+        )
         pdb = security_spec.worker_disruption_budget(dask)
         self.worker_disruption_budget = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-workers-pdb", metadata=pdb["metadata"], spec=cast(Any, pdb["spec"]), opts=in_namespace

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,28 @@ SCHEDULER_LIVENESS_GRACE_S = 300
 # count-only retirement, workers retire themselves by name before SIGTERM.
 SCHEDULER_PRELOAD = Path(scheduler_preload.__file__).read_text()
 WORKER_PRESTOP = Path(worker_prestop.__file__).read_text()
-WORKER_TERMINATION_GRACE_S = worker_prestop.DEADLINE_S + 20
+_PRESTOP_DEADLINE_LINE = f"DEADLINE_S = {worker_prestop.DEADLINE_S}\n"
+assert _PRESTOP_DEADLINE_LINE in WORKER_PRESTOP
+# After the hook's deadline: SIGTERM, and the worker's own close.
+PRESTOP_TO_SIGTERM_S = 20
+
+# What a retiring worker holds, and how long moving it takes. Estimates, not measurements of this
+# stack: results in memory are serialized and sent to the other workers (RETIRE_MEMORY_GB_PER_S);
+# spilled ones are read back from the boot disk first (pd-ssd reads ~0.48 MB/s per GB of disk:
+# ~0.15 GB/s on a 300 GB disk). GKE's cluster autoscaler waits at most 10 minutes for a pod to
+# terminate on scale-down, so the hook never asks for more (RETIRE_MAX_S).
+RETIRE_BASE_S = 30
+RETIRE_MEMORY_GB_PER_S = 0.5
+RETIRE_DISK_GB_PER_S = 0.15
+RETIRE_MIN_S = worker_prestop.DEADLINE_S
+RETIRE_MAX_S = 600 - PRESTOP_TO_SIGTERM_S
+
+# Of a worker's local disk (`spillGb`, its ephemeral-storage): 1 GiB for logs and the container's
+# writable layer (outside the emptyDir), and Dask spills at most half of the rest (`max-spill`):
+# P2P shuffle writes its shards to the same local directory, outside max-spill's count.
+SPILL_LOG_ROOM_GB = 1.0
+MAX_SPILL_SHARE = 0.5
+MAX_SPILL_ENV = "DASK_DISTRIBUTED__WORKER__MEMORY__MAX_SPILL"
 
 # Dask worker resources (not Kubernetes'): GPU workers advertise one `GPU` per process, CPU
 # workers `CPU` = their threads. With a CPU group next to the GPU workers, the scheduler gives
@@ -120,9 +142,27 @@ def memory_bytes(memory_gb: float) -> int:
     return int(memory_gb * 1024) * 1024 * 1024
 
 
-def spill_size_gb(memory_gb: float) -> float:
-    """Local spill room of one worker: as much as its memory (Dask spills what it holds)."""
-    return memory_gb
+def spill_dir_gb(spill_gb: float) -> float:
+    """The spill emptyDir's sizeLimit: the worker's local disk less the room for logs."""
+    return spill_gb - SPILL_LOG_ROOM_GB
+
+
+def max_spill_bytes(spill_gb: float) -> int:
+    """`distributed.worker.memory.max-spill`: Dask stops spilling (and pauses) beyond it."""
+    return int(memory_bytes(spill_dir_gb(spill_gb)) * MAX_SPILL_SHARE)
+
+
+def retire_deadline_s(memory_gb: float, spill_gb: float) -> int:
+    """How long the preStop hook waits for the worker's retirement: time to move what it can hold."""
+    spilled_gb = max_spill_bytes(spill_gb) / 1024**3
+    wanted = RETIRE_BASE_S + memory_gb / RETIRE_MEMORY_GB_PER_S + spilled_gb / RETIRE_DISK_GB_PER_S
+    return int(min(RETIRE_MAX_S, max(RETIRE_MIN_S, math.ceil(wanted))))
+
+
+def prestop_hook(memory_gb: float, spill_gb: float) -> str:
+    """The preStop hook's text with its deadline sized to the worker."""
+    deadline = retire_deadline_s(memory_gb, spill_gb)
+    return WORKER_PRESTOP.replace(_PRESTOP_DEADLINE_LINE, f"DEADLINE_S = {deadline}\n")
 
 
 def with_driver_libraries(container: dict[str, Any]) -> None:
@@ -189,23 +229,30 @@ def worker_pod_spec(
     memory_gb: float,
     pool: str | None,
     colocation: str,
+    spill_gb: float = 0.0,
 ) -> dict[str, Any]:
+    """`spill_gb`: the worker's local disk (0: twice its memory, WorkerGroupSettings.spill_disk_gb)."""
+    spill_gb = spill_gb or 2 * memory_gb
     base = make_cluster_spec(name=cluster_name, image=image, n_workers=1)["spec"]["worker"]["spec"]
     spec = _drop_none(copy.deepcopy(base))
     container = spec["containers"][0]
     container["args"] = worker_args(gpus, cpu, memory_gb)
     container["imagePullPolicy"] = "IfNotPresent"
     container["volumeMounts"] = [{"name": SPILL_VOLUME, "mountPath": SPILL_DIR}]
-    container["lifecycle"] = {"preStop": {"exec": {"command": ["python", "-c", WORKER_PRESTOP]}}}
-    spec["terminationGracePeriodSeconds"] = WORKER_TERMINATION_GRACE_S
-    spec["volumes"] = [{"name": SPILL_VOLUME, "emptyDir": {"sizeLimit": _gib(spill_size_gb(memory_gb))}}]
+    container["lifecycle"] = {"preStop": {"exec": {"command": ["python", "-c", prestop_hook(memory_gb, spill_gb)]}}}
+    spec["terminationGracePeriodSeconds"] = retire_deadline_s(memory_gb, spill_gb) + PRESTOP_TO_SIGTERM_S
+    spec["volumes"] = [{"name": SPILL_VOLUME, "emptyDir": {"sizeLimit": _gib(spill_dir_gb(spill_gb))}}]
+    container["env"] = [
+        *(container.get("env") or []),
+        {"name": MAX_SPILL_ENV, "value": str(max_spill_bytes(spill_gb))},
+    ]
     # The worker's own HTTP server (--dashboard-address 8788, the `http-dashboard` port of
     # make_cluster_spec). Generous: a task holding the GIL can stall /health for a while, and
     # a restart loses the worker's data.
     health = {"httpGet": {"port": "http-dashboard", "path": "/health"}, "timeoutSeconds": 10}
     container["readinessProbe"] = {**health, "initialDelaySeconds": 10, "periodSeconds": 10}
     container["livenessProbe"] = {**health, "initialDelaySeconds": 60, "periodSeconds": 30, "failureThreshold": 6}
-    container["resources"] = _resources(cpu, memory_gb, gpus, spill_size_gb(memory_gb))
+    container["resources"] = _resources(cpu, memory_gb, gpus, spill_gb)
     if gpus:
         with_driver_libraries(container)
     node_pool = pool if gpus else (pool or SYSTEM_POOL_NAME)
@@ -332,6 +379,7 @@ def dask_cluster(dask: DaskSettings) -> dict[str, Any]:
                         dask.worker.memory_gb,
                         dask.worker.pool,
                         dask.colocation,
+                        dask.worker.spill_disk_gb,
                     ),
                     dask,
                     "worker",
@@ -370,6 +418,7 @@ def dask_worker_group(dask: DaskSettings, group: WorkerGroupSettings) -> dict[st
                         group.memory_gb,
                         group.pool if group.gpus_per_worker else dask.system_pool,
                         dask.colocation if group.gpus_per_worker else "none",
+                        group.spill_disk_gb,
                     ),
                     dask,
                     "worker",

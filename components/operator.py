@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import operator_plugin_spec
 from components.operator_spec import CHART, NAMESPACE, REPOSITORY, operator_values
 from components.type_aliases import with_old_type
 
@@ -29,6 +30,8 @@ class DaskOperator(pulumi.ComponentResource):
     OLD_TYPE_TOKEN = "gpu-dask:dask:Operator"
 
     namespace: k8s.core.v1.Namespace
+    plugin: k8s.core.v1.ConfigMap
+    """The stack's operator plugin (components/operator_plugin.py), mounted into the operator."""
     release: k8s.helm.v3.Release
     version: pulumi.Output[str]
 
@@ -38,6 +41,13 @@ class DaskOperator(pulumi.ComponentResource):
             f"{name}-namespace",
             metadata={"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "gpu-dask"}},
             opts=pulumi.ResourceOptions(parent=self),
+        )
+        plugin = operator_plugin_spec.config_map(NAMESPACE)
+        self.plugin = k8s.core.v1.ConfigMap(
+            f"{name}-plugin",
+            metadata=plugin["metadata"],
+            data=plugin["data"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
         )
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
@@ -52,7 +62,8 @@ class DaskOperator(pulumi.ComponentResource):
             atomic=True,
             cleanup_on_fail=True,
             timeout=600,
-            opts=pulumi.ResourceOptions(parent=self),
+            # The operator pod mounts the plugin's ConfigMap: it must exist first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.plugin]),
         )
         self.version = self.release.version.apply(lambda v: v or args.version)
         self.register_outputs({"version": self.version})

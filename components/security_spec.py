@@ -136,6 +136,56 @@ def network_policies(dask: DaskSettings) -> dict[str, dict[str, Any]]:
     }
 
 
+# What clients in `clientNamespaces` may do with the Kubernetes API in the Dask namespace: what the
+# seeds' `KubeCluster.from_name` reads (the DaskCluster, its scheduler Pod and Service, worker groups:
+# dask_kubernetes 2026.3.0 operator/kubecluster `_connect_cluster`, networking `wait_for_scheduler`,
+# kr8s `Service.ready`), and scaling a group (patch a DaskWorkerGroup, what `conn.scale` does).
+# Never delete: `KubeCluster.scale()` deletes the DaskAutoscaler before it scales (GOTCHAS), so
+# for these clients it is refused and the autoscaler stays.
+CLIENT_READ = ("get", "list", "watch")
+CLIENT_RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": ["kubernetes.dask.org"],
+        "resources": ["daskclusters", "daskworkergroups", "daskautoscalers"],
+        "verbs": list(CLIENT_READ),
+    },
+    {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskworkergroups"], "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["pods", "services"], "verbs": list(CLIENT_READ)},
+]
+
+
+def client_role_name(dask: DaskSettings) -> str:
+    return f"{dask.name}-clients"
+
+
+def client_role(dask: DaskSettings) -> dict[str, Any] | None:
+    """The Role client namespaces' ServiceAccounts get in the Dask namespace; None without any."""
+    if not dask.client_namespaces:
+        return None
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": client_role_name(dask), "namespace": dask.namespace, "labels": LABELS},
+        "rules": copy.deepcopy(CLIENT_RULES),
+    }
+
+
+def client_role_binding(dask: DaskSettings) -> dict[str, Any] | None:
+    """Binds the client Role to every ServiceAccount of each client namespace (their group)."""
+    if not dask.client_namespaces:
+        return None
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": client_role_name(dask), "namespace": dask.namespace, "labels": LABELS},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": client_role_name(dask)},
+        "subjects": [
+            {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": f"system:serviceaccounts:{ns}"}
+            for ns in dask.client_namespaces
+        ],
+    }
+
+
 def _disruption_budget(dask: DaskSettings, component: str, suffix: str, max_unavailable: int) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",

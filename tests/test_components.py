@@ -232,8 +232,14 @@ def test_operator_installs_the_given_chart_version_onto_the_given_pool() -> None
     rec = built(lambda: DaskOperator("op", DaskOperatorArgs(version="2026.1.0", node_pool="cpu-pool")))
     owner = named(rec, "op")
     kids = children(rec, owner)
-    assert set(kids) == {"op-namespace", "op-release"}
+    assert set(kids) == {"op-namespace", "op-plugin", "op-release"}
     release = kids["op-release"].inputs
+    # The plugin's ConfigMap, in the operator's namespace, before the release whose pod mounts it.
+    plugin = kids["op-plugin"]
+    assert plugin.inputs["metadata"]["namespace"] == "dask-operator"
+    assert plugin.urn in kids["op-release"].dependencies
+    mounted = {v["configMap"]["name"] for v in release["values"]["volumes"] if "configMap" in v}
+    assert mounted == {plugin.inputs["metadata"]["name"]}
     assert release["version"] == "2026.1.0" and release["chart"] == "dask-kubernetes-operator"
     assert release["namespace"] == kids["op-namespace"].inputs["metadata"]["name"] == "dask-operator"
     assert release["values"]["nodeSelector"] == {"cloud.google.com/gke-nodepool": "cpu-pool"}
@@ -307,6 +313,7 @@ def test_dask_cluster_guards_its_namespace_before_the_cluster_and_owns_groups_an
     owner = named(rec, "dask")
     kids = children(rec, owner)
     guards = {"dask-namespace", "dask-service-account", "dask-workers-pdb", "dask-scheduler-pdb"}
+    guards |= {"dask-client-role", "dask-client-role-binding"}  # clientNamespaces: notebooks
     policies = {name for name in kids if name.startswith("dask-netpol-")}
     assert policies and guards | policies | {"dask-tls", "dask-cluster", "dask-group-cpu", "dask-autoscaler"} == set(
         kids

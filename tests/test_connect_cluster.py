@@ -113,3 +113,48 @@ def test_scaling_the_cpu_group_with_tls_keeps_the_gpu_groups_autoscaler(
         print(f"prod: {cpu} {before} -> {before + 1} Deployments in {scaled_s:.1f} s with TLS; autoscaler kept")
     finally:
         rt.kube.delete(_autoscaler(name))
+
+
+def test_the_real_kubectl_port_forward_and_a_tls_client_reach_prods_scheduler(
+    prod: tuple[Recording, DaskRuntime], tmp_path: Path
+) -> None:
+    """README's manual path: `kubectl port-forward svc/<name>-scheduler` (the real kubectl, built from
+    the pinned k8s.io/kubernetes) and `Client("tls://127.0.0.1:<port>", security=...)`."""
+    import re
+    import subprocess
+
+    from distributed import Client
+
+    from gpudask.client.connect import security_from
+    from gpudask.upstream import programs as upstream
+
+    rec, rt = prod
+    outputs = _outputs(rec, rt)
+    service = f"svc/{outputs['daskClusterName']}-scheduler"
+    kubectl = upstream.binary("kubectl")
+    forward = subprocess.Popen(
+        [str(kubectl), "--kubeconfig", str(rt.cp.kubeconfig), "-n", outputs["daskNamespace"], "port-forward",
+         service, ":8786"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        began, port = time.monotonic(), None
+        assert forward.stdout is not None
+        while port is None and time.monotonic() - began < 60:
+            line = forward.stdout.readline()  # kubectl prints its forwarding line first; it exits on failure
+            if not line and forward.poll() is not None:
+                break
+            found = re.search(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8786", line)
+            port = int(found.group(1)) if found else None
+        assert port, f"kubectl port-forward {service} printed no forwarding line within 60 s (exit {forward.poll()})"
+        security = security_from(outputs, tmp_path)
+        with Client(f"tls://127.0.0.1:{port}", security=security, timeout=60) as client:
+            assert client.submit(sum, [1, 2, 3]).result(timeout=60) == 6
+        print(f"prod: kubectl port-forward {service} + a TLS Client in {time.monotonic() - began:.1f} s")
+    finally:
+        forward.terminate()
+        try:
+            forward.wait(10)
+        except subprocess.TimeoutExpired:
+            forward.kill()
+            forward.wait(10)

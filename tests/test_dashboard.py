@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components import dashboard_spec
+from components import dashboard_spec, prices
 from gpudask.plan import checks
 from gpudask.record.recorder import Recording
 
@@ -46,7 +46,9 @@ def test_gke_stacks_declare_managed_prometheus_the_dashboard_and_every_alert(rec
         t["widget"]["xyChart"]["dataSets"][0]["timeSeriesQuery"]["prometheusQuery"]
         for t in board["mosaicLayout"]["tiles"]
     ]
-    assert plotted == [q.promql for q in dashboard_spec.dashboard_queries(s.dask)]
+    assert plotted == [
+        q.promql for q in dashboard_spec.dashboard_queries(s.dask, s.cluster_name, prices.pool_node_hourly(s))
+    ]
     policies = {r.name: r.inputs for r in rec.of_type("gcp:monitoring/alertPolicy:AlertPolicy")}
     expected = dashboard_spec.alerts(s.dask, s.monitoring.alerts)
     assert sorted(policies) == sorted(f"monitoring-alert-{a.key}" for a in expected)

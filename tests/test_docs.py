@@ -113,3 +113,18 @@ def test_image_cache_doc_builds_the_image_the_stacks_run() -> None:
     (built,) = re.findall(r"^IMAGE=(\S+)", doc, flags=re.MULTILINE)
     images = {json.loads(load_config(stack)["gpu-dask:dask"])["image"] for stack in GKE_STACKS}
     assert built in images, (built, images)
+
+
+def test_no_tracked_file_holds_a_merge_conflict_marker() -> None:
+    """A merge landed with its conflict unresolved (README.md on main, 2026-12-03) reads as prose to
+    every other test; the markers themselves never belong in a file."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True)
+    markers = re.compile(r"^(<{7} |>{7} |={7}$)", flags=re.MULTILINE)
+    found = [
+        path
+        for path in tracked.stdout.split()
+        if (PROJECT_DIR / path).is_file()
+        and (PROJECT_DIR / path).stat().st_size < 2_000_000
+        and markers.search((PROJECT_DIR / path).read_text(errors="replace"))
+    ]
+    assert found == [], f"merge conflict markers in {found}"

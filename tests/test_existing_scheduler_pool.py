@@ -42,7 +42,7 @@ def test_the_scheduler_runs_with_a_gpu_on_the_pool_the_key_names() -> None:
 
 def _plan_nodes(rec: Recording) -> dict[str, tuple[dict[str, str], set[tuple[str, str, str]], int, int]]:
     return {
-        n.pool: (n.labels, {(t["key"], t["value"], t["effect"]) for t in n.taints}, n.gpus, n.max_nodes)
+        n.name: (n.node_labels, {(t["key"], t["value"], t["effect"]) for t in n.taints}, n.gpus, n.max_nodes)
         for n in checks.node_models(rec)
     }
 
@@ -73,7 +73,7 @@ def test_the_plan_and_the_local_nodes_agree_on_the_scheduler_pool() -> None:
         assert (local_taints, local_gpus, count) == (taints, gpus, max_nodes), pool
     assert plan["l4-pool"][0]["cloud.google.com/gke-accelerator"] == "nvidia-l4"
     scheduler = checks.PodModel("scheduler", _scheduler(rec), 1)
-    fits = {n.pool for n in checks.node_models(rec) if checks.why_not(scheduler, n) is None}
+    fits = {n.name for n in checks.node_models(rec) if checks.why_not(scheduler, n) is None}
     assert fits == {"l4-pool"}
 
 

@@ -40,7 +40,8 @@ def server() -> Iterator[tuple[ThreadingHTTPServer, list[int]]]:
             return
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits up to one poll interval (0.5 s by default) for serve_forever to notice.
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield httpd, state

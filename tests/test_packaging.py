@@ -162,7 +162,7 @@ def test_the_wheel_holds_the_package_and_its_extras(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         meta = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
-    assert {"gpudask/client/connect.py", "gpudask/plan/prices.yaml", "gpudask/__main__.py"} <= names
+    assert {"gpudask/client/connect.py", "gpudask/__main__.py"} <= names
     assert not any(n.startswith(("components/", "tests/", "policies/")) for n in names)
     assert "Provides-Extra: client" in meta
     assert re.search(r"Requires-Dist: dask-kubernetes.*; extra == \"client\"", meta)

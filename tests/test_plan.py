@@ -35,6 +35,11 @@ def test_shipped_stacks_plan_without_errors(recorded: Run, stack: str) -> None:
     all_found = recording_checks.all_findings(recorded(stack))
     assert [str(f) for f in all_found if f.severity == recording_checks.ERROR] == []
     warnings = [str(f) for f in all_found if f.severity == recording_checks.WARNING]
+    # No shipped stack pins its image by digest yet (no registry is reachable where it was written):
+    # one warning each, for the one image (issue 21).
+    tag_only = [w for w in warnings if "is pinned by tag only" in w]
+    assert len(tag_only) == 1, tag_only
+    warnings = [w for w in warnings if w not in tag_only]
     if stack == "existing":
         # The scheduler runs on the host's L4 pool (existingCluster.schedulerPool): no CPU-scheduler
         # warning. TLS is off there and nothing shows the host enforces NetworkPolicies: a warning.
@@ -62,10 +67,10 @@ def test_a_cpu_scheduler_is_a_warning_that_fails_only_a_strict_plan(
     monkeypatch.setattr("gpudask.__main__.run_program", lambda stack: rec)
     assert main(["plan", "existing", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "2 warning(s), not failing the plan" in out and "the scheduler has no GPU" in out
+    assert "3 warning(s), not failing the plan" in out and "the scheduler has no GPU" in out
     plan_json = json.loads((tmp_path / "plan.json").read_text())
-    assert [f["severity"] for f in plan_json["findings"]] == ["warning", "warning"]
-    assert "⚠️ 2 warning(s)" in (tmp_path / "comment.md").read_text()
+    assert [f["severity"] for f in plan_json["findings"]] == ["warning", "warning", "warning"]
+    assert "⚠️ 3 warning(s)" in (tmp_path / "comment.md").read_text()
     assert "❌" not in (tmp_path / "comment.md").read_text().split("\n", 4)[3]  # the verdict line
     assert main(["plan", "existing", "--out", str(tmp_path), "--strict"]) == 1
     assert main(["plan", "existing", "--out", str(tmp_path), "--json"]) == 0
@@ -76,10 +81,10 @@ def test_an_error_fails_the_plan_next_to_a_warning(recorded: Run) -> None:
     assert not plan.fails() and plan.fails(strict=True)
     plan.findings.append({"resource": "x", "path": "spec", "reason": "broken", "severity": "error"})
     plan.findings.append({"resource": "y", "path": "spec", "reason": "from an older plan.json"})  # no severity
-    assert plan.fails() and len(plan.errors) == 2 and len(plan.warnings) == 1
-    assert plan.verdict() == "❌ 2 error(s), ⚠️ 1 warning(s)"
+    assert plan.fails() and len(plan.errors) == 2 and len(plan.warnings) == 2
+    assert plan.verdict() == "❌ 2 error(s), ⚠️ 2 warning(s)"
     lines = planning.finding_lines(plan)
-    assert [line.split(" ", 2)[1] for line in lines] == ["error", "error", "warning"]
+    assert [line.split(" ", 2)[1] for line in lines] == ["error", "error", "warning", "warning"]
 
 
 def test_typo_in_a_dask_cluster_field_is_found(recorded: Run) -> None:
@@ -257,7 +262,7 @@ def test_prod_idle_and_full_cost_recomputed_by_hand(recorded: Run) -> None:
     """Prod: 4 one-GPU workers that no autoscaler owns, on a2-highgpu-2g (2 GPUs) nodes, so 2
     nodes run all the time, each with a 300 GB pd-ssd boot disk; one e2-standard-8 system node
     (scheduler, operator, CPU workers) with 100 GB pd-balanced; the cluster fee. Prices:
-    gpudask/plan/prices.yaml (A100 $3.67/GPU-hour, e2-standard-8 $0.268/h, pd-ssd $0.17 and
+    components/prices.yaml (A100 $3.67/GPU-hour, e2-standard-8 $0.268/h, pd-ssd $0.17 and
     pd-balanced $0.10 per GB-month of 730 hours, fee $0.10/h)."""
     plan = planning.build_plan(recorded("prod"))
     gpu_node = 2 * 3.67 + 300 * 0.17 / 730
@@ -312,7 +317,7 @@ def test_cli_writes_plan_manifests_and_summary(tmp_path: Path) -> None:
     assert any("daskcluster-dask-rapids" in m for m in manifests)
     assert any("daemonset-dask-rapids-image-prepuller" in m for m in manifests)
     summary = (tmp_path / "summary.md").read_text()
-    assert "```mermaid" in summary and "## Cost" in summary and "No findings" in summary
+    assert "```mermaid" in summary and "## Cost" in summary and "is pinned by tag only" in summary
 
 
 def test_cli_exit_code_2_on_missing_stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -353,15 +358,15 @@ def test_existing_cluster_plan_prices_nothing_and_schedules_on_the_described_poo
     rec = recorded("existing")
     plan = planning.build_plan(rec)
     assert plan.costs == [] and plan.cluster_fee_hour == 0.0 and "existingCluster" in plan.prices_note
-    nodes = {n.pool: n for n in recording_checks.node_models(rec)}
+    nodes = {n.name: n for n in recording_checks.node_models(rec)}
     assert set(nodes) == {"default-pool", "a100", "l4-pool"}
     assert nodes["a100"].gpus == 1 and nodes["a100"].max_nodes == 2
     # driver gke-default: GKE labels the nodes, so Google's DaemonSet could not land there.
-    assert nodes["a100"].labels["cloud.google.com/gke-gpu-driver-version"] == "default"
+    assert nodes["a100"].node_labels["cloud.google.com/gke-gpu-driver-version"] == "default"
     with_daemonset = run_program("existing", overrides={"gpu-dask:driver": "daemonset"})
     assert (
         "cloud.google.com/gke-gpu-driver-version"
-        not in {n.pool: n for n in recording_checks.node_models(with_daemonset)}["a100"].labels
+        not in {n.name: n for n in recording_checks.node_models(with_daemonset)}["a100"].node_labels
     )
 
 
@@ -376,7 +381,7 @@ def test_existing_cluster_scheduler_on_a_pool_too_small_is_found(recorded: Run) 
 
 
 def test_nat_load_balancer_and_secondary_disks_are_priced(recorded: Run) -> None:
-    """Prices from gpudask/plan/prices.yaml (Cloud NAT and load balancing pricing pages, read 2026-12-03)."""
+    """Prices from components/prices.yaml (Cloud NAT and load balancing pricing pages, read 2026-12-03)."""
     prod = planning.build_plan(recorded("prod"))
     extras = {e.item: e for e in prod.extras}
     assert set(extras) == {"Cloud NAT", "internal load balancer"}
@@ -411,3 +416,51 @@ def test_existing_cluster_without_tls_warns_until_policies_are_said_to_be_enforc
     assert not warned({"gpu-dask:existingCluster": {**existing, "networkPoliciesEnforced": True}})
     assert not warned({"gpu-dask:dask": {"name": "rapids", "namespace": "dask-team", "tls": True}})
     assert not any("enforces NetworkPolicies" in str(f) for f in recording_checks.all_findings(recorded("dev")))
+
+
+def _probe(pool: str, cpu: float, memory_gb: float) -> recording_checks.PodModel:
+    resources = {"requests": {"cpu": f"{cpu:.3f}", "memory": f"{memory_gb:.3f}Gi"}}
+    spec = {
+        "nodeSelector": {"cloud.google.com/gke-nodepool": pool},
+        "tolerations": [{"operator": "Exists"}],
+        "containers": [{"resources": resources}],
+    }
+    return recording_checks.PodModel("probe", spec, 1)
+
+
+@pytest.mark.parametrize("stack", ["prod", "existing"])
+def test_a_pod_fits_a_node_only_within_the_room_gkes_daemonsets_leave(recorded: Run, stack: str) -> None:
+    """GKE's DaemonSets (kube-proxy, logging, device plugin, driver installer) take part of each node's
+    allocatable: a pod asking for the whole allocatable CPU or memory never schedules, one asking for
+    what is left does."""
+    for node in recording_checks.node_models(recorded(stack)):
+        machine = node.machine
+        assert (
+            recording_checks.why_not(_probe(node.name, node.room_cpu - 0.01, node.room_memory_gb - 0.01), node) is None
+        )
+        whole_cpu = recording_checks.why_not(_probe(node.name, machine.allocatable_cpu, 1), node)
+        whole_memory = recording_checks.why_not(_probe(node.name, 1, machine.allocatable_memory_gb), node)
+        assert whole_cpu and "CPU, the node has" in whole_cpu, (node.name, whole_cpu)
+        assert whole_memory and "GiB, the node has" in whole_memory, (node.name, whole_memory)
+
+
+def test_an_image_pinned_by_digest_plans_without_the_tag_warning(recorded: Run) -> None:
+    """`dask.image` takes `<tag>@sha256:<digest>`: settings accept it, every Dask pod runs it, the
+    plan's tag-only warning goes; the tag stays for people and for versions.skew."""
+    import json as _json
+
+    from tests.conftest import raw_config
+
+    raw = raw_config("dev")[0]["dask"]
+    dask = _json.loads(raw) if isinstance(raw, str) else dict(raw)
+    pinned = dask["image"] + "@sha256:" + "0" * 64  # a made-up digest: only the form is checked here
+    rec = recorded("dev", overrides={"gpu-dask:dask": _json.dumps({**dask, "image": pinned})})
+    found = [str(f) for f in recording_checks.all_findings(rec)]
+    assert not [f for f in found if "pinned by tag only" in f], found
+    images = {
+        c["image"]
+        for _, m in recording_checks.kubernetes_manifests(rec)
+        if m["kind"] == "DaskCluster"
+        for c in m["spec"]["scheduler"]["spec"]["containers"] + m["spec"]["worker"]["spec"]["containers"]
+    }
+    assert images == {pinned}, images

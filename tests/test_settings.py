@@ -245,7 +245,7 @@ def test_the_default_group_and_extra_groups_read_the_same_keys() -> None:
     )
     assert replace(s.dask.worker, name="more") == s.dask.worker_groups["more"]
     assert s.dask.image != IMAGE_B  # the scheduler keeps dask.image
-    assert {"replicas", "gpusPerWorker", "cpu", "memoryGb", "image", "pool"} == GROUP_KEYS
+    assert {"replicas", "gpusPerWorker", "cpu", "memoryGb", "spillGb", "image", "pool"} == GROUP_KEYS
 
 
 def test_missing_gcp_project_is_reported() -> None:
@@ -494,3 +494,46 @@ def test_the_parser_reads_keys_only_as_declared() -> None:
         r.string("machineTyp")
     with pytest.raises(TypeError, match=r"gpuNodePools.a100.machineType is declared as string, read as integer"):
         r.integer("machineType")
+
+
+def _with(section: str, key: str, value: Any) -> dict[str, Any]:
+    """dev's config with `value` at `section`.`key` (one of the objects dev's stack file sets)."""
+    raw, _ = raw_config("dev")
+    if section == "":
+        return {**raw, key: value}
+    if section == "gpuNodePools.<name>":
+        pools = json.loads(raw["gpuNodePools"])
+        return {**raw, "gpuNodePools": {name: {**body, key: value} for name, body in pools.items()}}
+    top = section.split(".")[0]
+    return {**raw, top: {**json.loads(raw.get(top) or "{}"), key: value}}
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        (path, key.name)
+        for path, section in {"": TOP, **SECTIONS}.items()
+        if path in ("", "gpuNodePools.<name>", "dask", "monitoring")
+        for key in section.values()
+        if key.allowed
+    ],
+)
+def test_every_declared_list_of_allowed_values_is_what_the_parser_accepts(section: str, key: str) -> None:
+    """The `accepts` column of README's reference is the parser's rule: a value outside the declared
+    list is refused with key and value; each listed value passes that key's check."""
+    declared = ({"": TOP, **SECTIONS}[section])[key]
+    path = f"{section.replace('<name>', 'a100')}.{key}".lstrip(".")
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(_with(section, key, "not-a-value"), "gpu-dask-dev")
+    assert any(p.startswith(f"{path}: 'not-a-value' ") for p in caught.value.problems), caught.value.problems
+    for value in declared.allowed:  # another rule may object to a combination; the list never does
+        refused = [p for p in _problems(_with(section, key, value)) if p.startswith(f"{path}: {value!r} is not")]
+        assert refused == [], refused
+
+
+def _problems(raw: dict[str, Any]) -> list[str]:
+    try:
+        parse_settings(raw, "gpu-dask-dev")
+    except SettingsError as refused:
+        return refused.problems
+    return []

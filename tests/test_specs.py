@@ -286,3 +286,123 @@ def test_a_cpu_group_makes_unannotated_work_gpu_work(stack: str) -> None:
     for group in cpu_groups:
         args = dask_spec.dask_worker_group(s.dask, group)["spec"]["worker"]["spec"]["containers"][0]["args"]
         assert args[args.index("--resources") + 1] == f"CPU={max(int(group.cpu), 1)}", args
+
+
+# --- spill sized to the data (issue 21, point 4) ----------------------------------------------------
+def _quantity_gib(value: str) -> float:
+    assert value.endswith("Mi"), value
+    return int(value[:-2]) / 1024
+
+
+def _worker_specs(stack: str) -> list[tuple[str, dict[str, Any], Any]]:
+    s = settings_for(stack)
+    specs = [("default", dask_spec.dask_cluster(s.dask)["spec"]["worker"]["spec"], s.dask.worker)]
+    for name, group in s.dask.worker_groups.items():
+        specs.append((name, dask_spec.dask_worker_group(s.dask, group)["spec"]["worker"]["spec"], group))
+    return specs
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_worker_stops_spilling_before_its_disk_evicts_it(stack: str) -> None:
+    """The kubelet evicts a pod whose emptyDir passes its sizeLimit or whose ephemeral storage passes
+    its limit. Dask's spill stops at `max-spill` (read from the worker's env as dask config); P2P
+    shuffle shards and logs need the rest. A worker then holds its memory and as much again."""
+    import dask.config
+
+    for group, spec, settings in _worker_specs(stack):
+        container = spec["containers"][0]
+        env = {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
+        with dask.config.set(dask.config.collect_env(env)):
+            max_spill = dask.config.get("distributed.worker.memory.max-spill")
+        assert max_spill, f"{stack}/{group}: max-spill is off: the worker spills until the kubelet evicts it"
+        [spill] = [v for v in spec["volumes"] if v["name"] == dask_spec.SPILL_VOLUME]
+        size_limit = _quantity_gib(spill["emptyDir"]["sizeLimit"])
+        limits = container["resources"]["limits"]
+        ephemeral = _quantity_gib(limits["ephemeral-storage"])
+        max_spill_gib = int(max_spill) / 1024**3
+        assert max_spill_gib <= size_limit / 2, (stack, group, max_spill_gib, size_limit)  # the rest: P2P shuffle
+        assert size_limit < ephemeral, f"{stack}/{group}: logs and the writable layer push the pod over its limit"
+        memory = _quantity_gib(limits["memory"])
+        assert memory + max_spill_gib >= min(1.45 * memory, memory + settings.spill_disk_gb / 2 - 1), (
+            f"{stack}/{group}: a worker holds only {memory + max_spill_gib:.0f} GiB with {memory:.0f} GiB of memory"
+        )
+
+
+@pytest.mark.parametrize("stack", GKE_STACKS)
+def test_every_gpu_nodes_workers_fit_its_allocatable_ephemeral_storage(stack: str) -> None:
+    """GKE reserves part of the boot disk (catalog.allocatable_ephemeral_storage_gb); workers whose
+    ephemeral-storage requests do not fit one node leave GPUs idle (a pod stays Pending)."""
+    s = settings_for(stack)
+    for group, spec, settings in _worker_specs(stack):
+        if not settings.gpus_per_worker:
+            continue
+        request = _quantity_gib(spec["containers"][0]["resources"]["requests"]["ephemeral-storage"])
+        for pool in s.gpu_node_pools.values():
+            if pool.scheduler_only or not pool.machine_type:
+                continue
+            per_node = pool.gpus_per_node // settings.gpus_per_worker
+            room = catalog.allocatable_ephemeral_storage_gb(pool.disk_size_gb)
+            assert per_node * request <= room, (
+                f"{stack}/{group}: {per_node} workers x {request:.1f} GiB ephemeral storage > {room:.1f} GiB "
+                f"allocatable on a {pool.machine_type} node with a {pool.disk_size_gb} GB disk"
+            )
+
+
+def test_allocatable_ephemeral_storage_matches_gkes_example() -> None:
+    # GKE docs "Plan GKE Standard node sizes": a 100 GB boot disk, allocatable 47060071478 bytes.
+    assert abs(catalog.allocatable_ephemeral_storage_gb(100) - 47060071478 / 1024**3) < 0.1
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_prestop_grace_covers_moving_what_a_worker_holds(stack: str) -> None:
+    """Retirement moves a worker's memory and its spilled data; the hook's deadline (and the grace
+    after it) is sized to that at the stated rates, within the cluster autoscaler's 10 minutes."""
+    for group, spec, settings in _worker_specs(stack):
+        command = spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+        namespace: dict[str, Any] = {"__name__": "rendered_prestop"}
+        exec(compile(command[2], "<preStop>", "exec"), namespace)
+        deadline = namespace["DEADLINE_S"]
+        spilled = dask_spec.max_spill_bytes(settings.spill_disk_gb) / 1024**3
+        needed = settings.memory_gb / dask_spec.RETIRE_MEMORY_GB_PER_S + spilled / dask_spec.RETIRE_DISK_GB_PER_S
+        assert deadline >= min(needed, dask_spec.RETIRE_MAX_S), f"{stack}/{group}: {deadline} s < {needed:.0f} s"
+        assert spec["terminationGracePeriodSeconds"] <= 600, spec["terminationGracePeriodSeconds"]
+        assert spec["terminationGracePeriodSeconds"] >= deadline + 2
+
+
+def test_a_spill_disk_that_does_not_fit_the_node_is_refused() -> None:
+    from components.settings import SettingsError
+
+    with pytest.raises(SettingsError) as err:
+        settings_for("prod", dask={**_prod_dask(), "worker": {"replicas": 4, "spillGb": 150}})
+    assert "dask.worker.spillGb: 150" in str(err.value) and "diskSizeGb" in str(err.value), err.value
+
+
+def _prod_dask() -> dict[str, Any]:
+    import json
+
+    from tests.conftest import raw_config
+
+    raw = raw_config("prod")[0]["dask"]
+    return json.loads(raw) if isinstance(raw, str) else dict(raw)
+
+
+def test_the_operators_rpc_fallbacks_give_up_quickly() -> None:
+    """The NetworkPolicy drops the operator's packets to 8786: each RPC fallback waits its connect timeout."""
+    import dask.config
+    from dask.utils import parse_timedelta
+
+    from components.operator_spec import operator_values
+
+    env = {e["name"]: e["value"] for e in operator_values("system")["extraEnv"]}
+    with dask.config.set(dask.config.collect_env(env)):
+        timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"))
+    assert timeout is not None and timeout <= 5, f"the operator waits {timeout} s per dropped RPC"
+
+
+def test_readme_states_prods_retire_deadline() -> None:
+    from pathlib import Path
+
+    s = settings_for("prod")
+    deadline = dask_spec.retire_deadline_s(s.dask.worker.memory_gb, s.dask.worker.spill_disk_gb)
+    text = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert f"prod's A100 workers {deadline} s" in text, deadline

@@ -64,6 +64,7 @@ def test_pulumi_up_path_runs_cluster_system_pool_operator_then_dask_cluster(reco
         "gke-system-pool: node pool create",
         "gke-system-pool: 1 node(s) boot to Ready",
         "Namespace dask-operator-namespace",
+        "ConfigMap dask-operator-plugin",  # the operator pod mounts the plugin (issue 21)
         "Release dask-operator-release",
         "Namespace dask-namespace",
         "ServiceAccount dask-service-account",

@@ -216,7 +216,7 @@ def test_comment_shows_a_pool_max_nodes_change(dev_plan: planning.Plan) -> None:
     diff = planning.diff_plans(dev_plan.to_json(), head.to_json())
     comment = planning.pr_comment(head, diff)
     assert comment.splitlines()[0] == planning.comment_marker("dev") == "<!-- gpu-dask-plan:dev -->"
-    assert "✅ no findings" in comment
+    assert "⚠️ 1 warning(s)" in comment and "is pinned by tag only" in comment  # dev's image (issue 21)
     assert "0 to add, 1 to change (0 replaced, 0 recreating their nodes), 0 to remove" in comment
     assert "`inputs.autoscaling.totalMaxNodeCount`: `2.0` → `3.0`" in comment
     assert "<details><summary>Full plan summary</summary>" in comment
@@ -232,7 +232,7 @@ def test_comment_flags_replacements_and_findings(dev_plan: planning.Plan) -> Non
     comment = planning.pr_comment(head, planning.diff_plans(dev_plan.to_json(), head.to_json()))
     assert "❌ 1 error(s)" in comment and "example finding" in comment
     assert "⚠️ Replacing resources deletes and recreates them" in comment
-    assert "gcp:container/nodePool:NodePool::gpu-a100-pool" in comment.split("⚠️", 1)[1].splitlines()[0]
+    assert "gcp:container/nodePool:NodePool::gpu-a100-pool" in comment.split("⚠️ Replacing", 1)[1].splitlines()[0]
 
 
 def test_comment_without_a_base_plan_says_so(dev_plan: planning.Plan) -> None:

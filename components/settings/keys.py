@@ -144,11 +144,11 @@ TOP = _section(
 POOL = _section(
     Key(
         "machineType", "string",
-        f"an A100 machine type ({', '.join(A100_MACHINE_TYPES)}); accelerator type and count follow it",
+        "an A100 machine type; accelerator type and count follow it",
         required=True, allowed=tuple(A100_MACHINE_TYPES),
     ),
     Key("minNodes", "integer", "autoscaler minimum (0: scales to zero)", 0),
-    Key("maxNodes", "integer", "autoscaler maximum", 1),
+    Key("maxNodes", "integer", "autoscaler maximum (at least 1: a pool of 0 can never hold a node)", 1),
     Key("spot", "boolean", "Spot VMs (about a third of the on-demand price, reclaimed with 30 s notice)", False),
     Key("diskSizeGb", "integer", "boot disk (pd-ssd) per node; the RAPIDS image is ~14 GB", 200, minimum=100),
     Key("zones", "strings", "zones of a regional cluster the pool's nodes go to", default_doc="the cluster's location"),
@@ -231,6 +231,11 @@ WORKER = _section(
         default_doc="the worker's share of the smallest target node, after GKE's reservation and DaemonSet room",
     ),
     Key("memoryGb", "number", "memory request and limit per worker", default_doc="the worker's share, as `cpu`"),
+    Key(
+        "spillGb", "number",
+        "local disk per worker (spill emptyDir, ephemeral-storage request and limit); Dask spills at most half (`max-spill`), P2P shuffle and logs use the rest",
+        default_doc="twice `memoryGb`, at most the worker's share of its node's allocatable ephemeral storage",
+    ),
     Key("image", "string", "the group's image", default_doc="`dask.image`"),
     Key("pool", "string", "the GPU pool the group's workers go to", default_doc="any A100 pool"),
 )  # fmt: skip
@@ -240,6 +245,11 @@ GROUP = _section(
     Key("gpusPerWorker", "integer", "GPUs per worker (0: CPU workers, `dask worker`, on the system pool)", 0),
     Key("cpu", "number", "CPU request per worker", 1.0, default_doc="{value} for CPU workers; a GPU worker's share of its node"),
     Key("memoryGb", "number", "memory request and limit per worker", 4.0, default_doc="{value} for CPU workers; a GPU worker's share"),
+    Key(
+        "spillGb", "number",
+        "local disk per worker (spill emptyDir, ephemeral-storage request and limit); Dask spills at most half (`max-spill`)",
+        default_doc="twice `memoryGb` (GPU workers: at most their share of the node's allocatable ephemeral storage)",
+    ),
     Key("image", "string", "the group's image", default_doc="`dask.image`"),
     Key("pool", "string", "the pool its workers go to", default_doc="GPU workers: any A100 pool; CPU workers: the system pool"),
 )  # fmt: skip
@@ -283,7 +293,7 @@ EXISTING_SCHEDULER_POOL = _section(
     Key("name", "string", "its GKE name: the scheduler's nodeSelector (`cloud.google.com/gke-nodepool`)", required=True),
     Key(
         "machineType", "string",
-        f"its machine type ({', '.join(_SCHEDULER_MACHINES)}): its GPU and room, for the plan and `rehearse --cluster`",
+        "its machine type: its GPU and room, for the plan and `rehearse --cluster`",
         required=True, allowed=tuple(_SCHEDULER_MACHINES),
     ),
     Key("maxNodes", "integer", "autoscaler maximum", 1, minimum=1),

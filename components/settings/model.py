@@ -86,6 +86,12 @@ class WorkerGroupSettings:
     image: str
     pool: str | None
     """Omitted -> any pool that fits (GPU workers: any A100 pool; CPU workers: the system pool)."""
+    spill_gb: float = 0.0
+    """Local disk per worker for spill (half, `max-spill`), P2P shuffle and logs; 0 -> 2 x memory_gb."""
+
+    @property
+    def spill_disk_gb(self) -> float:
+        return self.spill_gb or 2 * self.memory_gb
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ from components.settings.sizing import (
     _check_gpu_fit,
     _check_one_gpu,
     _check_scheduler_pool,
+    _check_spill,
+    _spill_default,
     _target_pools,
     _worker_share,
 )
@@ -177,6 +179,8 @@ def _parse_group(
         image=group_image,
         pool=pool,
     )
+    group = replace(group, spill_gb=g.number("spillGb", _spill_default(targets, gpus, group.memory_gb)))
+    _check_spill(problems, g.key("spillGb"), group, targets)
     return group, targets
 
 

@@ -7,9 +7,10 @@ from components.catalog import (
     NODE_OVERHEAD_CPU,
     NODE_OVERHEAD_MEMORY_GB,
     SCHEDULER_GPU_MACHINE_TYPES,
+    allocatable_ephemeral_storage_gb,
     gpu_pod_capacity,
 )
-from components.settings.model import _ZONE, DaskSettings, GpuPoolSettings
+from components.settings.model import _ZONE, DaskSettings, GpuPoolSettings, WorkerGroupSettings
 from components.settings.reader import _Problems
 
 
@@ -23,6 +24,44 @@ def _worker_share(pools: list[GpuPoolSettings], gpus: int) -> tuple[float, float
     cpu = max(1.0, int((m.allocatable_cpu - NODE_OVERHEAD_CPU) * share * 10) / 10)
     memory = max(4.0, float(int((m.allocatable_memory_gb - NODE_OVERHEAD_MEMORY_GB) * share)))
     return cpu, memory
+
+
+# The smallest spill disk: the emptyDir keeps 1 GiB of the pod's ephemeral storage for logs and
+# the container's writable layer (components/dask_spec.py SPILL_LOG_ROOM_GB).
+MIN_SPILL_GB = 2.0
+
+
+def _spill_room(pools: list[GpuPoolSettings], gpus: int) -> tuple[float, GpuPoolSettings] | None:
+    """Ephemeral storage per GPU worker on the smallest-disk target pool, and that pool."""
+    usable = [p for p in pools if p.machine_type and p.gpus_per_node >= gpus and gpus > 0]
+    if not usable:
+        return None
+    pool = min(usable, key=lambda p: allocatable_ephemeral_storage_gb(p.disk_size_gb) * gpus / p.gpus_per_node)
+    return int(allocatable_ephemeral_storage_gb(pool.disk_size_gb) * gpus / pool.gpus_per_node * 10) / 10, pool
+
+
+def _spill_default(pools: list[GpuPoolSettings], gpus: int, memory_gb: float) -> float:
+    """Twice the worker's memory (what it can hold: memory, then as much again spilled and shuffled),
+    capped by a GPU worker's share of its node's allocatable ephemeral storage."""
+    room = _spill_room(pools, gpus)
+    wanted = 2 * memory_gb
+    return max(MIN_SPILL_GB, min(wanted, room[0])) if room else wanted
+
+
+def _check_spill(problems: _Problems, key: str, group: WorkerGroupSettings, pools: list[GpuPoolSettings]) -> None:
+    if group.spill_gb < MIN_SPILL_GB:
+        problems.add(key, group.spill_gb, f"must be at least {MIN_SPILL_GB:g} (1 GiB of it is for logs)")
+    room = _spill_room(pools, group.gpus_per_worker)
+    if room and group.spill_gb > room[0]:
+        share, pool = room
+        problems.add(
+            key,
+            group.spill_gb,
+            f"does not fit pool '{pool.name}': a {pool.machine_type} node with a {pool.disk_size_gb} GB boot disk "
+            f"has {share:g} GiB of allocatable ephemeral storage per worker "
+            f"({pool.gpus_per_node // group.gpus_per_worker} per node); "
+            f"lower it or raise gpuNodePools.{pool.name}.diskSizeGb",
+        )
 
 
 def _target_pools(

@@ -33,6 +33,28 @@ def _value(value: Any) -> str:
     return f"`{text}`"
 
 
+_TYPE_WORDS = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "`true` / `false`",
+    "strings": "list of strings",
+    "map": "map",
+    "object": "object",
+}
+
+
+def _type(key: Key) -> str:
+    """What the parser accepts, in words: the type, its allowed values or its minimum."""
+    if key.allowed:
+        return "one of " + ", ".join(f"`{v}`" for v in key.allowed)
+    if key.type == "integer":
+        return f"integer >= {int(key.minimum or 0)}"
+    if key.type == "number":
+        return f"number > {key.minimum or 0:g}"
+    return _TYPE_WORDS[key.type]
+
+
 def _row(key: Key) -> str:
     if key.required:
         default = "(required)"
@@ -40,11 +62,11 @@ def _row(key: Key) -> str:
         default = key.default_doc.format(value=_value(key.default))
     else:
         default = _value(key.default)
-    return f"| `{key.name}` | {default} | {key.description} |"
+    return f"| `{key.name}` | {_type(key)} | {default} | {key.description} |"
 
 
 def _table(section: Section) -> list[str]:
-    return ["| key | default | meaning |", "|---|---|---|", *(_row(key) for key in section.values())]
+    return ["| key | accepts | default | meaning |", "|---|---|---|---|", *(_row(key) for key in section.values())]
 
 
 def render() -> str:

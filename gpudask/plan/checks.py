@@ -13,19 +13,12 @@ from google.cloud.container_v1 import types as gke
 
 from components import gpu_drivers
 from components.catalog import (
-    CPU_MACHINE_TYPES,
-    GPU_MACHINE_TYPES,
     GPU_RESOURCE,
-    GPU_TAINT_EFFECT,
-    GPU_TAINT_VALUE,
-    SCHEDULER_GPU_MACHINE_TYPES,
-    TAINT_EFFECTS,
     gpu_pod_capacity,
-    node_overhead,
 )
 from components.security_spec import is_collector_peer
-from components.settings import StackSettings
 from gpudask.record.dask_operator import created_objects, dask_clusters
+from gpudask.record.node_pools import NodePool, node_pools
 from gpudask.record.recorder import Recorded, Recording
 from gpudask.record.resource_types import CLUSTER, NODE_POOL, RELEASE
 from gpudask.record.view import kubernetes_manifests, recorded_settings
@@ -166,122 +159,11 @@ def gke_enum_findings(rec: Recording) -> list[Finding]:
 
 
 # --- scheduling feasibility --------------------------------------------------------------------
-@dataclass(frozen=True)
-class NodeModel:
-    pool: str
-    labels: dict[str, str]
-    taints: list[dict[str, str]]
-    cpu: float
-    memory_gb: float
-    gpus: int
-    max_nodes: int
-
-
-def existing_node_models(settings: StackSettings) -> list[NodeModel]:
-    """The pools of a cluster the stack does not own, as its gpuNodePools and system* keys describe them."""
-    models = [
-        NodeModel(
-            pool=settings.system_pool,
-            labels={"cloud.google.com/gke-nodepool": settings.system_pool},
-            taints=[],
-            cpu=settings.system_machine.allocatable_cpu - 0.5,
-            memory_gb=settings.system_machine.allocatable_memory_gb - 1.5,
-            gpus=0,
-            max_nodes=settings.system_max_nodes,
-        )
-    ]
-    for pool in settings.gpu_node_pools.values():
-        labels = {"cloud.google.com/gke-nodepool": pool.name, "cloud.google.com/gke-accelerator": pool.accelerator_type}
-        if settings.gke_driver_version != "INSTALLATION_DISABLED":
-            labels["cloud.google.com/gke-gpu-driver-version"] = settings.gke_driver_version.lower()
-        if pool.spot:
-            labels["cloud.google.com/gke-spot"] = "true"
-        models.append(
-            NodeModel(
-                pool=pool.name,
-                labels=labels,
-                taints=[{"key": GPU_RESOURCE, "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT}],  # GKE adds it
-                cpu=pool.machine.allocatable_cpu - node_overhead(pool.gpus_per_node)[0],
-                memory_gb=pool.machine.allocatable_memory_gb - node_overhead(pool.gpus_per_node)[1],
-                gpus=pool.gpus_per_node,
-                max_nodes=pool.max_nodes,
-            )
-        )
-    scheduler = settings.existing_cluster.scheduler_pool if settings.existing_cluster else None
-    if scheduler is not None and scheduler.machine_type in SCHEDULER_GPU_MACHINE_TYPES:
-        # The cluster's own small-GPU pool: GKE's GPU taint and labels, plus the taints the key lists.
-        machine = SCHEDULER_GPU_MACHINE_TYPES[scheduler.machine_type]
-        labels = {
-            "cloud.google.com/gke-nodepool": scheduler.name,
-            "cloud.google.com/gke-accelerator": machine.accelerator or "",
-        }
-        if settings.gke_driver_version != "INSTALLATION_DISABLED":
-            labels["cloud.google.com/gke-gpu-driver-version"] = settings.gke_driver_version.lower()
-        if scheduler.spot:
-            labels["cloud.google.com/gke-spot"] = "true"
-        models.append(
-            NodeModel(
-                pool=scheduler.name,
-                labels=labels,
-                taints=[
-                    {"key": GPU_RESOURCE, "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT},
-                    *({"key": k, "value": v, "effect": e} for k, v, e in scheduler.taints),
-                ],
-                cpu=machine.allocatable_cpu - node_overhead(machine.gpus)[0],
-                memory_gb=machine.allocatable_memory_gb - node_overhead(machine.gpus)[1],
-                gpus=machine.gpus,
-                max_nodes=scheduler.max_nodes,
-            )
-        )
-    return models
-
-
-def node_models(rec: Recording) -> list[NodeModel]:
+# The pools and what their nodes look like to the Kubernetes scheduler: gpudask/record/node_pools.py
+# (the local control plane's nodes are made from the same model).
+def node_models(rec: Recording) -> list[NodePool]:
     """What GKE's nodes of each pool will look like to the Kubernetes scheduler."""
-    pools = rec.of_type(NODE_POOL)
-    if not pools and rec.config.get("gpu-dask:existingCluster"):
-        return existing_node_models(recorded_settings(rec))
-    any_cpu_pool = any(not (p.inputs.get("nodeConfig") or {}).get("guestAccelerators") for p in pools)
-    models = []
-    for p in pools:
-        config = p.inputs.get("nodeConfig") or {}
-        machine = GPU_MACHINE_TYPES.get(config.get("machineType", "")) or CPU_MACHINE_TYPES.get(
-            config.get("machineType", "")
-        )
-        if machine is None:
-            continue
-        labels = {"cloud.google.com/gke-nodepool": p.inputs.get("name", ""), **(config.get("labels") or {})}
-        taints = [
-            {"key": t["key"], "value": t.get("value", ""), "effect": TAINT_EFFECTS.get(t["effect"], t["effect"])}
-            for t in config.get("taints") or []
-        ]
-        accelerators = config.get("guestAccelerators") or []
-        gpus = int(sum(a.get("count", 0) for a in accelerators))
-        if accelerators:
-            labels["cloud.google.com/gke-accelerator"] = accelerators[0]["type"]
-            version = (accelerators[0].get("gpuDriverInstallationConfig") or {}).get("gpuDriverVersion")
-            if version in ("DEFAULT", "LATEST") or version is None:
-                labels["cloud.google.com/gke-gpu-driver-version"] = (version or "default").lower()
-            if any_cpu_pool and not any(t["key"] == GPU_RESOURCE for t in taints):
-                taints.append(
-                    {"key": GPU_RESOURCE, "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT}
-                )  # GKE adds it
-        if config.get("spot"):
-            labels["cloud.google.com/gke-spot"] = "true"
-        overhead_cpu, overhead_mem = node_overhead(gpus)
-        autoscaling = p.inputs.get("autoscaling") or {}
-        models.append(
-            NodeModel(
-                pool=labels["cloud.google.com/gke-nodepool"],
-                labels=labels,
-                taints=taints,
-                cpu=machine.allocatable_cpu - overhead_cpu,
-                memory_gb=machine.allocatable_memory_gb - overhead_mem,
-                gpus=gpus,
-                max_nodes=int(autoscaling.get("totalMaxNodeCount", p.inputs.get("nodeCount", 1))),
-            )
-        )
-    return models
+    return node_pools(rec)
 
 
 @dataclass(frozen=True)
@@ -349,19 +231,18 @@ def _matches_expression(labels: dict[str, str], expr: dict[str, Any]) -> bool:
     }.get(op, False)
 
 
-def why_not(pod: PodModel, node: NodeModel) -> str | None:
+def why_not(pod: PodModel, node: NodePool) -> str | None:
     """None when the pod can land on this pool's nodes, else the first reason it cannot."""
     spec = pod.spec
+    labels = node.node_labels
     for key, value in (spec.get("nodeSelector") or {}).items():
-        if node.labels.get(key) != value:
-            return f"nodeSelector {key}={value} (node has {node.labels.get(key)!r})"
+        if labels.get(key) != value:
+            return f"nodeSelector {key}={value} (node has {labels.get(key)!r})"
     required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
         "requiredDuringSchedulingIgnoredDuringExecution"
     ) or {}
     terms = required.get("nodeSelectorTerms") or []
-    if terms and not any(
-        all(_matches_expression(node.labels, e) for e in t.get("matchExpressions") or []) for t in terms
-    ):
+    if terms and not any(all(_matches_expression(labels, e) for e in t.get("matchExpressions") or []) for t in terms):
         return "required node affinity does not match the pool's labels"
     for taint in node.taints:
         if not _tolerates(spec, taint):
@@ -369,10 +250,10 @@ def why_not(pod: PodModel, node: NodeModel) -> str | None:
     cpu, memory, gpus = pod_requests(spec)
     if gpus > node.gpus:
         return f"requests {gpus} GPUs, the node has {node.gpus}"
-    if cpu > node.cpu + 1e-9:
-        return f"requests {cpu:g} CPU, the node has {node.cpu:.2f} allocatable"
-    if memory > node.memory_gb + 1e-9:
-        return f"requests {memory:.1f} GiB, the node has {node.memory_gb:.1f} allocatable"
+    if cpu > node.room_cpu + 1e-9:
+        return f"requests {cpu:g} CPU, the node has {node.room_cpu:.2f} allocatable"
+    if memory > node.room_memory_gb + 1e-9:
+        return f"requests {memory:.1f} GiB, the node has {node.room_memory_gb:.1f} allocatable"
     return None
 
 
@@ -416,8 +297,8 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
     gpu_nodes = [n for n in nodes if n.gpus]
     findings = []
     for pod in workload_pods(rec):
-        reasons = {n.pool: why_not(pod, n) for n in nodes}
-        fits = [n for n in nodes if reasons[n.pool] is None]
+        reasons = {n.name: why_not(pod, n) for n in nodes}
+        fits = [n for n in nodes if reasons[n.name] is None]
         if pod.daemon:
             # The driver DaemonSet must land on every GPU pool; elsewhere it is irrelevant.
             if "nvidia-driver-installer" in pod.label:
@@ -425,17 +306,17 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
                     Finding(
                         pod.label,
                         "spec.template.spec.affinity",
-                        f"never schedules on GPU pool {n.pool}: {reasons[n.pool]} (GKE manages that pool's driver; set gpuDriverVersion INSTALLATION_DISABLED)",
+                        f"never schedules on GPU pool {n.name}: {reasons[n.name]} (GKE manages that pool's driver; set gpuDriverVersion INSTALLATION_DISABLED)",
                     )
                     for n in gpu_nodes
-                    if reasons[n.pool] is not None
+                    if reasons[n.name] is not None
                 ]
             # The image prepuller is pointless on a GPU pool it cannot reach.
             if "image-prepuller" in pod.label:
                 findings += [
-                    Finding(pod.label, "spec.template.spec", f"never schedules on GPU pool {n.pool}: {reasons[n.pool]}")
+                    Finding(pod.label, "spec.template.spec", f"never schedules on GPU pool {n.name}: {reasons[n.name]}")
                     for n in gpu_nodes
-                    if reasons[n.pool] is not None
+                    if reasons[n.name] is not None
                 ]
             continue
         if not fits:
@@ -450,7 +331,7 @@ def scheduling_findings(rec: Recording) -> list[Finding]:
                     Finding(
                         pod.label,
                         "replicas",
-                        f"{pod.replicas} pods x {gpus} GPUs exceed maxNodes of pools {', '.join(n.pool for n in fits)} (room for {capacity})",
+                        f"{pod.replicas} pods x {gpus} GPUs exceed maxNodes of pools {', '.join(n.name for n in fits)} (room for {capacity})",
                     )
                 )
             required = ((pod.spec.get("affinity") or {}).get("podAffinity") or {}).get(
@@ -488,6 +369,16 @@ def _worker_pods(manifest: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return []
 
 
+def unpinned_image_reason(image: str) -> str:
+    """Why a tag alone is not enough for the Dask image (a plan warning)."""
+    return (
+        f"{image} is pinned by tag only: the registry can move the tag, and with imagePullPolicy "
+        "IfNotPresent each node keeps whichever build it pulled first (workers of one cluster on "
+        "different builds); pin `dask.image` as `<tag>@sha256:<digest>` (the digest from "
+        f"`crane digest {image}` or `docker buildx imagetools inspect {image}`), the tag kept for people"
+    )
+
+
 def dask_findings(rec: Recording) -> list[Finding]:
     """Problems only a running cluster would show, visible in the manifests: a scheduler without
     a GPU, worker memory limits Dask does not know, 8787 reachable by clients, and an image whose
@@ -496,6 +387,7 @@ def dask_findings(rec: Recording) -> list[Finding]:
     from gpudask.client import versions
 
     findings: list[Finding] = []
+    unpinned: set[str] = set()
     manifests = kubernetes_manifests(rec)
     for r, m in manifests:
         label = _label(r, m)
@@ -537,6 +429,9 @@ def dask_findings(rec: Recording) -> list[Finding]:
             skew = versions.skew(name) if name else None
             if skew:
                 findings.append(Finding(label, path, skew))
+            if name and "@sha256:" not in name and name not in unpinned:
+                unpinned.add(name)
+                findings.append(Finding(label, path, unpinned_image_reason(name), WARNING))
         if m["kind"] == "NetworkPolicy":
             selector = ((m["spec"].get("podSelector") or {}).get("matchLabels")) or {}
             if selector.get("dask.org/component", "scheduler") != "scheduler":

@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES
-from gpudask.plan import checks as recording_checks
+from gpudask.record.node_pools import declared_node_pools
 from gpudask.record.recorder import Recording
 
 GPU_METRICS = {
@@ -27,10 +27,6 @@ CPU_METRICS = {"a2": "A2_CPUS", "g2": "G2_CPUS", "n2": "N2_CPUS", "e2": "CPUS", 
 # pd-balanced and pd-ssd draw on the SSD quota; pd-standard on DISKS_TOTAL_GB.
 DISK_METRICS = {"pd-ssd": "SSD_TOTAL_GB", "pd-balanced": "SSD_TOTAL_GB", "pd-standard": "DISKS_TOTAL_GB"}
 _VCPUS = re.compile(r"-(\d+)(g)?$")
-
-
-def _region(location: str) -> str:
-    return location if re.fullmatch(r"[a-z]+-[a-z]+\d+", location) else location.rsplit("-", 1)[0]
 
 
 def _vcpus(machine_type: str) -> int:
@@ -51,25 +47,21 @@ def needed(rec: Recording) -> list[dict[str, Any]]:
         if pool not in row[1]:
             row[1].append(pool)
 
-    for p in rec.of_type(recording_checks.NODE_POOL):
-        config = p.inputs.get("nodeConfig") or {}
-        pool = str(p.inputs.get("name", p.name))
-        nodes = int((p.inputs.get("autoscaling") or {}).get("totalMaxNodeCount", p.inputs.get("nodeCount", 1)))
-        region = _region(str(p.inputs.get("location", "")))
-        spot = bool(config.get("spot"))
-        machine = str(config.get("machineType", ""))
+    for p in declared_node_pools(rec):
+        nodes = p.max_nodes
+        machine = p.machine.name
         family = machine.split("-", 1)[0]
         cpu_metric = CPU_METRICS.get(family, f"{family.upper()}_CPUS")
-        if spot:
+        if p.spot:
             cpu_metric = f"PREEMPTIBLE_CPUS or {cpu_metric}"
-        add(region, cpu_metric, _vcpus(machine) * nodes, pool)
-        for acc in config.get("guestAccelerators") or []:
-            gpus = int(acc.get("count", 0)) * nodes
-            metric = GPU_METRICS.get(str(acc.get("type")), f"{str(acc.get('type')).upper()}_GPUS")
-            add(region, f"PREEMPTIBLE_{metric}" if spot else metric, gpus, pool)
-            add("global", "GPUS_ALL_REGIONS", gpus, pool)
-        disk = DISK_METRICS.get(str(config.get("diskType", "pd-balanced")), "DISKS_TOTAL_GB")
-        add(region, disk, int(config.get("diskSizeGb", 100)) * nodes, pool)
+        add(p.region, cpu_metric, _vcpus(machine) * nodes, p.name)
+        if p.accelerator:
+            gpus = p.gpus * nodes
+            metric = GPU_METRICS.get(p.accelerator, f"{p.accelerator.upper()}_GPUS")
+            add(p.region, f"PREEMPTIBLE_{metric}" if p.spot else metric, gpus, p.name)
+            add("global", "GPUS_ALL_REGIONS", gpus, p.name)
+        disk = DISK_METRICS.get(p.disk_type, "DISKS_TOTAL_GB")
+        add(p.region, disk, p.disk_gb * nodes, p.name)
     return [
         {"region": region, "metric": metric, "count": count, "for": ", ".join(pools)}
         for (region, metric), (count, pools) in sorted(rows.items(), key=lambda kv: (kv[0][0] == "global", kv[0]))

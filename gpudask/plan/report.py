@@ -12,15 +12,17 @@ from typing import Any
 import yaml
 
 from components import monitoring_spec
+from components import prices as prices_
 from gpudask.plan import checks as recording_checks
 from gpudask.plan import quotas, tfplan
 from gpudask.plan import timeline as timing
 from gpudask.plan.replacements import entry as replacement_entry
 from gpudask.plan.replacements import replacement_kind
 from gpudask.record import dask_operator
+from gpudask.record.node_pools import declared_node_pools
 from gpudask.record.recorder import PROJECT_DIR, Recording, urn_of_provider_ref
 
-PRICES_FILE = Path(__file__).with_name("prices.yaml")
+PRICES_FILE = prices_.PRICES_FILE
 SECRET = "[secret]"
 # Who judged a plan. Only the mocks today: the Pulumi CLI builds from source here, but no
 # provider plugin does (the Go module proxy serves no pulumi-kubernetes, pulumi-gcp or
@@ -229,7 +231,7 @@ def idle_nodes(rec: Recording) -> dict[str, int]:
     nodes = recording_checks.node_models(rec)
     manifests = [m for _, m in recording_checks.kubernetes_manifests(rec)]
     minimum = {m["spec"]["cluster"]: int(m["spec"]["minimum"]) for m in manifests if m["kind"] == "DaskAutoscaler"}
-    demand: dict[str, list[float]] = {n.pool: [0.0, 0.0, 0.0] for n in nodes}
+    demand: dict[str, list[float]] = {n.name: [0.0, 0.0, 0.0] for n in nodes}
     for pod in recording_checks.workload_pods(rec):
         if pod.daemon or pod.label.startswith("DaskAutoscaler/"):
             continue
@@ -242,72 +244,49 @@ def idle_nodes(rec: Recording) -> dict[str, int]:
         cpu, memory, gpus = recording_checks.pod_requests(pod.spec)
         # A GPU pod goes to a GPU pool, anything else to the first pool that takes it.
         target = next((n for n in fits if bool(n.gpus) == bool(gpus)), fits[0])
-        used = demand[target.pool]
+        used = demand[target.name]
         used[0], used[1], used[2] = used[0] + cpu * replicas, used[1] + memory * replicas, used[2] + gpus * replicas
-    mins = {
-        p.inputs.get("name", p.name): int((p.inputs.get("autoscaling") or {}).get("totalMinNodeCount", 0))
-        for p in rec.of_type(recording_checks.NODE_POOL)
-    }
+    mins = {p.name: p.min_nodes for p in declared_node_pools(rec)}
     out = {}
     for n in nodes:
-        cpu, memory, gpus = demand[n.pool]
+        cpu, memory, gpus = demand[n.name]
         need = max(
-            math.ceil(cpu / n.cpu - 1e-9) if n.cpu > 0 else 0,
-            math.ceil(memory / n.memory_gb - 1e-9) if n.memory_gb > 0 else 0,
+            math.ceil(cpu / n.room_cpu - 1e-9) if n.room_cpu > 0 else 0,
+            math.ceil(memory / n.room_memory_gb - 1e-9) if n.room_memory_gb > 0 else 0,
             math.ceil(gpus / n.gpus - 1e-9) if n.gpus else 0,
         )
-        out[n.pool] = max(mins.get(n.pool, 0), min(need, n.max_nodes))
+        out[n.name] = max(mins.get(n.name, 0), min(need, n.max_nodes))
     return out
 
 
 def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
-    prices = yaml.safe_load(PRICES_FILE.read_text())
+    prices = prices_.load()
     idle = idle_nodes(rec)
     costs = []
-    for p in rec.of_type(recording_checks.NODE_POOL):
-        config = p.inputs.get("nodeConfig") or {}
-        machine = config.get("machineType", "")
-        accelerators = config.get("guestAccelerators") or []
-        missing = []
-        # A2 prices are quoted per GPU, vCPUs and memory included; other GPU machines (G2, N1
-        # with T4) are priced as machine plus GPUs, whichever of the two prices.yaml lists.
-        vm = prices["per_machine_hour"].get(machine)
-        on_demand, spot = (vm["on_demand"], vm["spot"]) if vm else (0.0, 0.0)
-        for acc in accelerators:
-            gpu_price = prices["per_gpu_hour"].get(acc["type"])
-            if gpu_price is None:
-                missing.append(acc["type"])
-                continue
-            on_demand += gpu_price["on_demand"] * int(acc["count"])
-            spot += gpu_price["spot"] * int(acc["count"])
-        if vm is None and not accelerators:
-            missing.append(machine)
-        disk_type, disk_gb = str(config.get("diskType", "pd-balanced")), int(config.get("diskSizeGb", 100))
-        disk_month = prices["per_disk_gb_month"].get(disk_type)
-        if disk_month is None:
-            missing.append(disk_type)
-        secondary = 0.0
-        if config.get("secondaryBootDisks"):
-            per_gb = prices["per_disk_gb_month"][prices["secondary_boot_disk_type"]]
-            secondary = len(config["secondaryBootDisks"]) * prices["secondary_boot_disk_gb"] * per_gb
-        scaling = p.inputs.get("autoscaling") or {}
-        name = p.inputs.get("name", p.name)
+    for p in declared_node_pools(rec):
+        node = prices_.node_price(
+            p.machine.name,
+            [(p.accelerator, p.gpus)] if p.accelerator else [],
+            p.disk_type,
+            p.disk_gb,
+            p.secondary_boot_disks,
+        )
         costs.append(
             PoolCost(
-                pool=name,
-                machine_type=machine,
-                spot=bool(config.get("spot")),
-                min_nodes=int(scaling.get("totalMinNodeCount", 0)),
-                max_nodes=int(scaling.get("totalMaxNodeCount", 0)),
-                hourly_on_demand=round(on_demand, 3),
-                hourly_spot=round(spot, 3),
-                idle_nodes=idle.get(name, int(scaling.get("totalMinNodeCount", 0))),
-                disk_type=disk_type,
-                disk_size_gb=disk_gb,
-                disk_hourly=round((disk_month or 0.0) * disk_gb / float(prices["hours_per_month"]), 4),
-                unpriced=", ".join(missing),
-                gpus=sum(int(acc.get("count", 0)) for acc in accelerators),
-                secondary_disk_hourly=round(secondary / float(prices["hours_per_month"]), 4),
+                pool=p.name,
+                machine_type=p.machine.name,
+                spot=p.spot,
+                min_nodes=p.min_nodes,
+                max_nodes=p.max_nodes,
+                hourly_on_demand=node.on_demand,
+                hourly_spot=node.spot,
+                idle_nodes=idle.get(p.name, p.min_nodes),
+                disk_type=p.disk_type,
+                disk_size_gb=p.disk_gb,
+                disk_hourly=node.disk_hourly,
+                unpriced=", ".join(node.missing),
+                gpus=p.gpus,
+                secondary_disk_hourly=node.secondary_disk_hourly,
             )
         )
     note = f"{prices['region']} list prices of {prices['date']} ({PRICES_FILE.relative_to(PROJECT_DIR)}); estimates"
@@ -320,7 +299,7 @@ def price(rec: Recording) -> tuple[list[PoolCost], float, str]:
 def extra_costs(rec: Recording, costs: list[PoolCost]) -> list[ExtraCost]:
     """Cloud NAT (per VM using it, its IP, and the image each cold GPU node pulls through it) and
     one forwarding rule per internal LoadBalancer Service, from prices.yaml."""
-    prices = yaml.safe_load(PRICES_FILE.read_text())
+    prices = prices_.load()
     extras = []
     if rec.of_type("gcp:compute/routerNat:RouterNat"):
         nat = prices["nat"]
@@ -372,7 +351,7 @@ def metrics_cost(rec: Recording) -> dict[str, Any]:
     autoscalers = [m for m in manifests if m["kind"] == "DaskAutoscaler"]
     idle = sum(replicas)
     full = idle + sum(int(a["spec"]["maximum"]) - int(a["spec"]["minimum"]) for a in autoscalers)
-    per_million = float(yaml.safe_load(PRICES_FILE.read_text())["managed_prometheus_per_million_samples"])
+    per_million = float(prices_.load()["managed_prometheus_per_million_samples"])
     out: dict[str, Any] = {"perMillionSamples": per_million, "scrapeIntervalS": monitoring_spec.SCRAPE_INTERVAL_S}
     for key, workers in (("idle", idle), ("max", full)):
         samples = monitoring_spec.samples_per_hour(workers)

@@ -1,14 +1,11 @@
 """kwok nodes shaped like the stack's node pools, so the real scheduler places pods as on GKE.
 
-The pools come from the recorded program (every `gcp:container/nodePool:NodePool` it declares,
-so a pool added to the stack appears here without a change), their machines from
-`components/catalog.py`. A stack with `existingCluster` declares no pool: its nodes come from
-what its settings say about the cluster it targets (`existingCluster.systemPool` with
-`systemMachineType` / `systemMinNodes` / `systemMaxNodes`, and each `gpuNodePools` entry by
-its GKE name), read from the recording's config through the one settings parser. Each node carries the labels GKE sets, the pool's taints (the GPU
-taint on accelerator pools), capacity from the machine type and allocatable after GKE's
-reservation; a pool gets `maxNodes` nodes (the pool fully scaled out: there is no cluster
-autoscaler here) unless asked for `minNodes`.
+The pools are gpudask/record/node_pools.py's (the model the plan's checks use too): every
+`gcp:container/nodePool:NodePool` the program declares, or what an `existingCluster` stack's
+settings say about the cluster it targets. Each node carries the labels GKE sets, the pool's
+taints (GKE's GPU taint on accelerator pools included), capacity from the machine type and
+allocatable after GKE's reservation; a pool gets `maxNodes` nodes (the pool fully scaled out:
+there is no cluster autoscaler here) unless asked for `minNodes`.
 
 kwok (pinned in upstream/versions.toml) keeps the nodes Ready with leases and moves pods
 bound to them to Running; no container runs.
@@ -22,20 +19,18 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from components import catalog
-from components.catalog import MachineType
-from components.dask_spec import GPU_RESOURCE, NODEPOOL_LABEL
-from components.settings import StackSettings
+from components.dask_spec import GPU_RESOURCE
 from gpudask.local import procs
 from gpudask.local.cluster.controlplane import ControlPlane
+from gpudask.record.node_pools import NodePool, node_pools, unknown_machine_types
 from gpudask.record.recorder import Recording
-from gpudask.record.resource_types import CLUSTER, NODE_POOL
+from gpudask.record.resource_types import CLUSTER
 from gpudask.record.view import recorded_settings
 from gpudask.upstream import programs as upstream
 
@@ -48,158 +43,13 @@ class NodesError(RuntimeError):
     """A pool cannot be shaped (unknown machine type) or kwok did not make the nodes Ready."""
 
 
-def machine_types() -> dict[str, MachineType]:
-    """Every machine type the catalog knows, whatever table it sits in."""
-    found: dict[str, MachineType] = {}
-    for value in vars(catalog).values():
-        if isinstance(value, dict) and value and all(isinstance(v, MachineType) for v in value.values()):
-            found.update(value)
-    return found
-
-
-@dataclass(frozen=True)
-class Pool:
-    """One node pool as the program declared it."""
-
-    name: str
-    machine: MachineType
-    zones: tuple[str, ...]
-    region: str
-    min_nodes: int
-    max_nodes: int
-    spot: bool
-    disk_gb: int
-    labels: dict[str, str] = field(default_factory=dict)
-    taints: tuple[dict[str, str], ...] = ()
-    accelerator: str | None = None
-    gpus: int = 0
-    driver_version: str | None = None  # GKE-managed driver: DEFAULT / LATEST; None: installed by us
-
-
-def _zones_and_region(location: str, zones: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
-    region = location if location.count("-") == 1 else location.rsplit("-", 1)[0]
-    zones = zones or (location,)
-    if zones == (region,):  # a regional pool with no nodeLocations: GKE picks zones; take the first
-        zones = (f"{region}-a",)
-    return zones, region
-
-
-def existing_cluster_pools(settings: StackSettings) -> list[Pool]:
-    """The pools of a cluster the stack does not own, as its settings describe them: the system
-    pool (on demand, no accelerator) and each `gpuNodePools` entry under its GKE name."""
-    zones, region = _zones_and_region(settings.location, ())
-    found = [
-        Pool(
-            name=settings.system_pool,
-            machine=settings.system_machine,
-            zones=zones,
-            region=region,
-            min_nodes=settings.system_min_nodes,
-            max_nodes=settings.system_max_nodes,
-            spot=False,
-            disk_gb=100,
-        )
-    ]
-    managed = settings.gke_driver_version
-    for gpu in settings.gpu_node_pools.values():
-        gpu_zones, _ = _zones_and_region(settings.location, gpu.zones)
-        found.append(
-            Pool(
-                name=gpu.name,
-                machine=gpu.machine,
-                zones=gpu_zones,
-                region=region,
-                min_nodes=gpu.min_nodes,
-                max_nodes=gpu.max_nodes,
-                spot=gpu.spot,
-                disk_gb=gpu.disk_size_gb,
-                accelerator=gpu.accelerator_type,
-                gpus=gpu.gpus_per_node,
-                driver_version=None if managed == "INSTALLATION_DISABLED" else managed,
-            )
-        )
-    scheduler = settings.existing_cluster.scheduler_pool if settings.existing_cluster else None
-    if scheduler is not None:
-        # The cluster's small-GPU pool named by existingCluster.schedulerPool, with the taints it lists
-        # (GKE's nvidia.com/gpu taint is added with the others' in node_objects).
-        machine = catalog.SCHEDULER_GPU_MACHINE_TYPES[scheduler.machine_type]
-        found.append(
-            Pool(
-                name=scheduler.name,
-                machine=machine,
-                zones=zones,
-                region=region,
-                min_nodes=0,
-                max_nodes=scheduler.max_nodes,
-                spot=scheduler.spot,
-                disk_gb=100,
-                taints=tuple({"key": k, "value": v, "effect": e} for k, v, e in scheduler.taints),
-                accelerator=machine.accelerator,
-                gpus=machine.gpus,
-                driver_version=None if managed == "INSTALLATION_DISABLED" else managed,
-            )
-        )
-    return found
-
-
-def pools(rec: Recording) -> list[Pool]:
-    """The stack's node pools, read from its recording (or, for an `existingCluster` stack, from
-    its settings); every unknown machine type is reported at once."""
-    if not rec.of_type(NODE_POOL) and rec.config.get("gpu-dask:existingCluster"):
-        return existing_cluster_pools(recorded_settings(rec))
-    known = machine_types()
-    problems: list[str] = []
-    found: list[Pool] = []
-    clusters = rec.of_type(CLUSTER)
-    cluster_location = str(clusters[0].inputs.get("location", "")) if clusters else ""
-    for recorded in rec.of_type(NODE_POOL):
-        inputs = recorded.inputs
-        name = str(inputs.get("name") or recorded.name)
-        config = inputs.get("nodeConfig") or {}
-        machine = known.get(str(config.get("machineType", "")))
-        if machine is None:
-            problems.append(
-                f"node pool {name}: nodeConfig.machineType {config.get('machineType')!r} is not in components/catalog.py; "
-                f"known: {', '.join(sorted(known))}"
-            )
-            continue
-        location = str(inputs.get("location") or cluster_location)
-        zones, region = _zones_and_region(location, tuple(inputs.get("nodeLocations") or ()))
-        autoscaling = inputs.get("autoscaling") or {}
-        node_count = int(inputs.get("nodeCount") or inputs.get("initialNodeCount") or 1)
-        accelerators = config.get("guestAccelerators") or []
-        driver = (
-            ((accelerators[0].get("gpuDriverInstallationConfig") or {}).get("gpuDriverVersion"))
-            if accelerators
-            else None
-        )
-        found.append(
-            Pool(
-                name=name,
-                machine=machine,
-                zones=zones,
-                region=region,
-                min_nodes=int(autoscaling.get("totalMinNodeCount", autoscaling.get("minNodeCount", node_count))),
-                max_nodes=int(autoscaling.get("totalMaxNodeCount", autoscaling.get("maxNodeCount", node_count))),
-                spot=bool(config.get("spot") or config.get("preemptible")),
-                disk_gb=int(config.get("diskSizeGb") or 100),
-                labels={str(k): str(v) for k, v in (config.get("labels") or {}).items()},
-                taints=tuple(
-                    {
-                        "key": t["key"],
-                        "value": t.get("value", ""),
-                        "effect": catalog.TAINT_EFFECTS.get(t["effect"], t["effect"]),
-                    }
-                    for t in config.get("taints") or []
-                ),
-                accelerator=str(accelerators[0]["type"]) if accelerators else None,
-                gpus=int(sum(a.get("count", 0) for a in accelerators)) if accelerators else 0,
-                driver_version=None if driver in (None, "INSTALLATION_DISABLED") else str(driver),
-            )
-        )
+def pools(rec: Recording) -> list[NodePool]:
+    """The stack's node pools (gpudask/record/node_pools.py); every unknown machine type is
+    reported at once."""
+    problems = unknown_machine_types(rec)
     if problems:
         raise NodesError("cannot shape nodes:\n" + "\n".join(f"  - {p}" for p in problems))
-    return found
+    return node_pools(rec)
 
 
 def _quantity_mi(gib: float) -> str:
@@ -207,15 +57,12 @@ def _quantity_mi(gib: float) -> str:
 
 
 def node_objects(
-    stack_pools: list[Pool], cluster_name: str, kubelet_version: str, count: Literal["max", "min"] = "max"
+    stack_pools: list[NodePool], cluster_name: str, kubelet_version: str, count: Literal["max", "min"] = "max"
 ) -> list[dict[str, Any]]:
     """Node objects for every pool: labels GKE sets, taints, capacity and allocatable from the catalog."""
-    any_cpu_pool = any(p.gpus == 0 for p in stack_pools)
     nodes = []
     for pool in stack_pools:
         taints = [dict(t) for t in pool.taints]
-        if pool.gpus and any_cpu_pool and not any(t["key"] == GPU_RESOURCE for t in taints):
-            taints.append({"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"})  # GKE adds it
         capacity = {
             "cpu": str(pool.machine.vcpu),
             "memory": f"{pool.machine.memory_gb}Gi",
@@ -234,8 +81,7 @@ def node_objects(
             name = f"gke-{cluster_name}-{pool.name}-{index:02d}"[:63].rstrip("-")
             zone = pool.zones[index % len(pool.zones)]
             labels = {
-                **pool.labels,
-                NODEPOOL_LABEL: pool.name,
+                **pool.node_labels,
                 "cloud.google.com/machine-family": pool.machine.name.split("-", 1)[0],
                 "cloud.google.com/gke-os-distribution": "cos",
                 "node.kubernetes.io/instance-type": pool.machine.name,
@@ -246,12 +92,6 @@ def node_objects(
                 "kubernetes.io/arch": "amd64",
                 "type": "kwok",
             }
-            if pool.accelerator:
-                labels["cloud.google.com/gke-accelerator"] = pool.accelerator
-            if pool.driver_version:
-                labels["cloud.google.com/gke-gpu-driver-version"] = pool.driver_version.lower()
-            if pool.spot:
-                labels["cloud.google.com/gke-spot"] = "true"
             nodes.append(
                 {
                     "apiVersion": "v1",

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gpudask.local import procs, rehearse
+from gpudask.local.cluster.kube import ApiError
 
 CONTROLLER_MODULE = "dask_kubernetes.operator.controller"
 CHART_NAME = "dask-kubernetes-operator"
@@ -44,6 +45,15 @@ class OperatorError(Exception):
 
 
 @dataclass(frozen=True)
+class ConfigMapMount:
+    """A ConfigMap volume the operator container mounts: its files (key -> path) under mount_path."""
+
+    mount_path: str
+    config_map: str
+    items: dict[str, str]  # key -> path relative to mount_path; empty: every key as its own name
+
+
+@dataclass(frozen=True)
 class OperatorPod:
     """What the chart's Deployment says the operator runs as."""
 
@@ -51,6 +61,40 @@ class OperatorPod:
     service_account: str
     args: list[str]  # kopf arguments after `run -m <module>` (the chart's args + kopfArgs)
     env: dict[str, str]
+    config_map_mounts: tuple[ConfigMapMount, ...] = ()
+    """The stack's operator plugin arrives this way (components/operator_plugin_spec.py)."""
+
+
+def _config_map_mounts(pod: Mapping[str, Any], container: Mapping[str, Any]) -> tuple[ConfigMapMount, ...]:
+    volumes = {v["name"]: v["configMap"] for v in pod.get("volumes") or [] if v.get("configMap")}
+    mounts = []
+    for mount in container.get("volumeMounts") or []:
+        source = volumes.get(mount["name"])
+        if source is not None:
+            items = {i["key"]: i["path"] for i in source.get("items") or []}
+            mounts.append(ConfigMapMount(mount["mountPath"], source["name"], items))
+    return tuple(mounts)
+
+
+def materialize(
+    mounts: tuple[ConfigMapMount, ...], config_maps: Mapping[str, Mapping[str, str]], folder: Path
+) -> dict[str, str]:
+    """Write each mounted ConfigMap's files under `folder` as the kubelet would under the mount
+    path; returns mount path -> local folder (for `rehearse.relocate`). A ConfigMap not given is
+    an error naming it (the kubelet would leave the pod ContainerCreating)."""
+    missing = sorted({m.config_map for m in mounts} - set(config_maps))
+    if missing:
+        raise OperatorError(f"the operator mounts ConfigMap(s) {missing}, which were not given (read them first)")
+    local: dict[str, str] = {}
+    for i, mount in enumerate(mounts):
+        root = folder / f"volume-{i}-{mount.config_map}"
+        data = config_maps[mount.config_map]
+        for key, path in (mount.items or {k: k for k in data}).items():
+            target = root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(data[key])
+        local[mount.mount_path] = str(root)
+    return local
 
 
 def chart_operator(deployment: Mapping[str, Any], namespace: str = "") -> OperatorPod:
@@ -65,7 +109,24 @@ def chart_operator(deployment: Mapping[str, Any], namespace: str = "") -> Operat
         service_account=pod.get("serviceAccountName") or "default",
         args=args,
         env=env,
+        config_map_mounts=_config_map_mounts(pod, container),
     )
+
+
+def config_maps_for(kube: Any, pod: OperatorPod) -> dict[str, dict[str, str]]:
+    """The data of the ConfigMaps the operator pod mounts, read as the kubelet does (with the
+    caller's credentials: the chart's ServiceAccount may not read ConfigMaps), for
+    `Operator(config_maps=...)`. A missing one is left out (`materialize` then names it)."""
+    found: dict[str, dict[str, str]] = {}
+    for mount in pod.config_map_mounts:
+        try:
+            response = kube.request("GET", f"/api/v1/namespaces/{pod.namespace}/configmaps/{mount.config_map}")
+        except ApiError as err:
+            if err.status == 404:
+                continue
+            raise
+        found[mount.config_map] = dict((response.data or {}).get("data") or {})
+    return found
 
 
 def local_args(args: list[str], liveness_port: int) -> list[str]:
@@ -85,6 +146,10 @@ class Operator:
     process: subprocess.Popen[bytes] | None = None
     start_s: float = 0.0  # spawn -> liveness answered
     liveness_port: int = field(default_factory=procs.free_port)
+    config_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """ConfigMap name -> data, for the pod's ConfigMap mounts (the stack's plugin). Given, their
+    files are written under workdir and the env's paths under each mount point there; not given,
+    the env keeps the pod's paths, which do not exist here, and the stock operator runs."""
 
     @property
     def log_path(self) -> Path:
@@ -101,9 +166,17 @@ class Operator:
             *local_args(self.pod.args, self.liveness_port),
         ]
 
+    def local_env(self) -> dict[str, str]:
+        """The pod's env as this process runs it: mounted ConfigMaps written here, paths moved."""
+        env = dict(self.pod.env)
+        if self.config_maps and self.pod.config_map_mounts:
+            local = materialize(self.pod.config_map_mounts, self.config_maps, self.workdir)
+            env = {name: rehearse.relocate(value, local) for name, value in env.items()}
+        return {**env, "KUBECONFIG": str(self.kubeconfig)}
+
     def start(self, timeout: float = 60.0) -> Operator:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        env = {**self.pod.env, "KUBECONFIG": str(self.kubeconfig)}
+        env = self.local_env()
         begin = time.monotonic()
         self.process = rehearse.spawn("dask-kubernetes-operator", self.argv(), env, self.log_path, self.workdir)
         url = f"http://{procs.LOOPBACK}:{self.liveness_port}/healthz"
