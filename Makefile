@@ -21,8 +21,8 @@ lock:  ## recompile constraints.txt from requirements-dev.txt (pip-tools)
 	$(BIN)/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
 	  --output-file constraints.txt requirements-dev.txt
 
-test:  ## the whole test suite (CI): every tier
-	$(BIN)/python -m pytest
+test:  ## the whole test suite (CI): every tier, then the 30 slowest tests (where CI's time goes)
+	$(BIN)/python -m pytest --durations=30
 
 test-fast:  ## the edit loop (< 30 s): tests marked `fast` (no processes, no control plane, no real Pulumi)
 	$(BIN)/python -m pytest -m fast -q

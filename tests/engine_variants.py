@@ -11,6 +11,8 @@ import time
 from typing import Any
 
 DASK_CLUSTER = "kubernetes:kubernetes.dask.org/v1:DaskCluster"
+DASK_WORKER_GROUP = "kubernetes:kubernetes.dask.org/v1:DaskWorkerGroup"
+DAEMON_SET = "kubernetes:apps/v1:DaemonSet"
 
 
 def drop_scheduler_tolerations(type_: str, _name: str, props: dict[str, Any], _opts: Any) -> bool:
@@ -48,3 +50,79 @@ def read_operator_service_as_before(settings: Any, dask: Any, provider: Any) -> 
         "dask-scheduler-service", service_id, opts=pulumi.ResourceOptions(parent=dask, provider=provider)
     )
     pulumi.export("operatorServiceClusterIp", service.spec.cluster_ip)
+
+
+def _without_preload(props: dict[str, Any]) -> None:
+    container = props["spec"]["scheduler"]["spec"]["containers"][0]
+    args = container.get("args") or []
+    while "--preload" in args:
+        at = args.index("--preload")
+        del args[at : at + 2]
+
+
+def before_issue_10(type_: str, _name: str, props: dict[str, Any], _opts: Any) -> bool:
+    """The DaskCluster as the stack rendered it before issue 10: the scheduler without the preload that
+    refuses the operator's count-only retirement (dask/dask-kubernetes#914)."""
+    if type_ != DASK_CLUSTER:
+        return False
+    _without_preload(props)
+    return True
+
+
+def before_issue_10_one_worker(type_: str, name: str, props: dict[str, Any], opts: Any) -> bool:
+    """`before_issue_10`, and the default group starting at one worker, above the autoscaler's minimum (#817)."""
+    if not before_issue_10(type_, name, props, opts):
+        return False
+    props["spec"]["worker"]["replicas"] = 1
+    return True
+
+
+def without_prestop(type_: str, _name: str, props: dict[str, Any], _opts: Any) -> bool:
+    """Every worker container without its preStop hook: the kubelet goes straight to SIGTERM."""
+    if type_ not in (DASK_CLUSTER, DASK_WORKER_GROUP):
+        return False
+    for container in props["spec"]["worker"]["spec"]["containers"]:
+        container.pop("lifecycle", None)
+    return True
+
+
+def misspelt_worker_affinity(type_: str, _name: str, props: dict[str, Any], _opts: Any) -> bool:
+    """`affinity` typed as `affinty` in the DaskCluster's worker pod spec."""
+    if type_ != DASK_CLUSTER:
+        return False
+    spec = props["spec"]["worker"]["spec"]
+    spec["affinty"] = spec.pop("affinity", {})
+    return True
+
+
+def privileged_scheduler(type_: str, _name: str, props: dict[str, Any], _opts: Any) -> bool:
+    """The scheduler container privileged (the scheduler always runs; dev's GPU group rests at zero workers):
+    Pod Security "restricted" must refuse its pod."""
+    if type_ != DASK_CLUSTER:
+        return False
+    props["spec"]["scheduler"]["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    return True
+
+
+def misspelt_driver_affinity(type_: str, _name: str, props: dict[str, Any], _opts: Any) -> bool:
+    """The driver DaemonSet's accelerator key misspelt: admitted, matches no node."""
+    if type_ != DAEMON_SET:
+        return False
+    terms = props["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    for term in terms:
+        for expression in term["matchExpressions"]:
+            if expression["key"] == "cloud.google.com/gke-accelerator":
+                expression["key"] = "cloud.google.com/gke-acelerator"
+    return True
+
+
+def orphaning_driver_destroy(type_: str, _name: str, props: dict[str, Any], _opts: Any) -> bool:
+    """The driver DaemonSet deleted with `orphan` propagation (the provider's pulumi.com/deletionPropagationPolicy):
+    its pods outlive it in kube-system, which is never deleted."""
+    if type_ != DAEMON_SET:
+        return False
+    annotations = props.setdefault("metadata", {}).setdefault("annotations", {})
+    annotations["pulumi.com/deletionPropagationPolicy"] = "orphan"
+    return True

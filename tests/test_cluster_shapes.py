@@ -1,15 +1,13 @@
-"""The cluster rehearsal's pure parts: node shapes from the recorded pools, Pulumi's apply order."""
+"""The cluster rehearsal's pure parts: node shapes from the recorded pools, manifests as the API takes them."""
 
 from __future__ import annotations
-
-import copy
 
 import pytest
 
 from components.catalog import A100_MACHINE_TYPES, CPU_MACHINE_TYPES
-from gpudask.local.cluster.apply import steps
 from gpudask.local.cluster.nodes import NodesError, node_objects, pools
 from gpudask.record.recorder import run_program
+from gpudask.record.view import kubernetes_manifests, whole_numbers
 from tests.conftest import recording
 
 
@@ -108,16 +106,11 @@ def test_unknown_machine_types_are_all_named(dev) -> None:
     assert "node pool system: nodeConfig.machineType 'x9-huge'" in str(err.value)
 
 
-def test_steps_follow_pulumis_dependency_order() -> None:
-    order = [s.what for s in steps(recording("prod"))]
-    assert order.index("Namespace/dask-operator") < order.index("helm release dask-operator/dask-kubernetes-operator")
-    assert order.index("helm release dask-operator/dask-kubernetes-operator") < order.index("DaskCluster/dask/rapids")
-    assert order.index("Secret/dask/rapids-tls") < order.index("DaskCluster/dask/rapids")
-    assert order.index("DaskCluster/dask/rapids") < order.index("DaskWorkerGroup/dask/rapids-cpu")
-    assert order.index("Namespace/dask") < order.index("NetworkPolicy/dask/rapids-default-deny-ingress")
-
-
 def test_recorded_floats_go_out_as_integers() -> None:
-    policy = next(s for s in steps(recording("prod")) if s.what == "NetworkPolicy/dask/rapids-scheduler-clients")
-    ports = [p["port"] for rule in copy.deepcopy(policy.manifest or {})["spec"]["ingress"] for p in rule["ports"]]
+    policy = next(
+        whole_numbers(m)
+        for _, m in kubernetes_manifests(recording("prod"))
+        if m["kind"] == "NetworkPolicy" and m["metadata"]["name"] == "rapids-scheduler-clients"
+    )
+    ports = [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]]
     assert ports and all(type(p) is int for p in ports)

@@ -1,6 +1,6 @@
 """The client paths against prod (TLS) on the local control plane with the real operator.
 
-prod is applied as `up` would apply it (pulumi-tls' certificates replaced by stand-ins of one
+prod's Kubernetes half goes up by the real engine (pulumi-tls' certificates stood in by one local
 CA), the chart's operator runs under `kopf run`, and every Dask pod is a real process behind
 kwok's port-forward. A client outside the cluster (here) cannot resolve the in-cluster
 `schedulerAddress`, so `gpudask.client.connect` port-forwards the scheduler Service through the API
@@ -18,21 +18,20 @@ from typing import Any
 import pytest
 
 from gpudask.client.connect import ConnectError, connect
-from gpudask.local.cluster.runtime import DASK_API, DaskRuntime, stack_cluster
+from gpudask.local.cluster.runtime import DASK_API, DaskRuntime
+from gpudask.local.engine import stack_cluster
 from gpudask.record.recorder import Recording, run_program
 
-pytestmark = pytest.mark.control_plane
+pytestmark = [pytest.mark.control_plane, pytest.mark.real_pulumi]
 
 
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recording, DaskRuntime]]:
     rec = run_program("prod")
     began = time.monotonic()
-    with stack_cluster(rec, tmp_path_factory.mktemp("prod")) as (runtime, report):
-        # PodMonitoring (issue 23) is a GKE-managed CRD (monitoring.googleapis.com) the local control
-        # plane does not serve; nothing a client does depends on it. Every other refusal fails.
-        refused = [(what, message) for what, message in report.failures if not what.startswith("PodMonitoring/")]
-        assert not refused, refused
+    with stack_cluster(rec, tmp_path_factory.mktemp("prod")) as state:
+        assert state.result.ok, state.result.failure()
+        runtime = state.runtime
         runtime.wait(
             "prod's scheduler pod Ready",
             lambda: any(b.component == "scheduler" and b.ready for b in runtime.kubelet.pods.values()),

@@ -1,9 +1,10 @@
 """The real operator and real Dask processes behind the pods, against the local control plane.
 
-Marked `control_plane`: the pinned Kubernetes binaries, kwok and helm (built on first use),
-the pinned dask-kubernetes controller under `kopf run` as the chart's ServiceAccount, and a
-kubelet stand-in running each Dask pod's container command as a local process. Each
-scenario prints its timings and fails against a deliberately broken variant.
+Marked `control_plane` and `real_pulumi`: the pinned Kubernetes binaries and kwok, the stack's Kubernetes
+half up by the real Pulumi engine (CLI and Kubernetes provider built from source; broken variants are
+engine transforms named in the test id, tests/engine_variants.py), the pinned dask-kubernetes controller
+under `kopf run` as the chart's ServiceAccount, and a kubelet stand-in running each Dask pod's container
+command as a local process. Each scenario prints its timings and fails against a deliberately broken variant.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,12 +20,14 @@ import pytest
 import yaml
 
 from components.dask_spec import WAIT_FOR_ANNOTATION
-from gpudask.local.cluster.apply import Step, whole_numbers
-from gpudask.local.cluster.runtime import DASK_API, DaskRuntime, stack_cluster, wait_for_met
+from gpudask.local.cluster.runtime import DASK_API, DaskRuntime, wait_for_met
+from gpudask.local.engine import stack_cluster
 from gpudask.local.rehearse import dask_cluster_and_groups
 from gpudask.record.recorder import Recording, run_program, stack_file
+from gpudask.record.view import whole_numbers
+from tests import engine_variants
 
-pytestmark = pytest.mark.control_plane
+pytestmark = [pytest.mark.control_plane, pytest.mark.real_pulumi]
 
 # Seconds a worker pod spends in ContainerCreating (the image pull of a fresh GPU node, minutes
 # on GKE): long enough that the autoscaler acts before the worker connects. Scenarios change it.
@@ -41,8 +44,9 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recording, D
     clusters, the operator's port-forward threads) must not decide the next one."""
     rec = run_program("dev")
     began = time.monotonic()
-    with stack_cluster(rec, tmp_path_factory.mktemp("dev"), log=print, pull_s=_pull) as (runtime, report):
-        assert not report.failures, report.failures
+    with stack_cluster(rec, tmp_path_factory.mktemp("dev"), log=print, pull_s=_pull) as state:
+        assert state.result.ok, state.result.failure()
+        runtime = state.runtime
         # The stack's own scheduler takes the scheduler pool's one GPU before (b)'s extra clusters
         # are created; theirs then wait for a GPU, which the status race does not need.
         runtime.wait("the stack's scheduler pod Ready", lambda: scheduler_ready(runtime), 120)
@@ -173,7 +177,10 @@ def replace_cluster(rt: DaskRuntime, new: dict[str, Any], how: str) -> dict[str,
     began = time.monotonic()
     if how == "replace":
         rt.kube.delete(new, propagation="Foreground")  # pulumi-kubernetes' default propagation
-        rt.wait(f"DaskCluster {name} deleted", lambda: rt.get("DaskCluster", name) is None, 180)
+        # Bounded by the operator: a handler that reaches for the scheduler Service after it is gone blocks
+        # the operator's event loop for up to 200 s (networking.is_comm_open, GOTCHAS.md), holding the
+        # DaskAutoscaler's finalizer and so the foreground deletion.
+        rt.wait(f"DaskCluster {name} deleted", lambda: rt.get("DaskCluster", name) is None, 420)
     deleted_s = time.monotonic() - began
     rt.kube.apply(new, "pulumi")
     condition = new["metadata"]["annotations"][WAIT_FOR_ANNOTATION]
@@ -244,18 +251,10 @@ def _plan_objects(rec: Recording, kinds: tuple[str, ...]) -> list[dict[str, Any]
     return [whole_numbers(copy.deepcopy(m)) for _, m in kubernetes_manifests(rec) if m["kind"] in kinds]
 
 
-def before_issue_10(body: dict[str, Any], replicas: int | None = None) -> dict[str, Any]:
-    """The deliberately broken variant: the DaskCluster as the stack rendered it before issue 10's
-    fixes: the scheduler without the preload that refuses count-only retirement, and (dev) the
-    default group starting above the autoscaler's minimum."""
+def before_issue_10(body: dict[str, Any]) -> dict[str, Any]:
+    """The DaskCluster manifest as the stack rendered it before issue 10 (engine_variants.before_issue_10)."""
     broken = copy.deepcopy(body)
-    container = broken["spec"]["scheduler"]["spec"]["containers"][0]
-    args = container.get("args") or []
-    while "--preload" in args:
-        at = args.index("--preload")
-        del args[at : at + 2]
-    if replicas is not None:
-        broken["spec"]["worker"]["replicas"] = replicas
+    engine_variants.before_issue_10(engine_variants.DASK_CLUSTER, "", broken, None)
     return broken
 
 
@@ -286,28 +285,18 @@ def drained(rt: DaskRuntime, group: str, minimum: int, timeout: float) -> tuple[
 def fresh_stack(
     stack: str,
     folder: Path,
-    transform: Callable[[Step], None] | None = None,
+    variant: str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Iterator[tuple[Recording, DaskRuntime]]:
-    """A control plane of its own with the stack applied (through `transform`), the operator and Dask pods."""
+    """A control plane of its own with the stack up by the real engine (through the engine variant
+    `tests.engine_variants:<variant>` when given), the operator and the Dask pods."""
     rec = run_program(stack, overrides=overrides)
     began = time.monotonic()
-    with stack_cluster(rec, folder, pull_s=_pull, transform=transform) as (runtime, report):
-        assert not report.failures, report.failures
-        print(f"\n{stack} up in {time.monotonic() - began:.1f} s")
-        yield rec, runtime
-
-
-def as_before_issue_10(replicas: int | None = None) -> Callable[[Step], None]:
-    """An apply transform: the stack's DaskCluster as it was rendered before issue 10's fixes."""
-
-    def transform(step: Step) -> None:
-        if step.manifest is not None and step.manifest.get("kind") == "DaskCluster":
-            broken = before_issue_10(step.manifest, replicas)
-            step.manifest.clear()
-            step.manifest.update(broken)
-
-    return transform
+    variants = [f"tests.engine_variants:{variant}"] if variant else []
+    with stack_cluster(rec, folder, pull_s=_pull, variants=variants, config=overrides) as state:
+        assert state.result.ok, state.result.failure()
+        print(f"\n{stack} up in {time.monotonic() - began:.1f} s" + (f" (engine variant {variant})" if variant else ""))
+        yield rec, state.runtime
 
 
 def scheduler_ready(rt: DaskRuntime) -> bool:
@@ -322,8 +311,7 @@ def test_c_gpu_group_scales_up_for_work_and_drains_to_its_minimum(tmp_path: Path
     had not connected yet: the operator kept its Deployment, and the GPU node, forever (#817)."""
     from distributed import Client
 
-    transform = None if variant == "plan" else as_before_issue_10(replicas=1)
-    with fresh_stack("dev", tmp_path, transform) as (rec, rt):
+    with fresh_stack("dev", tmp_path, None if variant == "plan" else "before_issue_10_one_worker") as (rec, rt):
         body = _cluster_body(rec)
         name = body["metadata"]["name"]
         [autoscaler] = _plan_objects(rec, ("DaskAutoscaler",))
@@ -371,16 +359,6 @@ def _without_tls(stack: str) -> dict[str, Any]:
     return {"gpu-dask:dask": {**config["gpu-dask:dask"], "tls": False}}
 
 
-def without_prestop(step: Step) -> None:
-    """An apply transform: every worker container without its preStop hook (issue 24's second
-    breakage): the kubelet then goes straight to SIGTERM and the worker's results die with it."""
-    manifest = step.manifest
-    if manifest is None or manifest.get("kind") not in ("DaskCluster", "DaskWorkerGroup"):
-        return
-    for container in manifest["spec"]["worker"]["spec"]["containers"]:
-        container.pop("lifecycle", None)
-
-
 def _prestop_lines(rt: DaskRuntime) -> list[str]:
     return [line for line in rt.kubelet.log if " deleted: " in line or ": preStop hook " in line]
 
@@ -394,10 +372,10 @@ def test_d_scaling_the_gpu_group_leaves_the_cpu_group_alone(tmp_path: Path, vari
     stopped without retiring loses it (issue 24)."""
     from distributed import Client, wait
 
-    transform = {"plan": None, "before-issue-10": as_before_issue_10(), "without-prestop": without_prestop}[variant]
+    engine_variant = {"plan": None, "before-issue-10": "before_issue_10", "without-prestop": "without_prestop"}[variant]
     PULL_S["worker"] = 0.0
     try:
-        with fresh_stack("prod", tmp_path, transform, overrides=_without_tls("prod")) as (rec, rt):
+        with fresh_stack("prod", tmp_path, engine_variant, overrides=_without_tls("prod")) as (rec, rt):
             body = _cluster_body(rec)
             name = body["metadata"]["name"]
             [cpu_group] = _plan_objects(rec, ("DaskWorkerGroup",))

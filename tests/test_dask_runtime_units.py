@@ -8,8 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from gpudask.local.cluster.apply import chart_folder
-from gpudask.local.cluster.operator import CONTROLLER_MODULE, Operator, chart_operator, local_args
+from gpudask.local.cluster.operator import CONTROLLER_MODULE, Operator, chart_folder, chart_operator, local_args
 from gpudask.local.cluster.runtime import outside_cluster_rbac, wait_for_met
 from gpudask.upstream import programs as upstream
 

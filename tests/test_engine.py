@@ -24,9 +24,10 @@ import yaml
 
 from gpudask.local import engine
 from gpudask.local.cluster.controlplane import ControlPlane
-from gpudask.local.cluster.nodes import stack_nodes
-from gpudask.local.cluster.runtime import dask_namespace, settle_dask
+from gpudask.local.cluster.observe import leftovers, settle
+from gpudask.local.cluster.runtime import settle_dask
 from gpudask.record.recorder import Recording, run_program, stacks
+from gpudask.record.view import kubernetes_manifests, recorded_settings
 
 pytestmark = pytest.mark.real_pulumi
 CLUSTER_GROUP = ("kubernetes.dask.org/v1", "DaskCluster")
@@ -58,32 +59,22 @@ def stack_on_control_plane(tmp_path: Path) -> Iterator[Any]:
     opened: list[Any] = []
 
     def bring_up(stack: str, rec: Recording | None = None, **flags: Any) -> tuple[ControlPlane, engine.StackUp]:
-        rec = rec or run_program(stack)
-        began = time.monotonic()
-        cp = ControlPlane().__enter__()
-        opened.append(cp)
-        nodes = stack_nodes(cp, rec, process_backed_namespaces=(dask_namespace(rec),))
-        nodes.__enter__()
-        opened.append(nodes)
-        up = engine.stack_up(cp, rec, tmp_path / stack, log=print, **flags)
-        state = up.__enter__()
-        opened.append(up)
-        print(f"{stack}: control plane, nodes and up in {time.monotonic() - began:.1f} s")
-        return cp, state
+        ctx = engine.stack_cluster(rec or run_program(stack), tmp_path / stack, log=print, **flags)
+        state = ctx.__enter__()
+        opened.append(ctx)
+        return state.cp, state
 
     yield bring_up
     for ctx in reversed(opened):
-        if isinstance(ctx, ControlPlane):
-            ctx.stop()
-        else:
-            ctx.__exit__(None, None, None)
+        ctx.__exit__(None, None, None)
 
 
 @pytest.mark.parametrize("stack", stacks())
 def test_up_completes_then_changes_nothing_then_destroy_empties_the_namespaces(
     stack: str, stack_on_control_plane: Any
 ) -> None:
-    cp, state = stack_on_control_plane(stack)
+    rec = run_program(stack)
+    cp, state = stack_on_control_plane(stack, rec)
     up = state.result
     assert up.ok, up.failure()
     assert up.summary.get("create", 0) >= 10, up.summary
@@ -91,6 +82,24 @@ def test_up_completes_then_changes_nothing_then_destroy_empties_the_namespaces(
     _, problems = settle_dask(state.runtime, timeout=120)
     assert not problems, problems
     kube = cp.kube()
+    # Everything else runs where it should: the operator on the system pool, the driver on every GPU node.
+    placement = settle(kube, rec, timeout=60)
+    assert not placement.problems, placement.problems
+    for place in placement.pods:
+        print("  " + place.line)
+    system_pool = recorded_settings(rec).system_pool  # existingCluster.systemPool: the cluster's own name
+    operator = [p for p in placement.pods if p.namespace == engine.OPERATOR_NAMESPACE]
+    assert len(operator) == 1 and operator[0].pool == system_pool and operator[0].ready
+    if any(m["kind"] == "DaemonSet" for _, m in kubernetes_manifests(rec)):  # driver: daemonset
+        drivers = [p for p in placement.pods if p.name.startswith("nvidia-driver-installer-")]
+        # Every GPU node, the scheduler's small GPU included, gets the driver.
+        assert drivers and {p.pool for p in drivers} == {"a100", "scheduler"}
+        assert len({p.node for p in drivers}) == len(drivers)
+    # The engine created in dependency order: the namespace and the operator before the DaskCluster.
+    created = [s["urn"].rsplit("::", 1)[-1] for s in up.steps if s["op"] == "create"]
+    assert created.index("dask-namespace") < created.index("dask-cluster"), created
+    if "dask-operator-release" in created:  # a stack may use an operator its cluster already has
+        assert created.index("dask-operator-release") < created.index("dask-cluster"), created
     name, namespace = up.outputs["daskClusterName"], up.outputs["daskNamespace"]
     cluster = kube.get(kube.path(*CLUSTER_GROUP, name, namespace))
     assert cluster["status"]["phase"]  # any phase: the operator has accepted it (which value is racy, #968)
@@ -109,6 +118,7 @@ def test_up_completes_then_changes_nothing_then_destroy_empties_the_namespaces(
     assert gone.ok, gone.failure()
     left = _namespaced_objects(kube, namespace) + _namespaced_objects(kube, engine.OPERATOR_NAMESPACE)
     assert left == [], left
+    assert leftovers(kube, rec) == []  # the stack's namespaces gone, and no driver pod left in kube-system
     print(f"{stack}: destroy {gone.seconds:.1f} s {gone.summary}")
 
 

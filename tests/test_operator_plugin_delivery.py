@@ -21,8 +21,7 @@ import yaml
 
 from components import operator_plugin, operator_plugin_spec
 from components.operator_spec import NAMESPACE, operator_values
-from gpudask.local.cluster.apply import chart_folder
-from gpudask.local.cluster.operator import Operator, chart_operator
+from gpudask.local.cluster.operator import Operator, chart_folder, chart_operator
 from gpudask.upstream import programs as upstream
 
 pytestmark = pytest.mark.process

@@ -19,6 +19,18 @@ def recorded_settings(rec: Recording) -> StackSettings:
 
 
 # --- manifests -----------------------------------------------------------------------------
+def whole_numbers(value: Any) -> Any:
+    """Whole floats back to ints, everywhere: the recording keeps Pulumi's float64 numbers (8787.0), the
+    Kubernetes provider sends integers, and the API server refuses a float where its schema says integer."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(v) for v in value]
+    return value
+
+
 def kubernetes_manifests(rec: Recording) -> list[tuple[Recorded, dict[str, Any]]]:
     """Every Kubernetes object the program declares, as `kubectl apply -f` would take it."""
     out = []

@@ -15,10 +15,10 @@ from typing import Any
 
 from components.dask_spec import NODEPOOL_LABEL
 from components.operator_spec import NAMESPACE as OPERATOR_NAMESPACE
-from gpudask.local.cluster.apply import steps
 from gpudask.local.cluster.kube import Kube
 from gpudask.record.recorder import Recording
-from gpudask.record.view import recorded_settings
+from gpudask.record.resource_types import RELEASE
+from gpudask.record.view import kubernetes_manifests, recorded_settings
 
 DASK_CLUSTER_LABEL = "dask.org/cluster-name"
 DRIVER_DAEMONSET = "nvidia-driver-installer"
@@ -53,16 +53,15 @@ class Placement:
 
 
 def stack_namespaces(rec: Recording) -> list[str]:
-    """Namespaces the stack puts objects in (its own and kube-system for the driver)."""
+    """Namespaces the stack puts objects in (its own, and kube-system for the driver), in declaration order."""
     found: list[str] = []
-    for step in steps(rec):
-        ns = (
-            step.recorded.inputs.get("namespace")
-            if step.manifest is None
-            else step.manifest["metadata"].get("namespace")
-        )
-        if step.manifest is not None and step.manifest["kind"] == "Namespace":
-            ns = step.manifest["metadata"]["name"]
+    for _, manifest in kubernetes_manifests(rec):
+        meta = manifest.get("metadata") or {}
+        ns = meta.get("name") if manifest["kind"] == "Namespace" else meta.get("namespace")
+        if ns and ns not in found:
+            found.append(str(ns))
+    for release in rec.of_type(RELEASE):
+        ns = release.inputs.get("namespace")
         if ns and ns not in found:
             found.append(str(ns))
     return found
@@ -120,10 +119,7 @@ def _expectations(kube: Kube, rec: Recording, places: list[PodPlace], nodes: dic
                 f"{place.namespace}/{place.name}: the operator landed on pool {place.pool}, not {system_pool}"
             )
     driver_declared = any(
-        s.manifest is not None
-        and s.manifest["kind"] == "DaemonSet"
-        and s.manifest["metadata"]["name"] == DRIVER_DAEMONSET
-        for s in steps(rec)
+        m["kind"] == "DaemonSet" and m["metadata"]["name"] == DRIVER_DAEMONSET for _, m in kubernetes_manifests(rec)
     )
     if driver_declared:
         gpu_nodes = {

@@ -33,6 +33,13 @@ CONTROLLER_MODULE = "dask_kubernetes.operator.controller"
 CHART_NAME = "dask-kubernetes-operator"
 
 
+def chart_folder() -> Path:
+    """The operator chart the pinned dask-kubernetes wheel ships (what the stack's Helm release installs offline)."""
+    import dask_kubernetes
+
+    return Path(dask_kubernetes.__file__).parent / "operator" / "deployment" / "helm" / CHART_NAME
+
+
 class OperatorError(Exception):
     """The operator could not start or stopped; the message holds its log's tail."""
 

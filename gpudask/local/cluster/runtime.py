@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpudask.local.cluster.apply import ApplyReport, Step, apply_stack
 from gpudask.local.cluster.controlplane import ControlPlane
 from gpudask.local.cluster.kube import ApiError, Kube
 from gpudask.local.cluster.kubelet import Kubelet
-from gpudask.local.cluster.nodes import Nodes, stack_nodes
+from gpudask.local.cluster.nodes import Nodes
 from gpudask.local.cluster.operator import CHART_NAME, Operator, OperatorPod, chart_operator
 from gpudask.record.recorder import Recording
 
@@ -92,7 +91,7 @@ class DaskRuntime:
     operator: Operator
     operator_pod: OperatorPod
     tls_dir: Path | None = None  # the stand-in CA and client certificate, when the stack uses TLS
-    nodes: Nodes | None = None  # the kwok nodes shaped like the stack's pools (stack_cluster sets it)
+    nodes: Nodes | None = None  # the kwok nodes shaped like the stack's pools (engine.stack_cluster sets it)
 
     def get(self, kind: str, name: str, api_version: str = DASK_API) -> dict[str, Any] | None:
         try:
@@ -190,65 +189,6 @@ def dask_namespace(rec: Recording) -> str:
 
     cluster, _ = dask_cluster_and_groups(rec)
     return str(cluster["metadata"].get("namespace") or "default")
-
-
-_PULUMI_TLS_PLACEHOLDER = re.compile(r"^<.*made by pulumi-tls at apply>$")
-
-
-def tls_stand_ins(folder: Path) -> Callable[[Step], None]:
-    """An apply transform: a Secret whose values pulumi-tls would make at `up` (placeholders in
-    the recording) gets the rehearsal's stand-in CA and certificates, same keys."""
-    from gpudask.local.rehearse import write_tls_files
-
-    def transform(step: Step) -> None:
-        manifest = step.manifest
-        if manifest is None or manifest.get("kind") != "Secret":
-            return
-        data = manifest.get("stringData") or {}
-        if not data or not all(_PULUMI_TLS_PLACEHOLDER.match(str(v)) for v in data.values()):
-            return
-        files = write_tls_files(folder)
-        manifest["stringData"] = {key: files[key.removesuffix(".pem")].read_text() for key in data}
-
-    return transform
-
-
-@contextlib.contextmanager
-def stack_cluster(
-    rec: Recording,
-    workdir: Path | None = None,
-    *,
-    transform: Callable[[Step], None] | None = None,
-    gpu: bool | None = None,
-    log: Callable[[str], None] | None = None,
-    pull_s: Callable[[Mapping[str, Any]], float] | None = None,
-    on_applied: Callable[[ControlPlane, Nodes, ApplyReport], None] | None = None,
-) -> Iterator[tuple[DaskRuntime, ApplyReport]]:
-    """The one way a stack comes up on a local control plane: the control plane with the stack's
-    nodes, its objects applied (the operator chart by helm, the rest by server-side apply, pulumi-tls'
-    Secrets with stand-ins), the chart's operator and Dask pods backed by processes. Everything stops
-    when the block ends. Objects the API server refused are in the report; `on_applied` sees the
-    control plane, the nodes and the report before the operator starts (what `rehearse --cluster`
-    prints even when the operator then cannot start). `workdir` omitted -> a folder of the control
-    plane's own run directory, removed with it."""
-    namespace = dask_namespace(rec)
-
-    with ControlPlane(log=log) as cp, stack_nodes(cp, rec, process_backed_namespaces=(namespace,)) as nodes:
-        folder = workdir if workdir is not None else cp.dir / "dask"
-        stand_ins = tls_stand_ins(folder / "tls")
-
-        def transform_all(step: Step) -> None:
-            stand_ins(step)
-            if transform is not None:
-                transform(step)
-
-        report = apply_stack(cp, rec, transform=transform_all, log=log)
-        if on_applied is not None:
-            on_applied(cp, nodes, report)
-        with dask_runtime(cp, namespace, folder, gpu=gpu, pull_s=pull_s) as runtime:
-            runtime.tls_dir = folder / "tls"
-            runtime.nodes = nodes
-            yield runtime, report
 
 
 def settle_dask(runtime: DaskRuntime, timeout: float) -> tuple[float, list[str]]:

@@ -42,7 +42,6 @@ PROJECT_DIR = Path(__file__).resolve().parents[3]
 PROGRAM = Path(__file__).resolve().parent / "program.py"
 # Local state of throwaway control planes only: the secrets it guards are stand-in certificates.
 PASSPHRASE = "gpu-dask-local-engine"
-CHART_FOLDER = ("operator", "deployment", "helm", "dask-kubernetes-operator")
 OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT = "dask-operator", "dask-kubernetes-operator"
 # What gcp.compute.Address would reserve for an internal load balancer (a stand-in, named in outputs).
 STAND_IN_INTERNAL_ADDRESS = "10.10.0.50"
@@ -127,9 +126,9 @@ def _quiet_env(home: Path) -> dict[str, str]:
 def stamped_chart(folder: Path) -> Path:
     """The operator chart of the pinned dask-kubernetes wheel in `folder`, version and appVersion set to
     the wheel's (chartpress stamps the published chart so; the wheel leaves "set-by-chartpress")."""
-    import dask_kubernetes
+    from gpudask.local.cluster.operator import chart_folder
 
-    source = Path(dask_kubernetes.__file__).parent.joinpath(*CHART_FOLDER)
+    source = chart_folder()
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(source, folder)
     version = wheel_version()
@@ -365,6 +364,7 @@ class StackUp:
     engine: Engine
     result: Result
     runtime: Any  # gpudask.local.cluster.runtime.DaskRuntime
+    cp: Any = None  # gpudask.local.cluster.controlplane.ControlPlane, when `stack_cluster` made it
 
 
 @contextlib.contextmanager
@@ -386,6 +386,7 @@ def stack_up(
     """`pulumi up` of the recorded stack's Kubernetes half on `cp` (whose nodes the caller made), with the
     chart's operator and the Dask pods run as local processes as soon as the release has made the operator."""
     from gpudask.local.cluster.runtime import dask_namespace, dask_runtime
+    from gpudask.record.view import recorded_settings
 
     say = log or (lambda _line: None)
     engine = Engine(stack or rec.stack, cp.kubeconfig, work, checkout=checkout)
@@ -404,7 +405,37 @@ def stack_up(
             )
         say("operator Deployment available: starting the operator and the kubelet stand-in")
         with dask_runtime(cp, dask_namespace(rec), work / "dask", gpu=gpu, pull_s=pull_s) as runtime:
-            runtime.tls_dir = engine.tls_dir
+            # The client certificate, only where the stack's Dask speaks TLS (a dev client must not demand it).
+            runtime.tls_dir = engine.tls_dir if recorded_settings(rec).dask.tls else None
             result = engine.finish(process, "up", timeout)
             say(f"pulumi up: {'ok' if result.ok else 'FAILED'} in {result.seconds:.1f} s: {result.summary}")
             yield StackUp(engine, result, runtime)
+
+
+@contextlib.contextmanager
+def stack_cluster(
+    rec: Any,
+    work: Path,
+    *,
+    log: Callable[[str], None] | None = None,
+    **options: Any,
+) -> Iterator[StackUp]:
+    """The one way a stack comes up locally: a control plane of its own with nodes shaped like the stack's
+    pools, the Kubernetes half up by the real engine (`stack_up`'s options: variants, config, pull_s, ...),
+    the chart's operator and the Dask pods as processes. Everything stops when the block ends; a failed `up`
+    is in `.result` (the caller decides), an operator that never came up raises EngineError."""
+    from gpudask.local.cluster.controlplane import ControlPlane
+    from gpudask.local.cluster.nodes import stack_nodes
+    from gpudask.local.cluster.runtime import dask_namespace
+
+    began = time.monotonic()
+    with (
+        ControlPlane(log=log) as cp,
+        stack_nodes(cp, rec, process_backed_namespaces=(dask_namespace(rec),)) as nodes,
+        stack_up(cp, rec, work, log=log, **options) as state,
+    ):
+        state.cp = cp
+        state.runtime.nodes = nodes
+        if log:
+            log(f"{state.engine.stack}: control plane, nodes and up in {time.monotonic() - began:.1f} s")
+        yield state

@@ -82,8 +82,16 @@ def _register_variant(spec: str) -> None:
 
     edit = _load(spec)
 
+    def tree_copy(value: Any) -> Any:
+        """Dicts and lists copied, everything else shared: an input may be an Output, which cannot be deep-copied."""
+        if isinstance(value, dict):
+            return {k: tree_copy(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [tree_copy(v) for v in value]
+        return value
+
     def transform(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
-        props = copy.deepcopy(dict(args.props))
+        props = tree_copy(dict(args.props))
         opts = copy.copy(args.opts)
         if edit(args.type_, args.name, props, opts):
             return pulumi.ResourceTransformResult(props, opts)
