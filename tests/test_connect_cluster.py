@@ -164,9 +164,9 @@ def test_the_real_kubectl_port_forward_and_a_tls_client_reach_prods_scheduler(
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Recording, DaskRuntime]]:
     rec = run_program("dev")
-    with stack_cluster(rec, tmp_path_factory.mktemp("dev")) as (runtime, report):
-        refused = [(what, message) for what, message in report.failures if not what.startswith("PodMonitoring/")]
-        assert not refused, refused
+    with stack_cluster(rec, tmp_path_factory.mktemp("dev")) as state:
+        assert state.result.ok, state.result.failure()
+        runtime = state.runtime
         runtime.wait(
             "dev's scheduler pod Ready",
             lambda: any(b.component == "scheduler" and b.ready for b in runtime.kubelet.pods.values()),
