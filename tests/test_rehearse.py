@@ -205,10 +205,13 @@ def test_rehearsed_workers_carry_the_rendered_names_and_resources(mixed_cluster:
         assert set(workers) == {p.name for p in mixed_cluster.processes if p.component == "worker"}
         gpu_worker = workers["rapids-default-worker-0000000000"]
         assert gpu_worker["resources"] == {"GPU": 1.0} and gpu_worker["nthreads"] == 1
-        assert workers["rapids-cpu-worker-0000000000"]["resources"] == {}
+        assert workers["rapids-cpu-worker-0000000000"]["resources"] == {"CPU": 1.0}  # opt-in (issue 21)
         with annotate(resources={"GPU": 1}):
             ran_on = client.submit(lambda: get_worker().name, pure=False).result(timeout=30)
         assert ran_on == "rapids-default-worker-0000000000"
+        # With a CPU group the real `dask scheduler --preload` gives unannotated tasks GPU=1.
+        plain = [f.result(timeout=30) for f in client.map(lambda i: get_worker().name, range(8), pure=False)]
+        assert set(plain) == {"rapids-default-worker-0000000000"}, plain
 
 
 @pytest.mark.process
