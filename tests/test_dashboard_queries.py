@@ -14,27 +14,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import distributed
 import pytest
-import yaml
 from distributed import Client
 
 from components import dashboard_spec, monitoring_spec
 from components.settings import AlertSettings, StackSettings
-from gpudask.local import procs
+from gpudask.local.cluster.scrape import prometheus
 from gpudask.local.rehearse import Rehearsal, rehearsal
 from gpudask.record.recorder import Recording, load_config, run_program
 from gpudask.record.view import recorded_settings
-from gpudask.upstream import programs as upstream
 
 pytestmark = pytest.mark.process
 # Short windows so that the alerts' own expressions answer within the test; durations (`for`)
@@ -120,38 +116,6 @@ def scrape_config(running: Rehearsal, settings: StackSettings) -> tuple[dict[str
         ],
     }
     return config, jobs
-
-
-@contextlib.contextmanager
-def prometheus(config: dict[str, Any], timeout: float = 60) -> Iterator[str]:
-    binary = upstream.binary("prometheus")
-    port = procs.free_port()
-    with tempfile.TemporaryDirectory(prefix="gpudask-prometheus-") as folder:
-        path = Path(folder) / "prometheus.yml"
-        path.write_text(yaml.safe_dump(config))
-        log = Path(folder) / "prometheus.log"
-        proc = procs.spawn(
-            [
-                str(binary),
-                f"--config.file={path}",
-                f"--storage.tsdb.path={folder}/data",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            log,
-        )
-        base = f"http://127.0.0.1:{port}"
-
-        def ready() -> bool:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{base}/-/ready", timeout=2) as r:
-                return r.status == 200
-            return False
-
-        try:
-            _wait("Prometheus to be ready", ready, timeout)
-            yield base
-        finally:
-            procs.stop_all([proc], 5)
 
 
 def _dev(overrides: dict[str, Any] | None = None) -> Recording:
