@@ -24,7 +24,7 @@ import yaml
 
 from gpudask.local import engine
 from gpudask.local.cluster.controlplane import ControlPlane
-from gpudask.local.cluster.observe import leftovers, settle
+from gpudask.local.cluster.observe import DRIVER_DAEMONSET, leftovers, settle
 from gpudask.local.cluster.runtime import settle_dask
 from gpudask.record.recorder import Recording, run_program, stacks
 from gpudask.record.view import kubernetes_manifests, recorded_settings
@@ -90,7 +90,9 @@ def test_up_completes_then_changes_nothing_then_destroy_empties_the_namespaces(
     system_pool = recorded_settings(rec).system_pool  # existingCluster.systemPool: the cluster's own name
     operator = [p for p in placement.pods if p.namespace == engine.OPERATOR_NAMESPACE]
     assert len(operator) == 1 and operator[0].pool == system_pool and operator[0].ready
-    if any(m["kind"] == "DaemonSet" for _, m in kubernetes_manifests(rec)):  # driver: daemonset
+    if any(
+        m["kind"] == "DaemonSet" and m["metadata"]["name"] == DRIVER_DAEMONSET for _, m in kubernetes_manifests(rec)
+    ):
         drivers = [p for p in placement.pods if p.name.startswith("nvidia-driver-installer-")]
         # Every GPU node, the scheduler's small GPU included, gets the driver.
         assert drivers and {p.pool for p in drivers} == {"a100", "scheduler"}
