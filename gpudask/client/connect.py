@@ -294,31 +294,26 @@ async def _scheduler_service(name: str, namespace: str) -> Any:
     return await asyncio.to_thread(Service.get, f"{name}-scheduler", namespace=namespace)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 def forward_scheduler(name: str, namespace: str, timeout: float) -> tuple[Any, int]:
     """Port-forward the scheduler Service's 8786 to a free loopback port (kr8s, through the API
     server, as `kubectl port-forward` does); the forward and its port once it accepts connections."""
     service = _with_deadline(
         _scheduler_service(name, namespace), timeout, f"reading Service {namespace}/{name}-scheduler"
     )
-    port = free_port()
-    forward = service.portforward(SCHEDULER_PORT, local_port=port)
+    # "auto": kr8s picks the local port and binds it at once (no window between pick and bind).
+    forward = service.portforward(SCHEDULER_PORT, local_port="auto")
     forward.start()
     deadline = time.monotonic() + timeout
-    while not reachable(f"tcp://{LOOPBACK}:{port}", timeout=0.5):
+    while not (forward.local_port and reachable(f"tcp://{LOOPBACK}:{forward.local_port}", timeout=0.5)):
         if time.monotonic() > deadline:
             forward.stop()
+            listening = f"on {LOOPBACK}:{forward.local_port}" if forward.local_port else "on a loopback port"
             raise ConnectError(
                 f"gave up after {timeout:g} s waiting for the port-forward of {namespace}/{name}-scheduler "
-                f"to listen on {LOOPBACK}:{port}"
+                f"to listen {listening}"
             )
         time.sleep(0.1)
-    return forward, port
+    return forward, int(forward.local_port)
 
 
 def _checked(client: Client, check_versions: bool) -> Client:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -83,10 +85,56 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     stop_all([proc], grace)
 
 
-def free_port() -> int:
+# Ports handed out are drawn from below the kernel's ephemeral range. A port that bind(0)
+# reported free is free only until someone binds it, and the kernel hands the same range out
+# again to every bind(0) and outgoing connection: a Dask worker's own comm listener once took
+# the port the kubelet stand-in had mapped for its dashboard, seconds before the dashboard
+# bound it (GOTCHAS.md "A free port from bind(0) is free only for a moment").
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+EPHEMERAL_DEFAULT = (32768, 60999)  # Linux's default net.ipv4.ip_local_port_range
+PORT_FLOOR = 10000  # below this live the well-known defaults other programs may bind
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
+def ephemeral_range(source: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
+    """The kernel's range for bind(0) and outgoing connections (Linux's default where unreadable)."""
+    try:
+        low, high = (int(part) for part in source.read_text().split())
+    except (OSError, ValueError):
+        return EPHEMERAL_DEFAULT
+    return low, high
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(ephemeral: tuple[int, int] | None = None) -> int:
+    """A loopback port nothing listens on now, outside the ephemeral range, and not handed out
+    before by this process, so that no bind(0) or outgoing connection can take it before the
+    program it is meant for binds it."""
+    low, high = ephemeral or ephemeral_range()
+    candidates = [*range(PORT_FLOOR, min(low, 65536)), *range(max(high + 1, PORT_FLOOR), 65536)]
+    for _ in range(200):
+        port = random.choice(candidates) if candidates else 0
+        with _handed_out_lock:
+            if port in _handed_out:
+                continue
+            if port == 0:  # the whole range is ephemeral here: fall back on the kernel's pick
+                with socket.socket() as sock:
+                    sock.bind((LOOPBACK, 0))
+                    port = int(sock.getsockname()[1])
+            elif not _bindable(port):
+                continue
+            _handed_out.add(port)
+            return port
+    raise OSError(f"no free loopback port in {PORT_FLOOR}-65535 outside the ephemeral range {low}-{high}")
 
 
 def port_open(port: int, host: str = LOOPBACK) -> bool:

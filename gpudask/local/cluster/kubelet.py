@@ -61,6 +61,22 @@ def _pod_ip() -> str:
     return f"10.244.{(n // 250) % 250}.{n % 250 + 2}"
 
 
+def http_probe_passes(port: int, path: str, timeout: float) -> bool:
+    """An httpGet probe against a loopback port: passes on a 2xx or 3xx reply. The kubelet's
+    prober (pkg/probe/http, kubernetes v1.34.4) counts any error of the request as a failure,
+    a reply that is not HTTP included (a Dask comm listener on the port, say)."""
+    try:
+        conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            status = conn.getresponse().status
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException):
+        return False
+    return 200 <= status < 400
+
+
 @dataclass
 class Backed:
     """One pod and the process behind its (first) container."""
@@ -499,17 +515,9 @@ class Kubelet:
         local = backed.ports.get(container_port or -1)
         if local is None:
             return False
-        timeout = float(probe.get("timeoutSeconds", 1))
         if "tcpSocket" in probe:
             return procs.port_open(local)
-        try:
-            conn = http.client.HTTPConnection(LOOPBACK, local, timeout=timeout)
-            conn.request("GET", check.get("path", "/"))
-            status = conn.getresponse().status
-            conn.close()
-        except OSError:
-            return False
-        return 200 <= status < 400
+        return http_probe_passes(local, check.get("path", "/"), float(probe.get("timeoutSeconds", 1)))
 
     def _kill(self, backed: Backed, grace: float) -> None:
         if backed.process is not None:
