@@ -100,7 +100,7 @@ def test_dev_on_the_local_control_plane_answers_every_dask_query_through_its_pod
                 60,
             )
             address = runtime.scheduler_address(dask.name)
-            security = runtime.client_security() if address.startswith("tls://") else None
+            security = runtime.client_security(address)
             with Client(address, timeout=30, security=security) as client:
                 assert client.gather(client.map(lambda i: i * 2, range(20), pure=False)) == [i * 2 for i in range(20)]
             answered: dict[str, Any] = {}

@@ -4,6 +4,7 @@ from the chart as real helm renders it."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -90,3 +91,24 @@ def test_the_chart_lacks_only_port_forward_for_an_operator_outside_the_cluster(
     [extra, binding] = outside_cluster_rbac(chart_operator(chart_deployment, "dask-operator"))
     assert extra["rules"] == [{"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["get", "create"]}]
     assert binding["subjects"][0]["namespace"] == "dask-operator"
+
+
+def test_the_client_security_follows_the_scheduler_address_scheme(tmp_path: Path) -> None:
+    """A Security that requires encryption refuses a plain tcp:// scheduler: the runtime offers the
+    stand-in client certificate only for a tls:// address."""
+    from typing import Any, cast
+
+    from gpudask.local.cluster.runtime import DaskRuntime
+
+    for name in ("ca.pem", "client.pem", "client-key.pem"):
+        (tmp_path / name).write_text("")
+    none = cast(Any, None)
+    runtime = DaskRuntime(none, none, "dask", none, none, none, tls_dir=tmp_path)
+    assert runtime.client_security("tcp://127.0.0.1:8786") is None
+    security = runtime.client_security("tls://127.0.0.1:8786")
+    assert (
+        security is not None
+        and security.require_encryption
+        and security.tls_client_cert == str(tmp_path / "client.pem")
+    )
+    assert DaskRuntime(none, none, "dask", none, none, none).client_security("tls://127.0.0.1:8786") is None

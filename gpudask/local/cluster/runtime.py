@@ -141,10 +141,12 @@ class DaskRuntime:
                 return f"{protocol}://127.0.0.1:{backed.ports[comm]}"
         raise ScenarioError(f"no running scheduler pod for DaskCluster {cluster}")
 
-    def client_security(self) -> Any:
-        """`distributed.Security` with the stand-in client certificate when the stack uses TLS."""
+    def client_security(self, address: str = "tls://") -> Any:
+        """`distributed.Security` with the stand-in client certificate when the stack uses TLS
+        and `address` (a scheduler address) is a `tls://` one; None otherwise (a Security that
+        requires encryption refuses a plain `tcp://` scheduler)."""
         folder = self.tls_dir
-        if folder is None or not (folder / "client.pem").exists():
+        if folder is None or not (folder / "client.pem").exists() or not address.startswith("tls://"):
             return None
         from distributed.security import Security
 
