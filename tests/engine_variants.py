@@ -13,6 +13,7 @@ from typing import Any
 DASK_CLUSTER = "kubernetes:kubernetes.dask.org/v1:DaskCluster"
 DASK_WORKER_GROUP = "kubernetes:kubernetes.dask.org/v1:DaskWorkerGroup"
 DAEMON_SET = "kubernetes:apps/v1:DaemonSet"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 def drop_scheduler_tolerations(type_: str, _name: str, props: dict[str, Any], _opts: Any) -> bool:
@@ -60,30 +61,52 @@ def _without_preload(props: dict[str, Any]) -> None:
         del args[at : at + 2]
 
 
-def before_issue_10(type_: str, _name: str, props: dict[str, Any], _opts: Any) -> bool:
-    """The DaskCluster as the stack rendered it before issue 10: the scheduler without the preload that
-    refuses the operator's count-only retirement (dask/dask-kubernetes#914)."""
-    if type_ != DASK_CLUSTER:
+def without_operator_plugin(type_: str, _name: str, props: dict[str, Any], _opts: Any) -> bool:
+    """The operator's Helm release without the stack's scale-down plugin (issue 21): the stock
+    operator chooses which workers a scale-down removes."""
+    if type_ != HELM_RELEASE:
         return False
-    _without_preload(props)
-    return True
+    from components import operator_plugin_spec
+
+    plugin = operator_plugin_spec.chart_values()
+    values = props.get("values") or {}
+    before = {key: list(values.get(key) or []) for key in plugin}
+    for key, entries in plugin.items():
+        values[key] = [entry for entry in values.get(key) or [] if entry not in entries]
+    return any(values[key] != before[key] for key in plugin)
+
+
+def before_issue_10(type_: str, name: str, props: dict[str, Any], opts: Any) -> bool:
+    """The stack as it was before issue 10: the scheduler without the preload that refuses the
+    operator's count-only retirement (dask/dask-kubernetes#914), and (as before issue 21) the
+    operator without the plugin, which would choose the scaled group's own workers."""
+    if type_ == DASK_CLUSTER:
+        _without_preload(props)
+        return True
+    return without_operator_plugin(type_, name, props, opts)
 
 
 def before_issue_10_one_worker(type_: str, name: str, props: dict[str, Any], opts: Any) -> bool:
     """`before_issue_10`, and the default group starting at one worker, above the autoscaler's minimum (#817)."""
     if not before_issue_10(type_, name, props, opts):
         return False
-    props["spec"]["worker"]["replicas"] = 1
+    if type_ == DASK_CLUSTER:
+        props["spec"]["worker"]["replicas"] = 1
     return True
 
 
-def without_prestop(type_: str, _name: str, props: dict[str, Any], _opts: Any) -> bool:
-    """Every worker container without its preStop hook: the kubelet goes straight to SIGTERM."""
+def _without_prestop(type_: str, props: dict[str, Any]) -> bool:
     if type_ not in (DASK_CLUSTER, DASK_WORKER_GROUP):
         return False
     for container in props["spec"]["worker"]["spec"]["containers"]:
         container.pop("lifecycle", None)
     return True
+
+
+def without_plugin_or_prestop(type_: str, name: str, props: dict[str, Any], opts: Any) -> bool:
+    """No plugin, and every worker container without its preStop hook: a scale-down deletes
+    Deployments the stock operator names and the kubelet goes straight to SIGTERM."""
+    return _without_prestop(type_, props) or without_operator_plugin(type_, name, props, opts)
 
 
 def misspelt_worker_affinity(type_: str, _name: str, props: dict[str, Any], _opts: Any) -> bool:

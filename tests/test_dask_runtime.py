@@ -251,14 +251,21 @@ def _plan_objects(rec: Recording, kinds: tuple[str, ...]) -> list[dict[str, Any]
     return [whole_numbers(copy.deepcopy(m)) for _, m in kubernetes_manifests(rec) if m["kind"] in kinds]
 
 
-def before_issue_10(body: dict[str, Any]) -> dict[str, Any]:
-    """The DaskCluster manifest as the stack rendered it before issue 10 (engine_variants.before_issue_10)."""
-    broken = copy.deepcopy(body)
-    engine_variants.before_issue_10(engine_variants.DASK_CLUSTER, "", broken, None)
-    return broken
+def as_variant_renders(body: dict[str, Any], variant: str | None) -> dict[str, Any]:
+    """The DaskCluster manifest as the engine variant `tests.engine_variants:<variant>` renders it."""
+    rendered = copy.deepcopy(body)
+    if variant:
+        getattr(engine_variants, variant)(engine_variants.DASK_CLUSTER, "", rendered, None)
+    return rendered
 
 
-SCALING_LINES = ("Retired workers", "Workers to close", "falling back to LIFO", "Scaled worker group")
+PLUGIN_LINE = "gpu-dask plugin:"  # components/operator_plugin.py logs each choice it makes
+SCALING_LINES = ("Retired workers", "Workers to close", "falling back to LIFO", "Scaled worker group", PLUGIN_LINE)
+
+
+def plugin_choices(rt: DaskRuntime) -> list[str]:
+    """The scale-down choices the stack's operator plugin made (none: the stock operator chose)."""
+    return [line for line in rt.operator.log_text().splitlines() if f"{PLUGIN_LINE} " in line and "scales down" in line]
 
 
 def scaling_log(rt: DaskRuntime) -> list[str]:
@@ -322,10 +329,11 @@ def test_c_gpu_group_scales_up_for_work_and_drains_to_its_minimum(tmp_path: Path
         print(f"{variant}: at rest, {group} drained={at_rest} after {rest_s:.0f} s; worker Deployments {rest_left}")
         print("\n".join(scaling_log(rt)[-6:]))
         if variant != "plan":  # the broken variant: the never-connected worker keeps its Deployment
+            assert not plugin_choices(rt), f"the variant's operator ran the stack's plugin: {plugin_choices(rt)}"
             assert not at_rest, "the variant without issue 10's fixes drained too: the scenario cannot see #817"
             return
         assert at_rest, f"never-connected worker kept its Deployment (dask/dask-kubernetes#817): {rest_left}"
-        with Client(rt.scheduler_address(name), security=rt.client_security(), timeout=30) as client:
+        with Client(address := rt.scheduler_address(name), security=rt.client_security(address), timeout=30) as client:
             work_began = time.monotonic()
             futures = client.map(time.sleep, [1.0] * 10, pure=False)
             client.gather(futures, errors="raise")
@@ -340,6 +348,7 @@ def test_c_gpu_group_scales_up_for_work_and_drains_to_its_minimum(tmp_path: Path
         )
         print("\n".join(scaling_log(rt)[-4:]))
         assert ok, f"{group} did not drain to {minimum}: worker Deployments left {left}"
+        assert plugin_choices(rt), "the GPU group drained without the stack's operator plugin choosing its workers"
 
 
 # --- (d) scaling one group never retires another's workers ------------------------------------------
@@ -363,16 +372,29 @@ def _prestop_lines(rt: DaskRuntime) -> list[str]:
     return [line for line in rt.kubelet.log if " deleted: " in line or ": preStop hook " in line]
 
 
-@pytest.mark.parametrize("variant", ["plan", "before-issue-10", "without-prestop"])
+# The stack (plan) and what it was without each of its parts that protect a scale-down of one group:
+# the scheduler's preload (issue 10), the operator plugin (issue 21), the workers' preStop hook (issue 24).
+D_VARIANTS = {
+    "plan": None,
+    "before-issue-10": "before_issue_10",
+    "without-plugin": "without_operator_plugin",
+    "without-plugin-or-prestop": "without_plugin_or_prestop",
+}
+
+
+@pytest.mark.parametrize("variant", list(D_VARIANTS))
 def test_d_scaling_the_gpu_group_leaves_the_cpu_group_alone(tmp_path: Path, variant: str) -> None:
     """GPU workers hold results (as after a persisted dask-cudf frame); CPU workers are idle and
-    empty: exactly the workers a count-only retirement picks first (#914). The results the
-    retired GPU workers held survive only because the kubelet (stand-in) ran the rendered
-    preStop hook within the rendered grace: scattered data cannot be recomputed, so a worker
-    stopped without retiring loses it (issue 24)."""
+    empty: exactly the workers a count-only retirement picks first (#914). With the stack's
+    operator plugin, the operator retires the GPU group's own workers through the scheduler,
+    their data moved first. Without it (the plugin's fallback when the scheduler's API does not
+    answer), the preload refuses the count-only retirement, the operator deletes Deployments of
+    the group by name, and the results survive only because the kubelet (stand-in) runs the
+    rendered preStop hook within the rendered grace: scattered data cannot be recomputed, so a
+    worker stopped without retiring loses it (issue 24)."""
     from distributed import Client, wait
 
-    engine_variant = {"plan": None, "before-issue-10": "before_issue_10", "without-prestop": "without_prestop"}[variant]
+    engine_variant = D_VARIANTS[variant]
     PULL_S["worker"] = 0.0
     try:
         with fresh_stack("prod", tmp_path, engine_variant, overrides=_without_tls("prod")) as (rec, rt):
@@ -384,7 +406,9 @@ def test_d_scaling_the_gpu_group_leaves_the_cpu_group_alone(tmp_path: Path, vari
             expected = gpu_replicas + int(cpu_group["spec"]["worker"]["replicas"])
             began = time.monotonic()
             rt.wait("a Ready scheduler pod", lambda: scheduler_ready(rt), 120)
-            with Client(rt.scheduler_address(name), security=rt.client_security(), timeout=60) as client:
+            with Client(
+                address := rt.scheduler_address(name), security=rt.client_security(address), timeout=60
+            ) as client:
                 client.wait_for_workers(expected, timeout=180)
                 up_s = time.monotonic() - began
                 held = client.map(lambda i: bytes(2_000_000) + bytes([i]), range(gpu_replicas), resources={"GPU": 1})
@@ -402,7 +426,7 @@ def test_d_scaling_the_gpu_group_leaves_the_cpu_group_alone(tmp_path: Path, vari
                 wait(scattered)
                 cpu_before, cpu_workers_before = rt.worker_deployments(cpu), _group_workers(client, cpu)
                 scale_began = time.monotonic()
-                patched = before_issue_10(body) if variant != "plan" else copy.deepcopy(body)
+                patched = as_variant_renders(body, engine_variant)
                 patched["spec"]["worker"]["replicas"] = gpu_replicas - 2
                 rt.kube.apply(patched, "pulumi")
                 rt.wait(
@@ -436,6 +460,7 @@ def test_d_scaling_the_gpu_group_leaves_the_cpu_group_alone(tmp_path: Path, vari
                 f"CPU workers {cpu_workers_before} -> {cpu_workers_after}"
             )
             print("\n".join(scaling_log(rt)[-4:]))
+            chosen_by_plugin = plugin_choices(rt)
             print(
                 f"{variant}: results only a GPU worker held, still held after the scale-down: {len(survived)}/{gpu_replicas}"
             )
@@ -443,16 +468,21 @@ def test_d_scaling_the_gpu_group_leaves_the_cpu_group_alone(tmp_path: Path, vari
     finally:
         PULL_S["worker"] = WORKER_PULL_S
     untouched = cpu_after == cpu_before and cpu_workers_after == cpu_workers_before
-    if variant == "without-prestop":
+    if variant == "plan":  # the plugin arrives by the ConfigMap the stack mounts, as on GKE (issue 21)
+        assert chosen_by_plugin, "the operator scaled the GPU group down without the stack's plugin choosing"
+    else:
+        assert not chosen_by_plugin, f"the variant's operator ran the stack's plugin: {chosen_by_plugin}"
+    if variant == "without-plugin-or-prestop":
         assert len(survived) < gpu_replicas, (
-            "the variant without the preStop hook kept every result: the scenario cannot see a worker stopped unretired"
+            "the variant without the plugin and the preStop hook kept every result: the scenario cannot see a "
+            "worker stopped unretired"
         )
         return
-    if variant == "plan":
+    if variant in ("plan", "without-plugin"):
         assert untouched, "scaling the GPU group retired CPU workers (dask/dask-kubernetes#914)"
         assert len(survived) == gpu_replicas, (
-            f"only {len(survived)}/{gpu_replicas} results survived the scale-down: the retired GPU workers were not "
-            "retired through their preStop hook within their grace"
+            f"only {len(survived)}/{gpu_replicas} results survived the scale-down: the retired GPU workers were "
+            "neither retired through the scheduler nor through their preStop hook within their grace"
         )
     else:
         assert not untouched, "the variant without issue 10's preload kept the CPU group: the scenario cannot see #914"

@@ -17,7 +17,7 @@ from gpudask.local.cluster.controlplane import ControlPlane
 from gpudask.local.cluster.kube import ApiError, Kube
 from gpudask.local.cluster.kubelet import Kubelet
 from gpudask.local.cluster.nodes import Nodes
-from gpudask.local.cluster.operator import CHART_NAME, Operator, OperatorPod, chart_operator
+from gpudask.local.cluster.operator import CHART_NAME, Operator, OperatorPod, chart_operator, config_maps_for
 from gpudask.record.recorder import Recording
 
 DASK_API = "kubernetes.dask.org/v1"
@@ -171,15 +171,17 @@ def dask_runtime(
     operator_timeout: float = 90.0,
     pull_s: Callable[[Mapping[str, Any]], float] | None = None,
 ) -> Iterator[DaskRuntime]:
-    """The kubelet stand-in for `namespace` and the chart's operator, both running; stopped
-    (processes killed and reaped) when the block ends."""
+    """The kubelet stand-in for `namespace` and the chart's operator (with the ConfigMaps its
+    Deployment mounts), both running; stopped (processes killed and reaped) when the block ends."""
     kube = Kube(cp.kubeconfig)
     pod = chart_operator(find_chart_operator(kube))
     for obj in outside_cluster_rbac(pod):
         kube.apply(obj, "gpudask-runtime")
     token_kubeconfig = cp.kubeconfig_for(pod.service_account, pod.namespace)
     kubelet = Kubelet(cp.kubeconfig, namespace, workdir / "pods", gpu=gpu, pull_s=pull_s)
-    operator = Operator(pod, token_kubeconfig, workdir / "operator")
+    # The ConfigMaps its pod mounts (the stack's scale-down plugin), read as the kubelet would:
+    # the operator runs with the plugin exactly where the chart's Deployment says it does on GKE.
+    operator = Operator(pod, token_kubeconfig, workdir / "operator", config_maps=config_maps_for(kube, pod))
     with kubelet, operator:
         operator.start(timeout=operator_timeout)
         yield DaskRuntime(cp, kube, namespace, kubelet, operator, pod)
