@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -394,6 +395,35 @@ def _manifest_name(index: int, manifest: dict[str, Any]) -> str:
     )
 
 
+FIRST_KEYS = ("apiVersion", "kind", "metadata")  # a manifest's usual head; every other key sorted
+
+
+def canonical(value: Any, top: bool = True) -> Any:
+    """`value` with every mapping's keys in a fixed order (a manifest's head first), so the same
+    object always prints the same, whatever order the program's outputs resolved in."""
+    if isinstance(value, dict):
+        keys = sorted(
+            value, key=lambda k: (FIRST_KEYS.index(k) if top and k in FIRST_KEYS else len(FIRST_KEYS), str(k))
+        )
+        return {k: canonical(value[k], top=False) for k in keys}
+    if isinstance(value, list):
+        return [canonical(v, top=False) for v in value]
+    return value
+
+
+def manifest_files(manifests: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """File name -> YAML for each manifest: ordered by kind, namespace and name, keys in
+    `canonical` order. The recording's order follows when outputs resolved, which varies from
+    run to run; a reviewer diffing two plans must see only what changed."""
+
+    def identity(m: dict[str, Any]) -> tuple[str, str, str]:
+        meta = m.get("metadata") or {}
+        return (str(m.get("kind", "")), str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+    ordered = sorted(manifests, key=identity)
+    return {_manifest_name(i, m): yaml.safe_dump(canonical(m), sort_keys=False) for i, m in enumerate(ordered)}
+
+
 def write(plan: Plan, rec: Recording, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     manifests_dir = out / "manifests"
@@ -403,9 +433,9 @@ def write(plan: Plan, rec: Recording, out: Path) -> list[Path]:
     written = [out / "plan.json", out / "summary.md"]
     (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
     manifests = recording_checks.kubernetes_manifests(rec)
-    for i, (_, manifest) in enumerate(manifests):
-        path = manifests_dir / _manifest_name(i, manifest)
-        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    for name, text in manifest_files(m for _, m in manifests).items():
+        path = manifests_dir / name
+        path.write_text(text)
         written.append(path)
     # What runs: the Deployments and Service the operator builds from each DaskCluster
     # (scanners see no pods inside a custom resource).
@@ -417,7 +447,7 @@ def write(plan: Plan, rec: Recording, out: Path) -> list[Path]:
     for cluster, groups in dask_operator.dask_clusters(bodies):
         for i, obj in enumerate(dask_operator.created_objects(cluster, groups)):
             path = operator_dir / _manifest_name(i, obj)
-            path.write_text(yaml.safe_dump(obj, sort_keys=False))
+            path.write_text(yaml.safe_dump(canonical(obj), sort_keys=False))
             written.append(path)
     (out / "tfplan.json").write_text(json.dumps(tfplan.terraform_plan(rec), indent=2, sort_keys=True) + "\n")
     (out / "summary.md").write_text(summary_markdown(plan))

@@ -388,9 +388,16 @@ def _record(project_name: str, stack: str, values: dict[str, str], build: Callab
         sdk.run_to_completion(program)
     except Exception as exc:
         partial = Recording(
-            stack=stack, resources=dict(monitor.recorded), outputs={}, secret_outputs=set(), config=values
+            stack=stack, resources=in_urn_order(monitor.recorded), outputs={}, secret_outputs=set(), config=values
         )
         raise ProgramFailed(exc, partial) from exc
     return Recording(
-        stack=stack, resources=dict(monitor.recorded), outputs=outputs, secret_outputs=secrets, config=values
+        stack=stack, resources=in_urn_order(monitor.recorded), outputs=outputs, secret_outputs=secrets, config=values
     )
+
+
+def in_urn_order(recorded: dict[str, Recorded]) -> dict[str, Recorded]:
+    """The resources by URN. The order they registered in follows when their inputs resolved,
+    which varies from run to run; everything printed from a recording (the PR comment's pool
+    table, tfplan.json, the manifests) must not."""
+    return dict(sorted(recorded.items()))
