@@ -89,7 +89,7 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
 # reported free is free only until someone binds it, and the kernel hands the same range out
 # again to every bind(0) and outgoing connection: a Dask worker's own comm listener once took
 # the port the kubelet stand-in had mapped for its dashboard, seconds before the dashboard
-# bound it (GOTCHAS.md "A free port from bind(0) is free only for a moment").
+# bound it (GOTCHAS.md, "Upstream programs and the local control plane", 2026-12-03).
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 EPHEMERAL_DEFAULT = (32768, 60999)  # Linux's default net.ipv4.ip_local_port_range
 PORT_FLOOR = 10000  # below this live the well-known defaults other programs may bind
